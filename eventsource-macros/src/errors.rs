@@ -1,0 +1,44 @@
+//! An error accumulator: every problem of an input is reported in one compile.
+
+use std::fmt::Display;
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+
+/// Collects spanned errors; [`Errors::finish`] combines them into one `syn::Error`.
+#[derive(Default)]
+pub(crate) struct Errors {
+    errors: Vec<syn::Error>,
+}
+
+impl Errors {
+    /// An error spanning `tokens`.
+    pub(crate) fn spanned(&mut self, tokens: impl ToTokens, message: impl Display) {
+        self.errors.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    /// An error from syn.
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        self.errors.push(error);
+    }
+
+    /// `Ok` when nothing was reported, else every error combined.
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        let mut errors = self.errors.into_iter();
+        match errors.next() {
+            None => Ok(()),
+            Some(mut first) => {
+                first.extend(errors);
+                Err(first)
+            }
+        }
+    }
+}
+
+/// `compile_error!`s for `error`, followed by `fallback` (so one mistake does not cascade
+/// into "trait not implemented" errors elsewhere).
+pub(crate) fn with_fallback(error: syn::Error, fallback: TokenStream) -> TokenStream {
+    let mut tokens = error.into_compile_error();
+    tokens.extend(fallback);
+    tokens
+}

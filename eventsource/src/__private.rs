@@ -1,0 +1,7 @@
+//! Not public API. Used by generated code.
+
+#[doc(hidden)]
+pub use inventory;
+
+#[doc(hidden)]
+pub use crate::registry::EventRegistration;

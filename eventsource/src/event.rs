@@ -1,0 +1,195 @@
+//! Domain events: the [`DomainEvent`] trait, its type-erased form, and raw events.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// A fact that happened in the domain, stored as JSON under a stable type name.
+///
+/// Implement it with `#[derive(DomainEvent)]`, which also registers the type so that
+/// events read back from a store decode to it without manual registration:
+///
+/// ```
+/// use eventsource::DomainEvent;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// #[event(name = "OrderCreated", aggregate = "Order", version = 1)]
+/// struct OrderCreated {
+///     customer_id: String,
+///     total_amount: f64,
+/// }
+///
+/// assert_eq!(OrderCreated::EVENT_TYPE, "OrderCreated");
+/// assert_eq!(OrderCreated::AGGREGATE_TYPE, Some("Order"));
+/// assert_eq!(OrderCreated::VERSION, 1);
+/// ```
+///
+/// The payload is the serde JSON form of the type, so serde attributes (`rename`,
+/// `default`, `skip_serializing_if`, ...) keep working. Fields of the stored JSON that
+/// the type does not have are ignored when decoding (unless the type opts into
+/// `#[serde(deny_unknown_fields)]`).
+pub trait DomainEvent: Serialize + DeserializeOwned + Debug + Send + Sync + 'static {
+    /// The stable name stored in the `event_type` column.
+    const EVENT_TYPE: &'static str;
+    /// The aggregate type this event belongs to, when declared.
+    const AGGREGATE_TYPE: Option<&'static str>;
+    /// The schema version of the payload, starting at 1.
+    const VERSION: u32;
+}
+
+/// A type-erased domain event, as held by [`crate::StoredEvent`] and [`crate::NewEvent`].
+///
+/// Implemented for every [`DomainEvent`]; use [`AnyEvent::as_any`] or
+/// [`crate::StoredEvent::downcast_ref`] to get the concrete type back.
+pub trait AnyEvent: Any + Debug + Send + Sync {
+    /// The event type name.
+    fn event_type(&self) -> &'static str;
+    /// The schema version.
+    fn event_version(&self) -> u32;
+    /// The payload as JSON text.
+    ///
+    /// # Errors
+    /// [`Error::Serialization`] when the type's `Serialize` impl fails.
+    fn to_json(&self) -> Result<String>;
+    /// The payload as a JSON value.
+    ///
+    /// # Errors
+    /// [`Error::Serialization`] when the type's `Serialize` impl fails.
+    fn to_json_value(&self) -> Result<serde_json::Value>;
+    /// `self` as `&dyn Any`, for downcasting.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: DomainEvent> AnyEvent for T {
+    fn event_type(&self) -> &'static str {
+        T::EVENT_TYPE
+    }
+
+    fn event_version(&self) -> u32 {
+        T::VERSION
+    }
+
+    fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(|source| Error::Serialization {
+            event_type: T::EVENT_TYPE.to_owned(),
+            source,
+        })
+    }
+
+    fn to_json_value(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self).map_err(|source| Error::Serialization {
+            event_type: T::EVENT_TYPE.to_owned(),
+            source,
+        })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// An event whose type has no registration, kept as its stored JSON.
+///
+/// Nothing is dropped: a raw event reads back, can be re-appended elsewhere (migration),
+/// and decodes as soon as its type is registered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEvent {
+    /// The stored event type name.
+    pub event_type: String,
+    /// The stored schema version.
+    pub event_version: u32,
+    /// The stored payload.
+    pub payload: serde_json::Value,
+}
+
+/// The payload of a stored or new event: a decoded Rust value, or raw JSON for an
+/// unregistered type.
+#[derive(Debug, Clone)]
+pub enum EventPayload {
+    /// Decoded through the registry.
+    Typed(Arc<dyn AnyEvent>),
+    /// No registration for this type and version; the JSON is kept as is.
+    Raw(Arc<RawEvent>),
+}
+
+impl EventPayload {
+    /// The event type name.
+    pub fn event_type(&self) -> &str {
+        match self {
+            EventPayload::Typed(event) => event.event_type(),
+            EventPayload::Raw(raw) => &raw.event_type,
+        }
+    }
+
+    /// The schema version.
+    pub fn event_version(&self) -> u32 {
+        match self {
+            EventPayload::Typed(event) => event.event_version(),
+            EventPayload::Raw(raw) => raw.event_version,
+        }
+    }
+
+    /// `true` when the payload was decoded to a registered Rust type.
+    pub fn is_typed(&self) -> bool {
+        matches!(self, EventPayload::Typed(_))
+    }
+
+    /// The concrete event, if the payload is a `T`.
+    pub fn downcast_ref<T: DomainEvent>(&self) -> Option<&T> {
+        match self {
+            EventPayload::Typed(event) => event.as_any().downcast_ref::<T>(),
+            EventPayload::Raw(_) => None,
+        }
+    }
+
+    /// The concrete event as a `T`, or why it is not one.
+    ///
+    /// # Errors
+    /// [`Error::UnknownEventType`] when the payload is raw (its type is not registered),
+    /// [`Error::EventTypeMismatch`] when it is another type.
+    pub fn get<T: DomainEvent>(&self) -> Result<&T> {
+        match self {
+            EventPayload::Typed(event) => {
+                event
+                    .as_any()
+                    .downcast_ref::<T>()
+                    .ok_or_else(|| Error::EventTypeMismatch {
+                        expected: T::EVENT_TYPE,
+                        actual: event.event_type().to_owned(),
+                    })
+            }
+            EventPayload::Raw(raw) => Err(Error::UnknownEventType {
+                event_type: raw.event_type.clone(),
+                version: raw.event_version,
+            }),
+        }
+    }
+
+    /// The payload as JSON text.
+    ///
+    /// # Errors
+    /// [`Error::Serialization`] when a typed payload fails to serialize.
+    pub fn to_json(&self) -> Result<String> {
+        match self {
+            EventPayload::Typed(event) => event.to_json(),
+            EventPayload::Raw(raw) => Ok(raw.payload.to_string()),
+        }
+    }
+
+    /// The payload as a JSON value.
+    ///
+    /// # Errors
+    /// [`Error::Serialization`] when a typed payload fails to serialize.
+    pub fn to_json_value(&self) -> Result<serde_json::Value> {
+        match self {
+            EventPayload::Typed(event) => event.to_json_value(),
+            EventPayload::Raw(raw) => Ok(raw.payload.clone()),
+        }
+    }
+}

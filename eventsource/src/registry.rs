@@ -1,0 +1,332 @@
+//! The event type registry: event type name + schema version -> decoder.
+//!
+//! `#[derive(DomainEvent)]` submits one [`EventRegistration`] per type through
+//! [`inventory`]; [`EventRegistry::global`] collects them on first use, so events read
+//! back from a store decode to their Rust types with no manual registration.
+//!
+//! `inventory` relies on the linker keeping every registration: a crate that nothing
+//! references can be dropped, and some targets (e.g. wasm) have no life-before-main.
+//! [`EventRegistry::register`] is the explicit fallback, and
+//! [`EventRegistry::verify_store`] lists at start-up the event types found in a store
+//! that have no registration.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+
+use crate::error::{Error, Result};
+use crate::event::{AnyEvent, DomainEvent, EventPayload, RawEvent};
+use crate::store::{EventStore, EventTypeCount};
+
+type DecodeStr = fn(&str) -> serde_json::Result<Arc<dyn AnyEvent>>;
+type DecodeValue = fn(serde_json::Value) -> serde_json::Result<Arc<dyn AnyEvent>>;
+
+/// One event type's entry in the registry: its name, version, Rust type and decoder.
+///
+/// Built by `#[derive(DomainEvent)]` (or [`EventRegistry::register`]); users rarely need
+/// to name it.
+#[derive(Clone, Copy)]
+pub struct EventRegistration {
+    name: &'static str,
+    version: u32,
+    aggregate_type: Option<&'static str>,
+    type_name: &'static str,
+    type_id: fn() -> TypeId,
+    decode_str: DecodeStr,
+    decode_value: DecodeValue,
+}
+
+impl EventRegistration {
+    /// The registration of `T`, with `type_name` as its Rust path for error messages.
+    pub const fn of<T: DomainEvent>(type_name: &'static str) -> Self {
+        EventRegistration {
+            name: T::EVENT_TYPE,
+            version: T::VERSION,
+            aggregate_type: T::AGGREGATE_TYPE,
+            type_name,
+            type_id: TypeId::of::<T>,
+            decode_str: decode_str::<T>,
+            decode_value: decode_value::<T>,
+        }
+    }
+
+    /// The event type name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The schema version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The declared aggregate type.
+    pub fn aggregate_type(&self) -> Option<&'static str> {
+        self.aggregate_type
+    }
+
+    /// The Rust type's path.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+}
+
+impl fmt::Debug for EventRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventRegistration")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("aggregate_type", &self.aggregate_type)
+            .field("type_name", &self.type_name)
+            .finish()
+    }
+}
+
+inventory::collect!(EventRegistration);
+
+fn decode_str<T: DomainEvent>(payload: &str) -> serde_json::Result<Arc<dyn AnyEvent>> {
+    Ok(Arc::new(serde_json::from_str::<T>(payload)?))
+}
+
+fn decode_value<T: DomainEvent>(payload: serde_json::Value) -> serde_json::Result<Arc<dyn AnyEvent>> {
+    Ok(Arc::new(serde_json::from_value::<T>(payload)?))
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    registration: EventRegistration,
+    /// A second Rust type that claims the same name and version.
+    conflict: Option<&'static str>,
+}
+
+impl Slot {
+    fn check(&self) -> Result<&EventRegistration> {
+        match self.conflict {
+            None => Ok(&self.registration),
+            Some(second) => Err(Error::DuplicateEventType {
+                name: self.registration.name.to_owned(),
+                version: self.registration.version,
+                first: self.registration.type_name,
+                second,
+            }),
+        }
+    }
+}
+
+/// Maps stored event type names and versions to Rust types.
+///
+/// Stores use [`EventRegistry::global`] unless given another one (tests build their own
+/// with [`EventRegistry::new`] and [`EventRegistry::register`]).
+pub struct EventRegistry {
+    types: RwLock<HashMap<String, Vec<Slot>>>,
+}
+
+impl fmt::Debug for EventRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventRegistry")
+            .field("types", &self.registered_types())
+            .finish()
+    }
+}
+
+impl Default for EventRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        EventRegistry {
+            types: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// A registry holding every registration `#[derive(DomainEvent)]` submitted.
+    pub fn from_inventory() -> Self {
+        let registry = Self::new();
+        for registration in inventory::iter::<EventRegistration> {
+            registry.insert(*registration);
+        }
+        registry
+    }
+
+    /// The process-wide registry, built from the derive registrations on first use.
+    pub fn global() -> Arc<EventRegistry> {
+        static GLOBAL: OnceLock<Arc<EventRegistry>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| Arc::new(Self::from_inventory()))
+            .clone()
+    }
+
+    /// Registers `T` explicitly: the fallback where `inventory` registrations are lost
+    /// (a crate dropped by the linker, targets without life-before-main). Registering the
+    /// same type again is a no-op.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateEventType`] when another Rust type already claims `T`'s name and
+    /// version.
+    pub fn register<T: DomainEvent>(&self) -> Result<()> {
+        let registration = EventRegistration::of::<T>(std::any::type_name::<T>());
+        match self.insert(registration).conflict {
+            None => Ok(()),
+            Some(_) => self.lookup(T::EVENT_TYPE, T::VERSION).map(|_| ()),
+        }
+    }
+
+    /// Inserts a registration; returns the resulting slot.
+    fn insert(&self, registration: EventRegistration) -> Slot {
+        let mut types = self.types.write().unwrap_or_else(PoisonError::into_inner);
+        let versions = types.entry(registration.name.to_owned()).or_default();
+        if let Some(slot) = versions
+            .iter_mut()
+            .find(|slot| slot.registration.version == registration.version)
+        {
+            if (slot.registration.type_id)() != (registration.type_id)() && slot.conflict.is_none() {
+                // Keep the two names in a stable order, whatever order inventory yields.
+                let (first, second) = if slot.registration.type_name <= registration.type_name {
+                    (slot.registration, registration.type_name)
+                } else {
+                    (registration, slot.registration.type_name)
+                };
+                slot.registration = first;
+                slot.conflict = Some(second);
+            }
+            return *slot;
+        }
+        let slot = Slot {
+            registration,
+            conflict: None,
+        };
+        versions.push(slot);
+        slot
+    }
+
+    fn lookup(&self, name: &str, version: u32) -> Result<Option<EventRegistration>> {
+        let types = self.types.read().unwrap_or_else(PoisonError::into_inner);
+        match types
+            .get(name)
+            .and_then(|versions| versions.iter().find(|slot| slot.registration.version == version))
+        {
+            None => Ok(None),
+            Some(slot) => slot.check().map(|registration| Some(*registration)),
+        }
+    }
+
+    /// `true` when `name` at `version` decodes to a Rust type.
+    pub fn is_registered(&self, name: &str, version: u32) -> bool {
+        matches!(self.lookup(name, version), Ok(Some(_)))
+    }
+
+    /// Every registration, sorted by name and version.
+    pub fn registered_types(&self) -> Vec<EventRegistration> {
+        let types = self.types.read().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<EventRegistration> = types
+            .values()
+            .flat_map(|versions| versions.iter().map(|slot| slot.registration))
+            .collect();
+        all.sort_by(|a, b| (a.name, a.version).cmp(&(b.name, b.version)));
+        all
+    }
+
+    /// Checks that no two Rust types claim one name and version.
+    ///
+    /// # Errors
+    /// The first [`Error::DuplicateEventType`], in name order.
+    pub fn validate(&self) -> Result<()> {
+        let types = self.types.read().unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<&String> = types.keys().collect();
+        names.sort();
+        for name in names {
+            for slot in &types[name] {
+                slot.check()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes a payload read from a store as JSON text.
+    ///
+    /// Unregistered types become [`EventPayload::Raw`]; a payload that is not JSON, or
+    /// does not fit the registered type, is [`Error::CorruptEvent`] naming the position.
+    pub(crate) fn decode_str(
+        &self,
+        global_position: u64,
+        event_type: &str,
+        version: u32,
+        payload: &str,
+    ) -> Result<EventPayload> {
+        let corrupt = |reason: String| Error::CorruptEvent {
+            global_position,
+            event_type: event_type.to_owned(),
+            reason,
+        };
+        match self.lookup(event_type, version)? {
+            Some(registration) => (registration.decode_str)(payload)
+                .map(EventPayload::Typed)
+                .map_err(|e| corrupt(format!("payload does not decode to `{}`: {e}", registration.type_name))),
+            None => {
+                let payload = serde_json::from_str(payload)
+                    .map_err(|e| corrupt(format!("payload is not valid JSON: {e}")))?;
+                Ok(EventPayload::Raw(Arc::new(RawEvent {
+                    event_type: event_type.to_owned(),
+                    event_version: version,
+                    payload,
+                })))
+            }
+        }
+    }
+
+    /// Resolves a raw payload to its registered type, when there is one.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateEventType`] for an ambiguous type, [`Error::CorruptEvent`]
+    /// (position 0: not stored yet) when the JSON does not fit the registered type.
+    pub(crate) fn resolve(&self, payload: EventPayload) -> Result<EventPayload> {
+        let EventPayload::Raw(raw) = payload else {
+            return Ok(payload);
+        };
+        match self.lookup(&raw.event_type, raw.event_version)? {
+            None => Ok(EventPayload::Raw(raw)),
+            Some(registration) => (registration.decode_value)(raw.payload.clone())
+                .map(EventPayload::Typed)
+                .map_err(|e| Error::CorruptEvent {
+                    global_position: 0,
+                    event_type: raw.event_type.clone(),
+                    reason: format!("payload does not decode to `{}`: {e}", registration.type_name),
+                }),
+        }
+    }
+
+    /// The event types stored in `store` that this registry cannot decode.
+    ///
+    /// # Errors
+    /// Errors of the store.
+    pub async fn find_unregistered(&self, store: &dyn EventStore) -> Result<Vec<EventTypeCount>> {
+        let mut missing = store.event_type_counts().await?;
+        missing.retain(|t| !self.is_registered(&t.event_type, t.event_version));
+        Ok(missing)
+    }
+
+    /// Start-up self-check: fails if two Rust types claim one event type, or if `store`
+    /// holds event types with no registration.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateEventType`], [`Error::UnregisteredEventTypes`], or an error of
+    /// the store.
+    pub async fn verify_store(&self, store: &dyn EventStore) -> Result<()> {
+        self.validate()?;
+        let missing = self.find_unregistered(store).await?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::UnregisteredEventTypes {
+            missing: missing
+                .iter()
+                .map(|t| format!("{}@{} ({} events)", t.event_type, t.event_version, t.count))
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,317 @@
+//! [`InMemoryEventStore`]: the store for tests, examples and prototypes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use uuid::Uuid;
+
+use super::page::{paginate, PageRow};
+use super::{
+    plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion, GetEventsOptions,
+    ReadDirection, ReadOptions, StoredEventStream, StreamId,
+};
+use crate::envelope::{now, NewEvent};
+use crate::error::Result;
+use crate::registry::EventRegistry;
+use crate::stored::{EventStream, StoredEvent};
+
+#[derive(Default)]
+struct State {
+    /// Every event; the event at index `i` has global position `i + 1`.
+    events: Vec<StoredEvent>,
+    /// Per aggregate id and type, the indexes of its events in version order.
+    streams: HashMap<Uuid, HashMap<String, Vec<usize>>>,
+    /// Event id -> index.
+    ids: HashMap<Uuid, usize>,
+    /// Aggregate ids in order of their first event.
+    aggregate_order: Vec<Uuid>,
+}
+
+impl State {
+    fn stream(&self, aggregate_id: Uuid, aggregate_type: &str) -> &[usize] {
+        self.streams
+            .get(&aggregate_id)
+            .and_then(|types| types.get(aggregate_type))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// An event store in process memory. Nothing survives the process; use it for tests,
+/// examples and prototypes.
+///
+/// Besides [`EventStore`] it has test helpers: [`get_all_events`](Self::get_all_events),
+/// [`get_event_count`](Self::get_event_count),
+/// [`get_aggregate_ids`](Self::get_aggregate_ids) and [`clear`](Self::clear).
+#[derive(Clone)]
+pub struct InMemoryEventStore {
+    state: Arc<RwLock<State>>,
+    registry: Arc<EventRegistry>,
+}
+
+impl fmt::Debug for InMemoryEventStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryEventStore")
+            .field("events", &self.read().events.len())
+            .finish()
+    }
+}
+
+impl Default for InMemoryEventStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InMemoryEventStore {
+    /// An empty store using the global registry for raw events.
+    pub fn new() -> Self {
+        Self::with_registry(EventRegistry::global())
+    }
+
+    /// An empty store that resolves raw events ([`NewEvent::raw`]) through `registry`.
+    pub fn with_registry(registry: Arc<EventRegistry>) -> Self {
+        InMemoryEventStore {
+            state: Arc::new(RwLock::new(State::default())),
+            registry,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every event, in global order.
+    pub fn get_all_events(&self) -> Vec<StoredEvent> {
+        self.read().events.clone()
+    }
+
+    /// The number of events.
+    pub fn get_event_count(&self) -> u64 {
+        self.read().events.len() as u64
+    }
+
+    /// The ids of all aggregates with events, in order of their first event.
+    pub fn get_aggregate_ids(&self) -> Vec<Uuid> {
+        self.read().aggregate_order.clone()
+    }
+
+    /// Removes every event.
+    pub fn clear(&self) {
+        *self.write() = State::default();
+    }
+
+    fn fetch_all_page(state: &State, options: &ReadOptions, cursor: u64, limit: usize) -> Vec<PageRow> {
+        let accept = |i: &usize| options.accepts(&state.events[*i]);
+        let row = |i: usize| (i as u64 + 1, Ok(state.events[i].clone()));
+        let len = state.events.len();
+        match options.direction {
+            ReadDirection::Forward => {
+                let start = usize::try_from(cursor).unwrap_or(usize::MAX).min(len);
+                (start..len).filter(accept).take(limit).map(row).collect()
+            }
+            ReadDirection::Backward => {
+                let end = usize::try_from(cursor.saturating_sub(1)).unwrap_or(usize::MAX).min(len);
+                (0..end).rev().filter(accept).take(limit).map(row).collect()
+            }
+        }
+    }
+
+    fn fetch_stream_page(
+        state: &State,
+        stream: &StreamId,
+        options: &ReadOptions,
+        cursor: u64,
+        limit: usize,
+    ) -> Vec<PageRow> {
+        let indexes = state.stream(stream.aggregate_id, &stream.aggregate_type);
+        let accept = |v: &usize| options.accepts(&state.events[indexes[*v]]);
+        let row = |v: usize| (v as u64 + 1, Ok(state.events[indexes[v]].clone()));
+        let len = indexes.len();
+        match options.direction {
+            ReadDirection::Forward => {
+                let start = usize::try_from(cursor).unwrap_or(usize::MAX).min(len);
+                (start..len).filter(accept).take(limit).map(row).collect()
+            }
+            ReadDirection::Backward => {
+                let end = usize::try_from(cursor.saturating_sub(1)).unwrap_or(usize::MAX).min(len);
+                (0..end).rev().filter(accept).take(limit).map(row).collect()
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryEventStore {
+    #[tracing::instrument(skip_all, fields(store = "memory", %aggregate_id, aggregate_type, count = events.len()))]
+    async fn append_events(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        events: Vec<NewEvent>,
+        expected_version: ExpectedVersion,
+    ) -> Result<AppendResult> {
+        let payloads = events
+            .iter()
+            .map(|e| self.registry.resolve(e.payload.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut state = self.write();
+        let current = state.stream(aggregate_id, aggregate_type).len() as u64;
+        let plan = plan_append(aggregate_id, aggregate_type, &events, expected_version, current, |id| {
+            state.ids.contains_key(&id)
+        })?;
+        let fresh = match plan {
+            AppendPlan::Nothing => {
+                let global_position = events
+                    .last()
+                    .and_then(|e| state.ids.get(&e.event_id))
+                    .map_or(state.events.len() as u64, |i| *i as u64 + 1);
+                return Ok(AppendResult {
+                    success: true,
+                    new_version: current,
+                    global_position,
+                    conflict: false,
+                });
+            }
+            AppendPlan::Write { fresh } => fresh,
+        };
+        let stored_at = now();
+        let mut version = current;
+        for i in fresh {
+            version += 1;
+            let index = state.events.len();
+            let event = &events[i];
+            state.events.push(StoredEvent {
+                envelope: event.envelope(aggregate_id, aggregate_type, version),
+                global_position: index as u64 + 1,
+                stream_position: version,
+                stored_at,
+                payload: payloads[i].clone(),
+            });
+            state.ids.insert(event.event_id, index);
+            let stream = state.streams.entry(aggregate_id).or_default();
+            let is_new_aggregate = stream.is_empty();
+            stream.entry(aggregate_type.to_owned()).or_default().push(index);
+            if is_new_aggregate {
+                state.aggregate_order.push(aggregate_id);
+            }
+        }
+        Ok(AppendResult {
+            success: true,
+            new_version: version,
+            global_position: state.events.len() as u64,
+            conflict: false,
+        })
+    }
+
+    async fn get_events(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        options: GetEventsOptions,
+    ) -> Result<EventStream> {
+        let state = self.read();
+        let events: Vec<StoredEvent> = state
+            .stream(aggregate_id, aggregate_type)
+            .iter()
+            .map(|i| &state.events[*i])
+            .filter(|e| {
+                options.from_version.is_none_or(|v| e.stream_position >= v)
+                    && options.from_timestamp.is_none_or(|t| e.envelope.timestamp >= t)
+                    && options.to_timestamp.is_none_or(|t| e.envelope.timestamp <= t)
+            })
+            .cloned()
+            .collect();
+        Ok(EventStream {
+            aggregate_id,
+            aggregate_type: aggregate_type.to_owned(),
+            version: events.last().map_or(0, |e| e.stream_position),
+            events,
+        })
+    }
+
+    fn read_stream<'a>(&'a self, stream_id: &StreamId, options: ReadOptions) -> StoredEventStream<'a> {
+        let stream_id = stream_id.clone();
+        let state = Arc::clone(&self.state);
+        let page_options = options.clone();
+        paginate(
+            &options,
+            Box::new(move |cursor, limit| {
+                let state = state.read().unwrap_or_else(PoisonError::into_inner);
+                let rows = Self::fetch_stream_page(&state, &stream_id, &page_options, cursor, limit);
+                futures::future::ready(Ok(rows)).boxed()
+            }),
+        )
+    }
+
+    fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_> {
+        let state = Arc::clone(&self.state);
+        let page_options = options.clone();
+        paginate(
+            &options,
+            Box::new(move |cursor, limit| {
+                let state = state.read().unwrap_or_else(PoisonError::into_inner);
+                let rows = Self::fetch_all_page(&state, &page_options, cursor, limit);
+                futures::future::ready(Ok(rows)).boxed()
+            }),
+        )
+    }
+
+    async fn get_events_by_type(
+        &self,
+        aggregate_type: &str,
+        tenant_id: Option<Uuid>,
+        from_timestamp: Option<DateTime<Utc>>,
+    ) -> Result<Vec<StoredEvent>> {
+        let state = self.read();
+        Ok(state
+            .events
+            .iter()
+            .filter(|e| {
+                e.envelope.aggregate_type == aggregate_type
+                    && tenant_id.is_none_or(|t| e.envelope.tenant_id == Some(t))
+                    && from_timestamp.is_none_or(|t| e.envelope.timestamp >= t)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn event_exists(&self, event_id: Uuid) -> Result<bool> {
+        Ok(self.read().ids.contains_key(&event_id))
+    }
+
+    async fn get_stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
+        Ok(self.read().stream(aggregate_id, aggregate_type).len() as u64)
+    }
+
+    async fn get_global_position(&self) -> Result<u64> {
+        Ok(self.read().events.len() as u64)
+    }
+
+    async fn event_type_counts(&self) -> Result<Vec<EventTypeCount>> {
+        let state = self.read();
+        let mut counts: HashMap<(&str, u32), u64> = HashMap::new();
+        for e in &state.events {
+            *counts
+                .entry((&e.envelope.event_type, e.envelope.event_version))
+                .or_default() += 1;
+        }
+        let mut counts: Vec<EventTypeCount> = counts
+            .into_iter()
+            .map(|((event_type, event_version), count)| EventTypeCount {
+                event_type: event_type.to_owned(),
+                event_version,
+                count,
+            })
+            .collect();
+        counts.sort_by(|a, b| (&a.event_type, a.event_version).cmp(&(&b.event_type, b.event_version)));
+        Ok(counts)
+    }
+}

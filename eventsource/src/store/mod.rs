@@ -1,0 +1,404 @@
+//! The [`EventStore`] trait and the types of its operations.
+//!
+//! Backends: [`InMemoryEventStore`] (always available) and `SqliteEventStore`
+//! (feature `sqlite`, the default). All of them pass one conformance suite.
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use uuid::Uuid;
+
+use crate::envelope::NewEvent;
+use crate::error::{Error, Result};
+use crate::stored::{EventStream, StoredEvent};
+
+mod memory;
+mod page;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use memory::InMemoryEventStore;
+
+/// An async stream of stored events, as returned by [`EventStore::read_all`] and
+/// [`EventStore::read_stream`]. Rows are fetched in pages, never all at once.
+///
+/// An item is an error when a row cannot be read back (e.g. [`Error::CorruptEvent`]); the
+/// stream goes on with the next row after it. A database failure ends the stream.
+pub type StoredEventStream<'a> = BoxStream<'a, Result<StoredEvent>>;
+
+/// The version a stream must be at for an append to succeed (optimistic concurrency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// No check: append at whatever version the stream is. Disables conflict detection.
+    Any,
+    /// The stream must not exist yet (version 0): creating a new aggregate.
+    NoStream,
+    /// The stream must exist (version > 0).
+    StreamExists,
+    /// The stream must be at exactly this version; `Exact(0)` is the same as `NoStream`.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// `true` when a stream at `actual` satisfies this expectation.
+    pub fn matches(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::StreamExists => actual > 0,
+            ExpectedVersion::Exact(n) => actual == n,
+        }
+    }
+}
+
+impl From<u64> for ExpectedVersion {
+    /// `0` is [`ExpectedVersion::NoStream`], anything else [`ExpectedVersion::Exact`].
+    fn from(version: u64) -> Self {
+        if version == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(version)
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any"),
+            ExpectedVersion::NoStream => f.write_str("0 (no stream)"),
+            ExpectedVersion::StreamExists => f.write_str("an existing stream"),
+            ExpectedVersion::Exact(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// The outcome of [`EventStore::append_events`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// `true` when the events are stored (including a retried batch that was already).
+    pub success: bool,
+    /// The stream's version after the append.
+    pub new_version: u64,
+    /// The global position of the last event of the batch (of the store, for an empty
+    /// batch).
+    pub global_position: u64,
+    /// Kept for parity with eventsource-py's `AppendResult`: `append_events` reports a
+    /// conflict as [`Error::OptimisticLock`], so a returned result always has `false`.
+    pub conflict: bool,
+}
+
+/// Direction of a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadDirection {
+    /// Oldest first.
+    #[default]
+    Forward,
+    /// Newest first.
+    Backward,
+}
+
+/// Options of [`EventStore::read_all`] and [`EventStore::read_stream`].
+///
+/// ```
+/// use eventsource::{ReadDirection, ReadOptions};
+/// let options = ReadOptions::new().backward().limit(10);
+/// assert_eq!(options.direction, ReadDirection::Backward);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadOptions {
+    /// Forward (default) or backward.
+    pub direction: ReadDirection,
+    /// Exclusive start position: global position for `read_all`, stream position for
+    /// `read_stream`. Forward reads return positions greater than it; backward reads
+    /// positions smaller than it, with `0` meaning "from the end".
+    pub from_position: u64,
+    /// Maximum number of events.
+    pub limit: Option<u64>,
+    /// Only events whose timestamp is at or after this time.
+    pub from_timestamp: Option<DateTime<Utc>>,
+    /// Only events whose timestamp is at or before this time.
+    pub to_timestamp: Option<DateTime<Utc>>,
+    /// Only events of this tenant.
+    pub tenant_id: Option<Uuid>,
+    /// Only events of these types (an empty list matches nothing).
+    pub event_types: Option<Vec<String>>,
+}
+
+impl ReadOptions {
+    /// Forward from the start, no filters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads newest first.
+    pub fn backward(mut self) -> Self {
+        self.direction = ReadDirection::Backward;
+        self
+    }
+
+    /// Sets the direction.
+    pub fn direction(mut self, direction: ReadDirection) -> Self {
+        self.direction = direction;
+        self
+    }
+
+    /// Sets the exclusive start position.
+    pub fn from_position(mut self, position: u64) -> Self {
+        self.from_position = position;
+        self
+    }
+
+    /// Sets the maximum number of events.
+    pub fn limit(mut self, limit: u64) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Only events at or after this time.
+    pub fn from_timestamp(mut self, timestamp: DateTime<Utc>) -> Self {
+        self.from_timestamp = Some(timestamp);
+        self
+    }
+
+    /// Only events at or before this time.
+    pub fn to_timestamp(mut self, timestamp: DateTime<Utc>) -> Self {
+        self.to_timestamp = Some(timestamp);
+        self
+    }
+
+    /// Only events of this tenant.
+    pub fn tenant_id(mut self, tenant_id: Uuid) -> Self {
+        self.tenant_id = Some(tenant_id);
+        self
+    }
+
+    /// Only events of these types.
+    pub fn event_types<I, S>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.event_types = Some(types.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// `true` when an event passes the tenant, time and type filters.
+    pub(crate) fn accepts(&self, event: &StoredEvent) -> bool {
+        let envelope = &event.envelope;
+        self.tenant_id.is_none_or(|t| envelope.tenant_id == Some(t))
+            && self.from_timestamp.is_none_or(|t| envelope.timestamp >= t)
+            && self.to_timestamp.is_none_or(|t| envelope.timestamp <= t)
+            && self
+                .event_types
+                .as_ref()
+                .is_none_or(|types| types.iter().any(|t| *t == envelope.event_type))
+    }
+}
+
+/// Filters of [`EventStore::get_events`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GetEventsOptions {
+    /// Only events with an aggregate version at or above this one.
+    pub from_version: Option<u64>,
+    /// Only events whose timestamp is at or after this time.
+    pub from_timestamp: Option<DateTime<Utc>>,
+    /// Only events whose timestamp is at or before this time.
+    pub to_timestamp: Option<DateTime<Utc>>,
+}
+
+impl GetEventsOptions {
+    /// Only events with an aggregate version at or above `version`.
+    pub fn from_version(version: u64) -> Self {
+        GetEventsOptions {
+            from_version: Some(version),
+            ..Self::default()
+        }
+    }
+
+    /// Only events in the time range (both ends inclusive, either optional).
+    pub fn between(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Self {
+        GetEventsOptions {
+            from_version: None,
+            from_timestamp: from,
+            to_timestamp: to,
+        }
+    }
+}
+
+/// The stream of one aggregate: `"<aggregate id>:<aggregate type>"` as text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    /// The aggregate id.
+    pub aggregate_id: Uuid,
+    /// The aggregate type.
+    pub aggregate_type: String,
+}
+
+impl StreamId {
+    /// The stream of an aggregate.
+    pub fn new(aggregate_id: Uuid, aggregate_type: impl Into<String>) -> Self {
+        StreamId {
+            aggregate_id,
+            aggregate_type: aggregate_type.into(),
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.aggregate_id, self.aggregate_type)
+    }
+}
+
+impl FromStr for StreamId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let invalid = || Error::InvalidStreamId {
+            stream_id: s.to_owned(),
+        };
+        let (id, aggregate_type) = s.split_once(':').ok_or_else(invalid)?;
+        if aggregate_type.is_empty() {
+            return Err(invalid());
+        }
+        let aggregate_id = Uuid::parse_str(id).map_err(|_| invalid())?;
+        Ok(StreamId::new(aggregate_id, aggregate_type))
+    }
+}
+
+/// How many events of one type and version a store holds (see
+/// [`EventStore::event_type_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTypeCount {
+    /// The event type name.
+    pub event_type: String,
+    /// The schema version.
+    pub event_version: u32,
+    /// The number of stored events.
+    pub count: u64,
+}
+
+/// An append-only store of events, grouped in streams (one per aggregate) and ordered
+/// globally.
+///
+/// Object safe: `Arc<dyn EventStore>` works.
+#[async_trait]
+pub trait EventStore: Send + Sync + fmt::Debug {
+    /// Appends `events` to the stream of `aggregate_id`/`aggregate_type` atomically: all
+    /// of them or none. The store assigns aggregate versions after the stream's current
+    /// version.
+    ///
+    /// Events whose id is already stored are skipped; a batch that is stored entirely
+    /// (re-sent after a lost acknowledgement) returns success with the stream's current
+    /// version.
+    ///
+    /// # Errors
+    /// [`Error::OptimisticLock`] when the stream is not at `expected_version`;
+    /// [`Error::Serialization`] when an event does not serialize; database errors.
+    async fn append_events(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        events: Vec<NewEvent>,
+        expected_version: ExpectedVersion,
+    ) -> Result<AppendResult>;
+
+    /// The events of one aggregate, in version order, optionally filtered.
+    ///
+    /// # Errors
+    /// [`Error::CorruptEvent`] when a stored event cannot be read back; database errors.
+    async fn get_events(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        options: GetEventsOptions,
+    ) -> Result<EventStream>;
+
+    /// Streams the events of one aggregate.
+    fn read_stream<'a>(&'a self, stream_id: &StreamId, options: ReadOptions) -> StoredEventStream<'a>;
+
+    /// Streams all events in global order (or reverse), filtered by `options`.
+    fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_>;
+
+    /// All events of an aggregate type, optionally of one tenant and from a time on, in
+    /// global order. Loads the whole result: prefer [`EventStore::read_all`] for large
+    /// sets.
+    ///
+    /// # Errors
+    /// [`Error::CorruptEvent`] when a stored event cannot be read back; database errors.
+    async fn get_events_by_type(
+        &self,
+        aggregate_type: &str,
+        tenant_id: Option<Uuid>,
+        from_timestamp: Option<DateTime<Utc>>,
+    ) -> Result<Vec<StoredEvent>>;
+
+    /// `true` when an event with this id is stored.
+    ///
+    /// # Errors
+    /// Database errors.
+    async fn event_exists(&self, event_id: Uuid) -> Result<bool>;
+
+    /// The current version of a stream (0 when it does not exist).
+    ///
+    /// # Errors
+    /// Database errors.
+    async fn get_stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64>;
+
+    /// The highest global position in the store (0 when empty).
+    ///
+    /// # Errors
+    /// Database errors.
+    async fn get_global_position(&self) -> Result<u64>;
+
+    /// Every stored event type and schema version with its number of events, sorted by
+    /// name and version. Used by [`crate::EventRegistry::verify_store`].
+    ///
+    /// # Errors
+    /// Database errors.
+    async fn event_type_counts(&self) -> Result<Vec<EventTypeCount>>;
+}
+
+/// What an append must write after the idempotency and version checks.
+#[derive(Debug)]
+pub(crate) enum AppendPlan {
+    /// Every event is stored already (a retried batch), or the batch is empty.
+    Nothing,
+    /// Write these events (indexes into the batch) after the stream's current version.
+    Write { fresh: Vec<usize> },
+}
+
+/// The shared append rules: drop events already stored (or repeated in the batch), then
+/// check the expected version.
+pub(crate) fn plan_append(
+    aggregate_id: Uuid,
+    aggregate_type: &str,
+    events: &[NewEvent],
+    expected: ExpectedVersion,
+    current: u64,
+    is_stored: impl Fn(Uuid) -> bool,
+) -> Result<AppendPlan> {
+    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    let fresh: Vec<usize> = (0..events.len())
+        .filter(|&i| seen.insert(events[i].event_id) && !is_stored(events[i].event_id))
+        .collect();
+    if fresh.is_empty() && !events.is_empty() {
+        return Ok(AppendPlan::Nothing);
+    }
+    if !expected.matches(current) {
+        return Err(Error::OptimisticLock {
+            aggregate_id,
+            aggregate_type: aggregate_type.to_owned(),
+            expected,
+            actual: current,
+        });
+    }
+    if fresh.is_empty() {
+        return Ok(AppendPlan::Nothing);
+    }
+    Ok(AppendPlan::Write { fresh })
+}

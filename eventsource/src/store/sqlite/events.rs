@@ -1,0 +1,446 @@
+//! The [`EventStore`] implementation of [`SqliteEventStore`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool};
+use sqlx::query::Query;
+use sqlx::{Row, SqliteConnection};
+use uuid::Uuid;
+
+use super::row::{self, format_timestamp, COLUMNS};
+use super::{db_error, is_unique_violation, SqliteEventStore};
+use crate::envelope::{now, NewEvent};
+use crate::error::{Error, Result};
+use crate::registry::EventRegistry;
+use crate::store::page::{paginate, PageRow};
+use crate::store::{
+    plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion, GetEventsOptions,
+    ReadDirection, ReadOptions, StoredEventStream, StreamId,
+};
+use crate::stored::{EventStream, StoredEvent};
+
+const INSERT: &str = "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, tenant_id, \
+     actor_id, version, timestamp, payload, created_at, event_version, correlation_id, causation_id, metadata) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// A bound parameter of a dynamically built query.
+#[derive(Debug, Clone)]
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// A WHERE clause under construction, with its parameters.
+#[derive(Debug, Clone, Default)]
+struct Filter {
+    clauses: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Filter {
+    fn push(&mut self, clause: impl Into<String>, binds: impl IntoIterator<Item = Bind>) {
+        self.clauses.push(clause.into());
+        self.binds.extend(binds);
+    }
+
+    /// The tenant, time and event type filters of `options`.
+    fn read_options(mut self, options: &ReadOptions) -> Self {
+        if let Some(tenant) = options.tenant_id {
+            self.push("tenant_id = ?", [Bind::Text(tenant.to_string())]);
+        }
+        if let Some(from) = options.from_timestamp {
+            self.push("timestamp >= ?", [Bind::Text(format_timestamp(from))]);
+        }
+        if let Some(to) = options.to_timestamp {
+            self.push("timestamp <= ?", [Bind::Text(format_timestamp(to))]);
+        }
+        if let Some(types) = &options.event_types {
+            if types.is_empty() {
+                self.push("0", []);
+            } else {
+                let marks = vec!["?"; types.len()].join(", ");
+                self.push(
+                    format!("event_type IN ({marks})"),
+                    types.iter().map(|t| Bind::Text(t.clone())),
+                );
+            }
+        }
+        self
+    }
+
+    fn where_sql(&self) -> String {
+        if self.clauses.is_empty() {
+            "1".to_owned()
+        } else {
+            self.clauses.join(" AND ")
+        }
+    }
+}
+
+fn bind_all<'q>(mut query: Query<'q, Sqlite, SqliteArguments<'q>>, binds: &[Bind]) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    for bind in binds {
+        query = match bind {
+            Bind::Text(s) => query.bind(s.clone()),
+            Bind::Int(i) => query.bind(*i),
+        };
+    }
+    query
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// Runs a SELECT of [`COLUMNS`] and decodes every row; the first corrupt row fails it.
+async fn fetch_events(
+    pool: &SqlitePool,
+    registry: &EventRegistry,
+    operation: &'static str,
+    sql: &str,
+    binds: &[Bind],
+) -> Result<Vec<StoredEvent>> {
+    let rows = bind_all(sqlx::query(sql), binds)
+        .fetch_all(pool)
+        .await
+        .map_err(db_error(operation))?;
+    rows.iter()
+        .map(|r| row::decode(r, registry).and_then(|(_, event)| event))
+        .collect()
+}
+
+/// A paginated read over `position_column` (global_position or version), keeping the
+/// position of corrupt rows so the stream can report them and go on.
+fn paged_read<'a>(
+    pool: SqlitePool,
+    registry: Arc<EventRegistry>,
+    operation: &'static str,
+    position_column: &'static str,
+    filter: Filter,
+    options: &ReadOptions,
+) -> StoredEventStream<'a> {
+    let (cmp, order) = match options.direction {
+        ReadDirection::Forward => (">", "ASC"),
+        ReadDirection::Backward => ("<", "DESC"),
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events WHERE {position_column} {cmp} ? AND {} ORDER BY {position_column} {order} LIMIT ?",
+        filter.where_sql()
+    );
+    let sql: Arc<str> = sql.into();
+    let binds: Arc<[Bind]> = filter.binds.into();
+    paginate(
+        options,
+        Box::new(move |cursor, limit| {
+            let (pool, registry, sql, binds) = (pool.clone(), registry.clone(), sql.clone(), binds.clone());
+            async move {
+                if pool.is_closed() {
+                    return Err(Error::StoreClosed);
+                }
+                let query = bind_all(sqlx::query(&sql).bind(to_i64(cursor)), &binds).bind(limit as i64);
+                let rows = query.fetch_all(&pool).await.map_err(db_error(operation))?;
+                rows.iter()
+                    .map(|r| {
+                        let (position, event) = row::decode(r, &registry)?;
+                        // read_stream pages by version, read_all by global position.
+                        let cursor = match (&event, position_column) {
+                            (Ok(e), "version") => e.stream_position,
+                            (Err(_), "version") => to_u64(r.try_get::<i64, _>(7).unwrap_or(0)),
+                            _ => position,
+                        };
+                        Ok((cursor, event))
+                    })
+                    .collect::<Result<Vec<PageRow>>>()
+            }
+            .boxed()
+        }),
+    )
+}
+
+async fn stream_version(conn: &mut SqliteConnection, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
+    let version: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = ? AND aggregate_type = ?")
+            .bind(aggregate_id.to_string())
+            .bind(aggregate_type)
+            .fetch_one(conn)
+            .await
+            .map_err(db_error("get_stream_version"))?;
+    Ok(to_u64(version))
+}
+
+/// Global positions of the batch's events that are stored already.
+async fn stored_positions(conn: &mut SqliteConnection, events: &[NewEvent]) -> Result<HashMap<Uuid, u64>> {
+    let mut found = HashMap::new();
+    for chunk in events.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let sql = format!("SELECT event_id, global_position FROM events WHERE event_id IN ({marks})");
+        let mut query = sqlx::query(&sql);
+        for event in chunk {
+            query = query.bind(event.event_id.to_string());
+        }
+        for row in query.fetch_all(&mut *conn).await.map_err(db_error("append_events"))? {
+            let id: String = row.try_get(0).map_err(db_error("append_events"))?;
+            let position: i64 = row.try_get(1).map_err(db_error("append_events"))?;
+            if let Ok(id) = Uuid::parse_str(&id) {
+                found.insert(id, to_u64(position));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// One event serialized for the INSERT.
+struct EncodedEvent {
+    payload: String,
+    metadata: String,
+}
+
+fn encode(event: &NewEvent) -> Result<EncodedEvent> {
+    let metadata = serde_json::to_string(&event.metadata).map_err(|source| Error::Serialization {
+        event_type: event.event_type().to_owned(),
+        source,
+    })?;
+    Ok(EncodedEvent {
+        payload: event.payload.to_json()?,
+        metadata,
+    })
+}
+
+impl SqliteEventStore {
+    async fn conflict(&self, aggregate_id: Uuid, aggregate_type: &str, expected: ExpectedVersion) -> Error {
+        let actual = match self.pool.acquire().await {
+            Ok(mut conn) => stream_version(&mut conn, aggregate_id, aggregate_type).await.unwrap_or(0),
+            Err(_) => 0,
+        };
+        Error::OptimisticLock {
+            aggregate_id,
+            aggregate_type: aggregate_type.to_owned(),
+            expected,
+            actual,
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    #[tracing::instrument(skip_all, fields(store = "sqlite", %aggregate_id, aggregate_type, count = events.len()))]
+    async fn append_events(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        events: Vec<NewEvent>,
+        expected_version: ExpectedVersion,
+    ) -> Result<AppendResult> {
+        const OP: &str = "append_events";
+        self.ensure_open()?;
+        // Serialize before taking the write lock, so the lock is held for SQL only.
+        let encoded = events.iter().map(encode).collect::<Result<Vec<_>>>()?;
+        // BEGIN IMMEDIATE takes the database's write lock now: the version read below
+        // cannot go stale before the INSERTs, in this process or any other.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error(OP))?;
+        let stored = stored_positions(&mut tx, &events).await?;
+        let current = stream_version(&mut tx, aggregate_id, aggregate_type).await?;
+        let plan = plan_append(aggregate_id, aggregate_type, &events, expected_version, current, |id| {
+            stored.contains_key(&id)
+        })?;
+        let fresh = match plan {
+            AppendPlan::Nothing => {
+                let global_position = match events.last() {
+                    Some(last) => stored.get(&last.event_id).copied().unwrap_or(0),
+                    None => {
+                        let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) FROM events")
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_error(OP))?;
+                        to_u64(max)
+                    }
+                };
+                return Ok(AppendResult {
+                    success: true,
+                    new_version: current,
+                    global_position,
+                    conflict: false,
+                });
+            }
+            AppendPlan::Write { fresh } => fresh,
+        };
+
+        let aggregate_id_text = aggregate_id.to_string();
+        let created_at = format_timestamp(now());
+        let mut version = current;
+        let mut global_position = 0;
+        for i in fresh {
+            version += 1;
+            let event = &events[i];
+            let result = sqlx::query(INSERT)
+                .bind(event.event_id.to_string())
+                .bind(&aggregate_id_text)
+                .bind(aggregate_type)
+                .bind(event.event_type())
+                .bind(event.tenant_id.map(|t| t.to_string()))
+                .bind(event.actor_id.as_deref())
+                .bind(to_i64(version))
+                .bind(format_timestamp(event.timestamp))
+                .bind(&encoded[i].payload)
+                .bind(&created_at)
+                .bind(i64::from(event.event_version()))
+                .bind(event.correlation_id.map(|t| t.to_string()))
+                .bind(event.causation_id.map(|t| t.to_string()))
+                .bind(&encoded[i].metadata)
+                .execute(&mut *tx)
+                .await;
+            match result {
+                Ok(done) => global_position = to_u64(done.last_insert_rowid()),
+                Err(e) if is_unique_violation(&e) => {
+                    drop(tx);
+                    return Err(self.conflict(aggregate_id, aggregate_type, expected_version).await);
+                }
+                Err(e) => return Err(db_error(OP)(e)),
+            }
+        }
+        tx.commit().await.map_err(db_error(OP))?;
+        Ok(AppendResult {
+            success: true,
+            new_version: version,
+            global_position,
+            conflict: false,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(store = "sqlite", %aggregate_id, aggregate_type))]
+    async fn get_events(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        options: GetEventsOptions,
+    ) -> Result<EventStream> {
+        self.ensure_open()?;
+        let mut filter = Filter::default();
+        filter.push(
+            "aggregate_id = ? AND aggregate_type = ?",
+            [Bind::Text(aggregate_id.to_string()), Bind::Text(aggregate_type.to_owned())],
+        );
+        if let Some(v) = options.from_version {
+            filter.push("version >= ?", [Bind::Int(to_i64(v))]);
+        }
+        if let Some(from) = options.from_timestamp {
+            filter.push("timestamp >= ?", [Bind::Text(format_timestamp(from))]);
+        }
+        if let Some(to) = options.to_timestamp {
+            filter.push("timestamp <= ?", [Bind::Text(format_timestamp(to))]);
+        }
+        let sql = format!("SELECT {COLUMNS} FROM events WHERE {} ORDER BY version", filter.where_sql());
+        let events = fetch_events(&self.pool, &self.registry, "get_events", &sql, &filter.binds).await?;
+        Ok(EventStream {
+            aggregate_id,
+            aggregate_type: aggregate_type.to_owned(),
+            version: events.last().map_or(0, |e| e.stream_position),
+            events,
+        })
+    }
+
+    fn read_stream<'a>(&'a self, stream_id: &StreamId, options: ReadOptions) -> StoredEventStream<'a> {
+        let mut filter = Filter::default();
+        filter.push(
+            "aggregate_id = ? AND aggregate_type = ?",
+            [
+                Bind::Text(stream_id.aggregate_id.to_string()),
+                Bind::Text(stream_id.aggregate_type.clone()),
+            ],
+        );
+        let filter = filter.read_options(&options);
+        paged_read(self.pool.clone(), self.registry.clone(), "read_stream", "version", filter, &options)
+    }
+
+    fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_> {
+        let filter = Filter::default().read_options(&options);
+        paged_read(
+            self.pool.clone(),
+            self.registry.clone(),
+            "read_all",
+            "global_position",
+            filter,
+            &options,
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(store = "sqlite", aggregate_type))]
+    async fn get_events_by_type(
+        &self,
+        aggregate_type: &str,
+        tenant_id: Option<Uuid>,
+        from_timestamp: Option<DateTime<Utc>>,
+    ) -> Result<Vec<StoredEvent>> {
+        self.ensure_open()?;
+        let mut filter = Filter::default();
+        filter.push("aggregate_type = ?", [Bind::Text(aggregate_type.to_owned())]);
+        if let Some(tenant) = tenant_id {
+            filter.push("tenant_id = ?", [Bind::Text(tenant.to_string())]);
+        }
+        if let Some(from) = from_timestamp {
+            filter.push("timestamp >= ?", [Bind::Text(format_timestamp(from))]);
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE {} ORDER BY global_position",
+            filter.where_sql()
+        );
+        fetch_events(&self.pool, &self.registry, "get_events_by_type", &sql, &filter.binds).await
+    }
+
+    async fn event_exists(&self, event_id: Uuid) -> Result<bool> {
+        self.ensure_open()?;
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM events WHERE event_id = ?")
+            .bind(event_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("event_exists"))?;
+        Ok(found.is_some())
+    }
+
+    async fn get_stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
+        self.ensure_open()?;
+        let mut conn = self.pool.acquire().await.map_err(db_error("get_stream_version"))?;
+        stream_version(&mut conn, aggregate_id, aggregate_type).await
+    }
+
+    async fn get_global_position(&self) -> Result<u64> {
+        self.ensure_open()?;
+        let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error("get_global_position"))?;
+        Ok(to_u64(max))
+    }
+
+    async fn event_type_counts(&self) -> Result<Vec<EventTypeCount>> {
+        self.ensure_open()?;
+        // Rows written by eventsource-py keep the schema version in the payload.
+        let rows = sqlx::query(
+            "SELECT event_type, COALESCE(event_version, \
+                 CASE WHEN json_valid(payload) THEN json_extract(payload, '$.event_version') END, 1) AS v, \
+                 COUNT(*) FROM events GROUP BY event_type, v ORDER BY event_type, v",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("event_type_counts"))?;
+        rows.iter()
+            .map(|r| {
+                let event_type: String = r.try_get(0).map_err(db_error("event_type_counts"))?;
+                let version: i64 = r.try_get(1).map_err(db_error("event_type_counts"))?;
+                let count: i64 = r.try_get(2).map_err(db_error("event_type_counts"))?;
+                Ok(EventTypeCount {
+                    event_type,
+                    event_version: u32::try_from(version).unwrap_or(0),
+                    count: to_u64(count),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,277 @@
+//! [`SqliteEventStore`]: the embedded default backend, on a file or `:memory:`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::error::{Error, Result};
+use crate::registry::EventRegistry;
+
+mod events;
+mod row;
+mod schema;
+
+/// The name that opens an in-memory database.
+const MEMORY: &str = ":memory:";
+
+/// Options of a [`SqliteEventStore`]; [`SqliteStoreOptions::open`] connects.
+///
+/// ```no_run
+/// # async fn f() -> eventsource::Result<()> {
+/// use std::time::Duration;
+/// use eventsource::SqliteEventStore;
+///
+/// let store = SqliteEventStore::options("./events.db")
+///     .wal_mode(true)
+///     .busy_timeout(Duration::from_secs(10))
+///     .open()
+///     .await?;
+/// store.initialize().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteStoreOptions {
+    database: PathBuf,
+    wal_mode: bool,
+    busy_timeout: Duration,
+    registry: Option<Arc<EventRegistry>>,
+    max_connections: u32,
+    read_only: bool,
+}
+
+impl SqliteStoreOptions {
+    /// Options for the database at `database` (a file path, or `":memory:"`), with the
+    /// defaults: WAL mode on (ignored for `:memory:`), a 5 s busy timeout, the global
+    /// registry, at most 4 connections (1 for `:memory:`), read-write.
+    pub fn new(database: impl AsRef<Path>) -> Self {
+        SqliteStoreOptions {
+            database: database.as_ref().to_path_buf(),
+            wal_mode: true,
+            busy_timeout: Duration::from_millis(5000),
+            registry: None,
+            max_connections: 4,
+            read_only: false,
+        }
+    }
+
+    /// Write-ahead logging: readers do not block the writer. Default on; ignored for
+    /// `:memory:`, which has no WAL.
+    pub fn wal_mode(mut self, on: bool) -> Self {
+        self.wal_mode = on;
+        self
+    }
+
+    /// How long a connection waits for a lock held by another connection or process.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// The registry that decodes events read back (default: [`EventRegistry::global`]).
+    pub fn registry(mut self, registry: Arc<EventRegistry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The size of the connection pool (at least 1; `:memory:` always uses 1).
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Opens the database read-only (reporting tools, replicas): every write fails with
+    /// [`Error::Database`].
+    pub fn read_only(mut self, on: bool) -> Self {
+        self.read_only = on;
+        self
+    }
+
+    fn is_memory(&self) -> bool {
+        self.database.as_os_str() == MEMORY
+    }
+
+    fn check(&self) -> Result<()> {
+        let invalid = |message: String| Err(Error::InvalidConfiguration { message });
+        if self.database.as_os_str().is_empty() {
+            return invalid("the database path is empty".into());
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections must be at least 1".into());
+        }
+        if i32::try_from(self.busy_timeout.as_millis()).is_err() {
+            return invalid(format!("busy_timeout {:?} is too long", self.busy_timeout));
+        }
+        if self.is_memory() {
+            return Ok(());
+        }
+        let connection_error = |message: String| {
+            Err(Error::Connection {
+                database: self.database.display().to_string(),
+                source: message.into(),
+            })
+        };
+        if self.database.is_dir() {
+            return connection_error("the path is a directory".into());
+        }
+        match self.database.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                connection_error(format!("directory `{}` does not exist", dir.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Connects to the database (creating the file if it does not exist). Call
+    /// [`SqliteEventStore::initialize`] to create the schema.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] for invalid options; [`Error::Connection`] when the
+    /// database cannot be opened (missing directory, not a SQLite file, no permission).
+    pub async fn open(self) -> Result<SqliteEventStore> {
+        self.check()?;
+        let memory = self.is_memory();
+        let wal = self.wal_mode && !memory;
+        let connect = if memory {
+            // A private in-memory database on the pool's single, never recycled connection.
+            SqliteConnectOptions::new().filename(MEMORY).in_memory(true)
+        } else {
+            SqliteConnectOptions::new()
+                .filename(&self.database)
+                .create_if_missing(!self.read_only)
+                .read_only(self.read_only)
+                .journal_mode(if wal { SqliteJournalMode::Wal } else { SqliteJournalMode::Delete })
+                .synchronous(if wal { SqliteSynchronous::Normal } else { SqliteSynchronous::Full })
+        }
+        .busy_timeout(self.busy_timeout);
+        let pool_options = if memory {
+            // The database lives as long as its connection: keep exactly one, for ever.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(self.max_connections)
+        };
+        let pool = pool_options
+            .connect_with(connect)
+            .await
+            .map_err(|e| Error::Connection {
+                database: self.database.display().to_string(),
+                source: Box::new(e),
+            })?;
+        Ok(SqliteEventStore {
+            pool,
+            registry: self.registry.clone().unwrap_or_else(EventRegistry::global),
+            database: self.database,
+            wal_mode: wal,
+            busy_timeout: self.busy_timeout,
+        })
+    }
+}
+
+/// An event store in a SQLite database: a file (durable, WAL mode by default) or
+/// `:memory:`.
+///
+/// One value owns the connection pool; clones share it. The schema (the `events`,
+/// `event_outbox`, `projection_checkpoints`, `dead_letter_queue` and `snapshots` tables
+/// of eventsource-py) is created by [`initialize`](Self::initialize). Optimistic
+/// concurrency is enforced by the database's unique `(aggregate_id, aggregate_type,
+/// version)` key and a write lock taken at the start of each append, so it holds across
+/// processes sharing the file.
+#[derive(Debug, Clone)]
+pub struct SqliteEventStore {
+    pool: SqlitePool,
+    registry: Arc<EventRegistry>,
+    database: PathBuf,
+    wal_mode: bool,
+    busy_timeout: Duration,
+}
+
+impl SqliteEventStore {
+    /// Opens `database` (a file path or `":memory:"`) with the default options.
+    ///
+    /// # Errors
+    /// See [`SqliteStoreOptions::open`].
+    pub async fn open(database: impl AsRef<Path>) -> Result<Self> {
+        SqliteStoreOptions::new(database).open().await
+    }
+
+    /// Options to open `database` with.
+    pub fn options(database: impl AsRef<Path>) -> SqliteStoreOptions {
+        SqliteStoreOptions::new(database)
+    }
+
+    /// Creates the tables and indexes that do not exist yet; safe to call any number of
+    /// times. On a database written by eventsource-py it adds the extra nullable columns
+    /// this library uses and keeps every row.
+    ///
+    /// # Errors
+    /// [`Error::SchemaMismatch`] when an `events` table exists without the event store's
+    /// columns; [`Error::StoreClosed`]; database errors.
+    pub async fn initialize(&self) -> Result<()> {
+        schema::initialize(self).await
+    }
+
+    /// Closes every connection. Later operations fail with [`Error::StoreClosed`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// `true` until [`close`](Self::close) is called.
+    pub fn is_connected(&self) -> bool {
+        !self.pool.is_closed()
+    }
+
+    /// The database path (or `:memory:`).
+    pub fn database(&self) -> &Path {
+        &self.database
+    }
+
+    /// `true` when the database runs in WAL mode (never for `:memory:`).
+    pub fn wal_mode(&self) -> bool {
+        self.wal_mode
+    }
+
+    /// The busy timeout.
+    pub fn busy_timeout(&self) -> Duration {
+        self.busy_timeout
+    }
+
+    /// The registry that decodes events read back.
+    pub fn registry(&self) -> &Arc<EventRegistry> {
+        &self.registry
+    }
+
+    /// The connection pool, for read models that live in the same database.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        if self.pool.is_closed() {
+            Err(Error::StoreClosed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Maps a sqlx error to [`Error`]: one place for every operation of this backend.
+fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| match e {
+        sqlx::Error::PoolClosed => Error::StoreClosed,
+        other => Error::Database {
+            operation,
+            source: Box::new(other),
+        },
+    }
+}
+
+/// `true` for a violation of a unique key.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
