@@ -62,6 +62,12 @@ pub trait AnyEvent: Any + Debug + Send + Sync {
     /// # Errors
     /// [`Error::Serialization`] when the type's `Serialize` impl fails.
     fn to_json_value(&self) -> Result<serde_json::Value>;
+    /// Writes the payload as JSON text to `out` (`std::io::sink()` checks that it
+    /// serializes without allocating).
+    ///
+    /// # Errors
+    /// [`Error::Serialization`] when the type's `Serialize` impl (or `out`) fails.
+    fn write_json(&self, out: &mut dyn std::io::Write) -> Result<()>;
     /// `self` as `&dyn Any`, for downcasting.
     fn as_any(&self) -> &dyn Any;
 }
@@ -84,6 +90,13 @@ impl<T: DomainEvent> AnyEvent for T {
 
     fn to_json_value(&self) -> Result<serde_json::Value> {
         serde_json::to_value(self).map_err(|source| Error::Serialization {
+            event_type: T::EVENT_TYPE.to_owned(),
+            source,
+        })
+    }
+
+    fn write_json(&self, out: &mut dyn std::io::Write) -> Result<()> {
+        serde_json::to_writer(out, self).map_err(|source| Error::Serialization {
             event_type: T::EVENT_TYPE.to_owned(),
             source,
         })

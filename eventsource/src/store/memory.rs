@@ -16,6 +16,7 @@ use super::{
 };
 use crate::envelope::{now, NewEvent};
 use crate::error::Result;
+use crate::event::EventPayload;
 use crate::registry::EventRegistry;
 use crate::stored::{EventStream, StoredEvent};
 
@@ -158,9 +159,17 @@ impl EventStore for InMemoryEventStore {
         events: Vec<NewEvent>,
         expected_version: ExpectedVersion,
     ) -> Result<AppendResult> {
+        // Resolve raw payloads, and check that typed ones serialize as a durable store
+        // would require, so tests on this store catch what production would.
         let payloads = events
             .iter()
-            .map(|e| self.registry.resolve(e.payload.clone()))
+            .map(|e| {
+                let payload = self.registry.resolve(e.payload.clone())?;
+                if let EventPayload::Typed(event) = &payload {
+                    event.write_json(&mut std::io::sink())?;
+                }
+                Ok(payload)
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut state = self.write();
         let current = state.stream(aggregate_id, aggregate_type).len() as u64;

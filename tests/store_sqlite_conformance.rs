@@ -1,0 +1,13 @@
+//! The conformance suite on `SqliteEventStore`, on a file and on `:memory:`.
+
+mod support;
+
+mod file {
+    use crate::support::sqlite_file_fixture;
+    crate::conformance_suite!(sqlite_file_fixture);
+}
+
+mod memory {
+    use crate::support::sqlite_memory_fixture;
+    crate::conformance_suite!(sqlite_memory_fixture);
+}

@@ -1,0 +1,108 @@
+//! Shared fixtures of the integration tests: temp dirs, sample events, store fixtures and
+//! the store conformance suite.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod conformance;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use eventsource::prelude::*;
+use eventsource::SqliteEventStore;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A directory under the system temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("eventsource-test-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+#[event(aggregate = "Task")]
+pub struct TaskCreated {
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+#[event(aggregate = "Task")]
+pub struct TaskCompleted {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+#[event(aggregate = "Task")]
+pub struct TaskReassigned {
+    pub new_assignee: Uuid,
+}
+
+/// An event whose `Serialize` always fails: for atomicity tests.
+#[derive(Debug, Clone, PartialEq, Deserialize, DomainEvent)]
+#[event(name = "Unserializable")]
+pub struct Unserializable {}
+
+impl Serialize for Unserializable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this event refuses to serialize"))
+    }
+}
+
+pub fn created(title: &str) -> NewEvent {
+    NewEvent::new(TaskCreated { title: title.into() })
+}
+
+/// A store under test, with whatever must live as long as it.
+pub struct Fixture {
+    pub store: Arc<dyn EventStore>,
+    pub dir: Option<TempDir>,
+}
+
+pub async fn memory_fixture() -> Fixture {
+    Fixture {
+        store: Arc::new(InMemoryEventStore::new()),
+        dir: None,
+    }
+}
+
+pub async fn sqlite_memory_fixture() -> Fixture {
+    let store = SqliteEventStore::open(":memory:").await.expect("open :memory:");
+    store.initialize().await.expect("initialize");
+    Fixture {
+        store: Arc::new(store),
+        dir: None,
+    }
+}
+
+pub async fn sqlite_file_fixture() -> Fixture {
+    let dir = TempDir::new();
+    let store = SqliteEventStore::open(dir.file("events.db")).await.expect("open file");
+    store.initialize().await.expect("initialize");
+    Fixture {
+        store: Arc::new(store),
+        dir: Some(dir),
+    }
+}
+
+/// Drains a stream of stored events, panicking on an error item.
+pub async fn collect(stream: eventsource::StoredEventStream<'_>) -> Vec<StoredEvent> {
+    use futures::TryStreamExt;
+    stream.try_collect().await.expect("read stream")
+}
