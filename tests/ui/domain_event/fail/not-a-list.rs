@@ -1,0 +1,8 @@
+use eventsource::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+#[event = "Created"]
+struct Created {}
+
+fn main() {}
