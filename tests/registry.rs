@@ -63,8 +63,14 @@ fn derived_types_are_in_the_global_registry() {
         .unwrap();
     assert_eq!(invoice.version(), 3);
     assert_eq!(invoice.aggregate_type(), Some("Invoice"));
-    assert_eq!(invoice.type_name(), "registry::billing::events::InvoiceSent");
-    assert_eq!(billing::events::InvoiceSent::EVENT_TYPE, "billing.invoice_sent");
+    assert_eq!(
+        invoice.type_name(),
+        "registry::billing::events::InvoiceSent"
+    );
+    assert_eq!(
+        billing::events::InvoiceSent::EVENT_TYPE,
+        "billing.invoice_sent"
+    );
     assert_eq!(UnitLike::AGGREGATE_TYPE, None);
     assert_eq!(UnitLike::VERSION, 1);
 }
@@ -77,7 +83,10 @@ fn explicit_registration_is_the_fallback() {
     registry.register::<TaskCreated>().unwrap();
     assert!(registry.is_registered("TaskCreated", 1));
     assert_eq!(registry.registered_types().len(), 1);
-    assert_eq!(registry.registered_types()[0].type_name(), std::any::type_name::<TaskCreated>());
+    assert_eq!(
+        registry.registered_types()[0].type_name(),
+        std::any::type_name::<TaskCreated>()
+    );
 }
 
 #[tokio::test]
@@ -91,12 +100,28 @@ async fn a_custom_registry_decides_what_a_store_decodes() {
     store.initialize().await.unwrap();
     let id = Uuid::new_v4();
     store
-        .append_events(id, "Task", vec![support::created("t")], ExpectedVersion::NoStream)
+        .append_events(
+            id,
+            "Task",
+            vec![support::created("t")],
+            ExpectedVersion::NoStream,
+        )
         .await
         .unwrap();
-    let event = store.get_events(id, "Task", GetEventsOptions::default()).await.unwrap().events[0].clone();
-    assert!(!event.is_typed(), "not registered in this registry: kept raw");
-    assert_eq!(event.raw().unwrap().payload, serde_json::json!({"title": "t"}));
+    let event = store
+        .get_events(id, "Task", GetEventsOptions::default())
+        .await
+        .unwrap()
+        .events[0]
+        .clone();
+    assert!(
+        !event.is_typed(),
+        "not registered in this registry: kept raw"
+    );
+    assert_eq!(
+        event.raw().unwrap().payload,
+        serde_json::json!({"title": "t"})
+    );
     let missing = registry.find_unregistered(&store).await.unwrap();
     assert_eq!(missing.len(), 1);
     assert!(registry.verify_store(&store).await.is_err());
@@ -104,7 +129,12 @@ async fn a_custom_registry_decides_what_a_store_decodes() {
     // Registering the type at start-up fixes it, with no change to the data.
     registry.register::<TaskCreated>().unwrap();
     registry.verify_store(&store).await.unwrap();
-    let event = store.get_events(id, "Task", GetEventsOptions::default()).await.unwrap().events[0].clone();
+    let event = store
+        .get_events(id, "Task", GetEventsOptions::default())
+        .await
+        .unwrap()
+        .events[0]
+        .clone();
     assert_eq!(event.event::<TaskCreated>().unwrap().title, "t");
 }
 
@@ -133,18 +163,31 @@ async fn serde_attributes_enums_and_nested_modules_round_trip() {
         )
         .await
         .unwrap();
-    let events = store.get_events(id, "Customer", GetEventsOptions::default()).await.unwrap().events;
+    let events = store
+        .get_events(id, "Customer", GetEventsOptions::default())
+        .await
+        .unwrap()
+        .events;
     assert_eq!(events[0].event::<CustomerRenamed>().unwrap(), &renamed);
     assert_eq!(
         events[0].payload_json().unwrap(),
         serde_json::json!({"name": "Ada", "previousNames": ["A."]}),
         "serde attributes shape the stored payload"
     );
-    assert_eq!(events[1].event::<DoorEvent>().unwrap(), &DoorEvent::Opened { by: "bob".into() });
+    assert_eq!(
+        events[1].event::<DoorEvent>().unwrap(),
+        &DoorEvent::Opened { by: "bob".into() }
+    );
     assert_eq!(events[2].event::<DoorEvent>().unwrap(), &DoorEvent::Closed);
     assert_eq!(events[3].event_type(), "billing.invoice_sent");
     assert_eq!(events[3].envelope.event_version, 3);
-    assert_eq!(events[3].event::<billing::events::InvoiceSent>().unwrap().number, 7);
+    assert_eq!(
+        events[3]
+            .event::<billing::events::InvoiceSent>()
+            .unwrap()
+            .number,
+        7
+    );
     assert_eq!(events[4].event::<UnitLike>().unwrap(), &UnitLike);
 
     // `default` fills fields missing from older payloads; unknown fields are ignored.
@@ -152,12 +195,20 @@ async fn serde_attributes_enums_and_nested_modules_round_trip() {
         .append_events(
             id,
             "Customer",
-            vec![NewEvent::raw("CustomerRenamed", 1, serde_json::json!({"name": "Grace", "legacy": true}))],
+            vec![NewEvent::raw(
+                "CustomerRenamed",
+                1,
+                serde_json::json!({"name": "Grace", "legacy": true}),
+            )],
             ExpectedVersion::Exact(5),
         )
         .await
         .unwrap();
-    let events = store.get_events(id, "Customer", GetEventsOptions::from_version(6)).await.unwrap().events;
+    let events = store
+        .get_events(id, "Customer", GetEventsOptions::from_version(6))
+        .await
+        .unwrap()
+        .events;
     let old = events[0].event::<CustomerRenamed>().unwrap();
     assert_eq!(old.new_name, "Grace");
     assert!(old.previous_names.is_empty());

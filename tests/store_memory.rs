@@ -14,7 +14,12 @@ async fn test_helpers_list_count_and_clear() {
     let a = Uuid::new_v4();
     let b = Uuid::new_v4();
     store
-        .append_events(a, "Task", vec![created("a1"), created("a2")], ExpectedVersion::NoStream)
+        .append_events(
+            a,
+            "Task",
+            vec![created("a1"), created("a2")],
+            ExpectedVersion::NoStream,
+        )
         .await
         .unwrap();
     store
@@ -28,7 +33,10 @@ async fn test_helpers_list_count_and_clear() {
     assert_eq!(store.get_event_count(), 4);
     assert_eq!(store.get_aggregate_ids(), [a, b]);
     let all = store.get_all_events();
-    assert_eq!(all.iter().map(|e| e.global_position).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(
+        all.iter().map(|e| e.global_position).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
     store.clear();
     assert_eq!(store.get_event_count(), 0);
     assert!(store.get_aggregate_ids().is_empty());

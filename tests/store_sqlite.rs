@@ -25,18 +25,34 @@ async fn data_survives_close_and_reopen() {
     let store = open_initialized(&dir).await;
     assert!(store.is_connected());
     store
-        .append_events(id, "Task", vec![created("persisted")], ExpectedVersion::NoStream)
+        .append_events(
+            id,
+            "Task",
+            vec![created("persisted")],
+            ExpectedVersion::NoStream,
+        )
         .await
         .unwrap();
     store.close().await;
     assert!(!store.is_connected());
 
     let reopened = open_initialized(&dir).await;
-    let stream = reopened.get_events(id, "Task", GetEventsOptions::default()).await.unwrap();
+    let stream = reopened
+        .get_events(id, "Task", GetEventsOptions::default())
+        .await
+        .unwrap();
     assert_eq!(stream.version, 1);
-    assert_eq!(stream.events[0].event::<TaskCreated>().unwrap().title, "persisted");
+    assert_eq!(
+        stream.events[0].event::<TaskCreated>().unwrap().title,
+        "persisted"
+    );
     let next = reopened
-        .append_events(id, "Task", vec![NewEvent::new(TaskCompleted {})], ExpectedVersion::Exact(1))
+        .append_events(
+            id,
+            "Task",
+            vec![NewEvent::new(TaskCompleted {})],
+            ExpectedVersion::Exact(1),
+        )
         .await
         .unwrap();
     assert_eq!((next.new_version, next.global_position), (2, 2));
@@ -49,14 +65,27 @@ async fn closed_store_fails_with_a_typed_error() {
     store.close().await;
     let id = Uuid::new_v4();
     assert!(matches!(
-        store.append_events(id, "Task", vec![created("x")], ExpectedVersion::Any).await,
+        store
+            .append_events(id, "Task", vec![created("x")], ExpectedVersion::Any)
+            .await,
         Err(Error::StoreClosed)
     ));
-    assert!(matches!(store.get_events(id, "Task", GetEventsOptions::default()).await, Err(Error::StoreClosed)));
-    assert!(matches!(store.get_global_position().await, Err(Error::StoreClosed)));
+    assert!(matches!(
+        store
+            .get_events(id, "Task", GetEventsOptions::default())
+            .await,
+        Err(Error::StoreClosed)
+    ));
+    assert!(matches!(
+        store.get_global_position().await,
+        Err(Error::StoreClosed)
+    ));
     assert!(matches!(store.initialize().await, Err(Error::StoreClosed)));
     let items: Vec<_> = store.read_all(ReadOptions::new()).collect().await;
-    assert!(matches!(items.as_slice(), [Err(Error::StoreClosed)]), "{items:?}");
+    assert!(
+        matches!(items.as_slice(), [Err(Error::StoreClosed)]),
+        "{items:?}"
+    );
 }
 
 #[tokio::test]
@@ -65,7 +94,12 @@ async fn initialize_is_idempotent_and_creates_the_five_tables() {
     let store = open_initialized(&dir).await;
     store.initialize().await.unwrap();
     store
-        .append_events(Uuid::new_v4(), "Task", vec![created("x")], ExpectedVersion::NoStream)
+        .append_events(
+            Uuid::new_v4(),
+            "Task",
+            vec![created("x")],
+            ExpectedVersion::NoStream,
+        )
         .await
         .unwrap();
     store.initialize().await.unwrap();
@@ -76,7 +110,13 @@ async fn initialize_is_idempotent_and_creates_the_five_tables() {
             .unwrap();
     assert_eq!(
         tables,
-        ["dead_letter_queue", "event_outbox", "events", "projection_checkpoints", "snapshots"]
+        [
+            "dead_letter_queue",
+            "event_outbox",
+            "events",
+            "projection_checkpoints",
+            "snapshots"
+        ]
     );
     let indexes: Vec<String> =
         sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND name LIKE 'idx_%' ORDER BY name")
@@ -103,7 +143,10 @@ async fn options_wal_mode_and_busy_timeout() {
     assert!(store.wal_mode());
     assert_eq!(store.busy_timeout(), Duration::from_millis(5000));
     assert_eq!(store.database(), dir.file("events.db"));
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
     store.close().await;
 
@@ -115,11 +158,18 @@ async fn options_wal_mode_and_busy_timeout() {
         .unwrap();
     assert!(!plain.wal_mode());
     assert_eq!(plain.busy_timeout(), Duration::from_millis(250));
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(plain.pool()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(plain.pool())
+        .await
+        .unwrap();
     assert_eq!(mode, "delete");
 
     // WAL is ignored for :memory:.
-    let memory = SqliteEventStore::options(":memory:").wal_mode(true).open().await.unwrap();
+    let memory = SqliteEventStore::options(":memory:")
+        .wal_mode(true)
+        .open()
+        .await
+        .unwrap();
     assert!(!memory.wal_mode());
     assert_eq!(memory.database().to_str(), Some(":memory:"));
 }
@@ -130,15 +180,26 @@ async fn memory_databases_are_private_to_their_store() {
     let b = SqliteEventStore::open(":memory:").await.unwrap();
     a.initialize().await.unwrap();
     b.initialize().await.unwrap();
-    a.append_events(Uuid::new_v4(), "Task", vec![created("a")], ExpectedVersion::NoStream)
-        .await
-        .unwrap();
+    a.append_events(
+        Uuid::new_v4(),
+        "Task",
+        vec![created("a")],
+        ExpectedVersion::NoStream,
+    )
+    .await
+    .unwrap();
     assert_eq!(a.get_global_position().await.unwrap(), 1);
     assert_eq!(b.get_global_position().await.unwrap(), 0);
 }
 
 /// Inserts a row as raw SQL, bypassing the store (corrupt or foreign rows).
-async fn insert_row(store: &SqliteEventStore, aggregate_id: &str, version: i64, event_type: &str, payload: &str) {
+async fn insert_row(
+    store: &SqliteEventStore,
+    aggregate_id: &str,
+    version: i64,
+    event_type: &str,
+    payload: &str,
+) {
     sqlx::query(
         "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version, timestamp, payload, created_at, event_version, metadata) \
          VALUES (?, ?, 'Task', ?, ?, '2024-01-01T00:00:00.000000+00:00', ?, '2024-01-01T00:00:00.000000+00:00', 1, '{}')",
@@ -159,38 +220,85 @@ async fn corrupt_rows_are_typed_errors_naming_their_position() {
     let store = open_initialized(&dir).await;
     let id = Uuid::new_v4();
     store
-        .append_events(id, "Task", vec![created("good 1")], ExpectedVersion::NoStream)
+        .append_events(
+            id,
+            "Task",
+            vec![created("good 1")],
+            ExpectedVersion::NoStream,
+        )
         .await
         .unwrap();
     insert_row(&store, &id.to_string(), 2, "TaskCreated", "{not json").await;
     insert_row(&store, &id.to_string(), 3, "TaskCreated", r#"{"wrong": 1}"#).await;
     insert_row(&store, "not-a-uuid", 1, "TaskCreated", r#"{"title": "x"}"#).await;
-    insert_row(&store, &Uuid::new_v4().to_string(), 1, "Unregistered", "{broken").await;
+    insert_row(
+        &store,
+        &Uuid::new_v4().to_string(),
+        1,
+        "Unregistered",
+        "{broken",
+    )
+    .await;
     store
-        .append_events(id, "Task", vec![created("good 2")], ExpectedVersion::Exact(3))
+        .append_events(
+            id,
+            "Task",
+            vec![created("good 2")],
+            ExpectedVersion::Exact(3),
+        )
         .await
         .unwrap();
 
     let items: Vec<_> = store.read_all(ReadOptions::new()).collect().await;
     assert_eq!(items.len(), 6, "every row is reported, none dropped");
-    assert_eq!(items[0].as_ref().unwrap().event::<TaskCreated>().unwrap().title, "good 1");
+    assert_eq!(
+        items[0]
+            .as_ref()
+            .unwrap()
+            .event::<TaskCreated>()
+            .unwrap()
+            .title,
+        "good 1"
+    );
     let reason = |item: &eventsource::Result<StoredEvent>, position: u64| match item {
-        Err(Error::CorruptEvent { global_position, reason, .. }) if *global_position == position => reason.clone(),
+        Err(Error::CorruptEvent {
+            global_position,
+            reason,
+            ..
+        }) if *global_position == position => reason.clone(),
         other => panic!("expected a corrupt event at {position}, got {other:?}"),
     };
     assert!(reason(&items[1], 2).contains("payload"));
     assert!(reason(&items[2], 3).contains("TaskCreated"));
     assert!(reason(&items[3], 4).contains("aggregate_id"));
     assert!(reason(&items[4], 5).contains("not valid JSON"));
-    assert_eq!(items[5].as_ref().unwrap().event::<TaskCreated>().unwrap().title, "good 2");
+    assert_eq!(
+        items[5]
+            .as_ref()
+            .unwrap()
+            .event::<TaskCreated>()
+            .unwrap()
+            .title,
+        "good 2"
+    );
 
     // Loading the aggregate fails loudly instead of skipping events.
-    match store.get_events(id, "Task", GetEventsOptions::default()).await {
-        Err(Error::CorruptEvent { global_position: 2, event_type, .. }) => assert_eq!(event_type, "TaskCreated"),
+    match store
+        .get_events(id, "Task", GetEventsOptions::default())
+        .await
+    {
+        Err(Error::CorruptEvent {
+            global_position: 2,
+            event_type,
+            ..
+        }) => assert_eq!(event_type, "TaskCreated"),
         other => panic!("expected a corrupt event, got {other:?}"),
     }
     // read_stream reports them too and goes on.
-    let items: Vec<_> = store.read_stream(&StreamId::new(id, "Task"), ReadOptions::new()).collect().await;
+    let items: Vec<_> = store
+        .read_stream(&StreamId::new(id, "Task"), ReadOptions::new())
+        .collect()
+        .await;
     assert_eq!(items.iter().filter(|i| i.is_err()).count(), 2);
     assert_eq!(items.len(), 4);
 }
@@ -207,10 +315,22 @@ async fn a_batch_failing_halfway_in_the_database_leaves_nothing() {
     .await
     .unwrap();
     let id = Uuid::new_v4();
-    let batch = vec![created("first"), created("second"), NewEvent::new(TaskCompleted {})];
-    let result = store.append_events(id, "Task", batch, ExpectedVersion::NoStream).await;
+    let batch = vec![
+        created("first"),
+        created("second"),
+        NewEvent::new(TaskCompleted {}),
+    ];
+    let result = store
+        .append_events(id, "Task", batch, ExpectedVersion::NoStream)
+        .await;
     assert!(
-        matches!(&result, Err(Error::Database { operation: "append_events", .. })),
+        matches!(
+            &result,
+            Err(Error::Database {
+                operation: "append_events",
+                ..
+            })
+        ),
         "{result:?}"
     );
     assert_eq!(store.get_global_position().await.unwrap(), 0);
@@ -242,8 +362,15 @@ async fn reads_a_database_written_by_eventsource_py() {
     let tenant = Uuid::new_v4();
     let correlation = Uuid::new_v4();
     {
-        let raw = SqliteEventStore::options(&path).wal_mode(false).open().await.unwrap();
-        sqlx::raw_sql(PYTHON_SCHEMA).execute(raw.pool()).await.unwrap();
+        let raw = SqliteEventStore::options(&path)
+            .wal_mode(false)
+            .open()
+            .await
+            .unwrap();
+        sqlx::raw_sql(PYTHON_SCHEMA)
+            .execute(raw.pool())
+            .await
+            .unwrap();
         let payload = serde_json::json!({
             "event_id": event_id, "event_type": "TaskCreated", "event_version": 1,
             "occurred_at": "2024-01-02T03:04:05.123456+00:00",
@@ -275,18 +402,35 @@ async fn reads_a_database_written_by_eventsource_py() {
     assert_eq!(stream.version, 1);
     let event = &stream.events[0];
     assert_eq!(event.event_id(), event_id);
-    assert_eq!(event.event::<TaskCreated>().unwrap().title, "written by python");
+    assert_eq!(
+        event.event::<TaskCreated>().unwrap().title,
+        "written by python"
+    );
     assert_eq!(event.envelope.tenant_id, Some(tenant));
     assert_eq!(event.envelope.actor_id.as_deref(), Some("alice"));
     assert_eq!(event.envelope.correlation_id, Some(correlation));
     assert_eq!(event.envelope.causation_id, None);
-    assert_eq!(event.envelope.metadata.get("ip"), Some(&serde_json::json!("10.0.0.1")));
-    assert_eq!(event.envelope.timestamp.to_rfc3339(), "2024-01-02T03:04:05.123456+00:00");
-    eventsource::EventRegistry::global().verify_store(&store).await.unwrap();
+    assert_eq!(
+        event.envelope.metadata.get("ip"),
+        Some(&serde_json::json!("10.0.0.1"))
+    );
+    assert_eq!(
+        event.envelope.timestamp.to_rfc3339(),
+        "2024-01-02T03:04:05.123456+00:00"
+    );
+    eventsource::EventRegistry::global()
+        .verify_store(&store)
+        .await
+        .unwrap();
 
     // New events go on from the Python stream's version.
     let next = store
-        .append_events(aggregate_id, "Task", vec![NewEvent::new(TaskCompleted {})], ExpectedVersion::Exact(1))
+        .append_events(
+            aggregate_id,
+            "Task",
+            vec![NewEvent::new(TaskCompleted {})],
+            ExpectedVersion::Exact(1),
+        )
         .await
         .unwrap();
     assert_eq!(next.new_version, 2);
@@ -311,12 +455,17 @@ async fn a_database_that_is_not_an_event_store_is_refused() {
         res => panic!("expected a schema mismatch, got {res:?}"),
     }
     // Nothing was changed: the transaction rolled back.
-    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM events").fetch_all(other.pool()).await.unwrap();
-    assert_eq!(names, ["keep me"]);
-    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'")
-        .fetch_one(other.pool())
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM events")
+        .fetch_all(other.pool())
         .await
         .unwrap();
+    assert_eq!(names, ["keep me"]);
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'",
+    )
+    .fetch_one(other.pool())
+    .await
+    .unwrap();
     assert_eq!(tables, 0);
 }
 
@@ -335,7 +484,11 @@ async fn a_file_that_is_not_sqlite_is_refused() {
         }
         other => panic!("expected a typed error, got {other:?}"),
     }
-    assert_eq!(std::fs::read(&path).unwrap(), vec![b'x'; 8192], "the file is untouched");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        vec![b'x'; 8192],
+        "the file is untouched"
+    );
 }
 
 #[tokio::test]
@@ -349,10 +502,19 @@ async fn bad_paths_and_configuration_are_typed_errors() {
         }
         other => panic!("expected a connection error, got {other:?}"),
     }
-    assert!(matches!(SqliteEventStore::open(dir.path()).await, Err(Error::Connection { .. })));
-    assert!(matches!(SqliteEventStore::open("").await, Err(Error::InvalidConfiguration { .. })));
     assert!(matches!(
-        SqliteEventStore::options(dir.file("a.db")).max_connections(0).open().await,
+        SqliteEventStore::open(dir.path()).await,
+        Err(Error::Connection { .. })
+    ));
+    assert!(matches!(
+        SqliteEventStore::open("").await,
+        Err(Error::InvalidConfiguration { .. })
+    ));
+    assert!(matches!(
+        SqliteEventStore::options(dir.file("a.db"))
+            .max_connections(0)
+            .open()
+            .await,
         Err(Error::InvalidConfiguration { .. })
     ));
     assert!(matches!(
@@ -364,7 +526,10 @@ async fn bad_paths_and_configuration_are_typed_errors() {
     ));
     // Opening read-only needs an existing file.
     assert!(matches!(
-        SqliteEventStore::options(dir.file("absent.db")).read_only(true).open().await,
+        SqliteEventStore::options(dir.file("absent.db"))
+            .read_only(true)
+            .open()
+            .await,
         Err(Error::Connection { .. })
     ));
 }
@@ -380,14 +545,38 @@ async fn a_read_only_store_refuses_writes_and_keeps_the_data() {
         .unwrap();
     store.close().await;
 
-    let read_only = SqliteEventStore::options(dir.file("events.db")).read_only(true).open().await.unwrap();
+    let read_only = SqliteEventStore::options(dir.file("events.db"))
+        .read_only(true)
+        .open()
+        .await
+        .unwrap();
     let result = read_only
-        .append_events(id, "Task", vec![created("refused")], ExpectedVersion::Exact(1))
+        .append_events(
+            id,
+            "Task",
+            vec![created("refused")],
+            ExpectedVersion::Exact(1),
+        )
         .await;
-    assert!(matches!(result, Err(Error::Database { operation: "append_events", .. })), "{result:?}");
-    let stream = read_only.get_events(id, "Task", GetEventsOptions::default()).await.unwrap();
+    assert!(
+        matches!(
+            result,
+            Err(Error::Database {
+                operation: "append_events",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    let stream = read_only
+        .get_events(id, "Task", GetEventsOptions::default())
+        .await
+        .unwrap();
     assert_eq!(stream.version, 1);
-    assert_eq!(stream.events[0].event::<TaskCreated>().unwrap().title, "kept");
+    assert_eq!(
+        stream.events[0].event::<TaskCreated>().unwrap().title,
+        "kept"
+    );
 }
 
 #[cfg(unix)]
@@ -398,7 +587,11 @@ async fn a_read_only_file_refuses_writes() {
     let id = Uuid::new_v4();
     let path = dir.file("events.db");
     {
-        let store = SqliteEventStore::options(&path).wal_mode(false).open().await.unwrap();
+        let store = SqliteEventStore::options(&path)
+            .wal_mode(false)
+            .open()
+            .await
+            .unwrap();
         store.initialize().await.unwrap();
         store
             .append_events(id, "Task", vec![created("kept")], ExpectedVersion::NoStream)
@@ -407,16 +600,51 @@ async fn a_read_only_file_refuses_writes() {
         store.close().await;
     }
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
-    if std::fs::OpenOptions::new().append(true).open(&path).is_ok() {
-        eprintln!("SKIPPED a_read_only_file_refuses_writes: this user (root?) can write read-only files");
+    let writable = || std::fs::OpenOptions::new().append(true).open(&path).is_ok();
+    // Root ignores permission bits; the immutable attribute stops root too.
+    let _immutable = if writable() {
+        Immutable::set(&path)
+    } else {
+        None
+    };
+    if writable() {
+        eprintln!("SKIPPED a_read_only_file_refuses_writes: this user can write read-only files and chattr +i failed");
         return;
     }
-    let store = SqliteEventStore::options(&path).wal_mode(false).open().await.unwrap();
+    let store = SqliteEventStore::options(&path)
+        .wal_mode(false)
+        .open()
+        .await
+        .unwrap();
     let result = store
-        .append_events(id, "Task", vec![created("refused")], ExpectedVersion::Exact(1))
+        .append_events(
+            id,
+            "Task",
+            vec![created("refused")],
+            ExpectedVersion::Exact(1),
+        )
         .await;
     assert!(matches!(result, Err(Error::Database { .. })), "{result:?}");
     assert_eq!(store.get_stream_version(id, "Task").await.unwrap(), 1);
+}
+
+/// `chattr +i` on a file for the life of the guard.
+#[cfg(unix)]
+struct Immutable(std::path::PathBuf);
+
+#[cfg(unix)]
+impl Immutable {
+    fn set(path: &std::path::Path) -> Option<Self> {
+        let status = Command::new("chattr").arg("+i").arg(path).status().ok()?;
+        status.success().then(|| Immutable(path.to_path_buf()))
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,9 +654,14 @@ async fn two_stores_on_one_file_have_one_winner_per_race() {
     let b = SqliteEventStore::open(dir.file("events.db")).await.unwrap();
     for _ in 0..30 {
         let id = Uuid::new_v4();
-        a.append_events(id, "Task", vec![created("start")], ExpectedVersion::NoStream)
-            .await
-            .unwrap();
+        a.append_events(
+            id,
+            "Task",
+            vec![created("start")],
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .unwrap();
         let (ra, rb) = tokio::join!(
             a.append_events(id, "Task", vec![created("a")], ExpectedVersion::Exact(1)),
             b.append_events(id, "Task", vec![created("b")], ExpectedVersion::Exact(1)),
@@ -451,18 +684,29 @@ const CHILD_START: &str = "EVENTSOURCE_TEST_CHILD_START_MS";
 #[tokio::test]
 #[ignore = "child process of optimistic_concurrency_holds_across_processes"]
 async fn child_appender() {
-    let (Ok(db), Ok(ids), Ok(start)) = (std::env::var(CHILD_DB), std::env::var(CHILD_IDS), std::env::var(CHILD_START))
-    else {
+    let (Ok(db), Ok(ids), Ok(start)) = (
+        std::env::var(CHILD_DB),
+        std::env::var(CHILD_IDS),
+        std::env::var(CHILD_START),
+    ) else {
         return;
     };
     let store = SqliteEventStore::open(&db).await.unwrap();
     let start: u64 = start.parse().unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     tokio::time::sleep(Duration::from_millis(start.saturating_sub(now))).await;
     for id in ids.split(',') {
         let id: Uuid = id.parse().unwrap();
         match store
-            .append_events(id, "Task", vec![created("child")], ExpectedVersion::Exact(1))
+            .append_events(
+                id,
+                "Task",
+                vec![created("child")],
+                ExpectedVersion::Exact(1),
+            )
             .await
         {
             Ok(_) => println!("WIN {id}"),
@@ -479,16 +723,35 @@ async fn optimistic_concurrency_holds_across_processes() {
     let ids: Vec<Uuid> = (0..40).map(|_| Uuid::new_v4()).collect();
     for id in &ids {
         store
-            .append_events(*id, "Task", vec![created("start")], ExpectedVersion::NoStream)
+            .append_events(
+                *id,
+                "Task",
+                vec![created("start")],
+                ExpectedVersion::NoStream,
+            )
             .await
             .unwrap();
     }
-    let start = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 1500;
-    let joined = ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 1500;
+    let joined = ids
+        .iter()
+        .map(Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let children: Vec<_> = (0..2)
         .map(|_| {
             Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "child_appender", "--ignored", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "child_appender",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env(CHILD_DB, dir.file("events.db"))
                 .env(CHILD_IDS, &joined)
                 .env(CHILD_START, start.to_string())
@@ -499,7 +762,11 @@ async fn optimistic_concurrency_holds_across_processes() {
     let mut losses = 0;
     for child in children {
         let output = child.join().unwrap();
-        assert!(output.status.success(), "child failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "child failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         // The test harness may print "test child_appender ... " before the first line.
         for line in String::from_utf8_lossy(&output.stdout).lines() {
             if let Some((_, id)) = line.split_once("WIN ") {
@@ -510,7 +777,10 @@ async fn optimistic_concurrency_holds_across_processes() {
         }
     }
     assert_eq!(wins.len(), ids.len(), "every aggregate has a winner");
-    assert!(wins.values().all(|w| *w == 1), "exactly one winner each: {wins:?}");
+    assert!(
+        wins.values().all(|w| *w == 1),
+        "exactly one winner each: {wins:?}"
+    );
     assert_eq!(losses, ids.len(), "every other append lost");
     for id in &ids {
         assert_eq!(store.get_stream_version(*id, "Task").await.unwrap(), 2);

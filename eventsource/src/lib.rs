@@ -39,12 +39,12 @@
 #[allow(unused_extern_crates)]
 extern crate self as eventsource;
 
+#[doc(hidden)]
+pub mod __private;
 mod envelope;
 mod error;
 mod event;
 pub mod prelude;
-#[doc(hidden)]
-pub mod __private;
 pub mod registry;
 pub mod store;
 mod stored;
@@ -56,8 +56,8 @@ pub use registry::{EventRegistration, EventRegistry};
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::{SqliteEventStore, SqliteStoreOptions};
 pub use store::{
-    AppendResult, EventStore, EventTypeCount, ExpectedVersion, GetEventsOptions, InMemoryEventStore,
-    ReadDirection, ReadOptions, StoredEventStream, StreamId,
+    AppendResult, EventStore, EventTypeCount, ExpectedVersion, GetEventsOptions,
+    InMemoryEventStore, ReadDirection, ReadOptions, StoredEventStream, StreamId,
 };
 pub use stored::{EventStream, StoredEvent};
 

@@ -33,6 +33,7 @@ pub struct EventRegistration {
     aggregate_type: Option<&'static str>,
     type_name: &'static str,
     type_id: fn() -> TypeId,
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     decode_str: DecodeStr,
     decode_value: DecodeValue,
 }
@@ -89,7 +90,9 @@ fn decode_str<T: DomainEvent>(payload: &str) -> serde_json::Result<Arc<dyn AnyEv
     Ok(Arc::new(serde_json::from_str::<T>(payload)?))
 }
 
-fn decode_value<T: DomainEvent>(payload: serde_json::Value) -> serde_json::Result<Arc<dyn AnyEvent>> {
+fn decode_value<T: DomainEvent>(
+    payload: serde_json::Value,
+) -> serde_json::Result<Arc<dyn AnyEvent>> {
     Ok(Arc::new(serde_json::from_value::<T>(payload)?))
 }
 
@@ -184,7 +187,8 @@ impl EventRegistry {
             .iter_mut()
             .find(|slot| slot.registration.version == registration.version)
         {
-            if (slot.registration.type_id)() != (registration.type_id)() && slot.conflict.is_none() {
+            if (slot.registration.type_id)() != (registration.type_id)() && slot.conflict.is_none()
+            {
                 // Keep the two names in a stable order, whatever order inventory yields.
                 let (first, second) = if slot.registration.type_name <= registration.type_name {
                     (slot.registration, registration.type_name)
@@ -206,10 +210,11 @@ impl EventRegistry {
 
     fn lookup(&self, name: &str, version: u32) -> Result<Option<EventRegistration>> {
         let types = self.types.read().unwrap_or_else(PoisonError::into_inner);
-        match types
-            .get(name)
-            .and_then(|versions| versions.iter().find(|slot| slot.registration.version == version))
-        {
+        match types.get(name).and_then(|versions| {
+            versions
+                .iter()
+                .find(|slot| slot.registration.version == version)
+        }) {
             None => Ok(None),
             Some(slot) => slot.check().map(|registration| Some(*registration)),
         }
@@ -248,6 +253,7 @@ impl EventRegistry {
     }
 
     /// Decodes a payload read from a store as JSON text.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     ///
     /// Unregistered types become [`EventPayload::Raw`]; a payload that is not JSON, or
     /// does not fit the registered type, is [`Error::CorruptEvent`] naming the position.
@@ -266,7 +272,12 @@ impl EventRegistry {
         match self.lookup(event_type, version)? {
             Some(registration) => (registration.decode_str)(payload)
                 .map(EventPayload::Typed)
-                .map_err(|e| corrupt(format!("payload does not decode to `{}`: {e}", registration.type_name))),
+                .map_err(|e| {
+                    corrupt(format!(
+                        "payload does not decode to `{}`: {e}",
+                        registration.type_name
+                    ))
+                }),
             None => {
                 let payload = serde_json::from_str(payload)
                     .map_err(|e| corrupt(format!("payload is not valid JSON: {e}")))?;
@@ -295,7 +306,10 @@ impl EventRegistry {
                 .map_err(|e| Error::CorruptEvent {
                     global_position: 0,
                     event_type: raw.event_type.clone(),
-                    reason: format!("payload does not decode to `{}`: {e}", registration.type_name),
+                    reason: format!(
+                        "payload does not decode to `{}`: {e}",
+                        registration.type_name
+                    ),
                 }),
         }
     }

@@ -51,7 +51,10 @@ impl StoredEvent {
 
     /// The stream this event belongs to.
     pub fn stream_id(&self) -> StreamId {
-        StreamId::new(self.envelope.aggregate_id, self.envelope.aggregate_type.clone())
+        StreamId::new(
+            self.envelope.aggregate_id,
+            self.envelope.aggregate_type.clone(),
+        )
     }
 
     /// The payload as a `T`, if it is one.

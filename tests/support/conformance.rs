@@ -38,7 +38,9 @@ type Store = Arc<dyn EventStore>;
 
 fn lock_error(result: eventsource::Result<AppendResult>) -> (ExpectedVersion, u64) {
     match result {
-        Err(Error::OptimisticLock { expected, actual, .. }) => (expected, actual),
+        Err(Error::OptimisticLock {
+            expected, actual, ..
+        }) => (expected, actual),
         other => panic!("expected an optimistic lock error, got {other:?}"),
     }
 }
@@ -66,7 +68,10 @@ pub async fn append_and_read_back(store: Store) {
     assert_eq!(result.new_version, 1);
     assert_eq!(result.global_position, 1);
 
-    let stream = store.get_events(id, "Task", GetEventsOptions::default()).await.unwrap();
+    let stream = store
+        .get_events(id, "Task", GetEventsOptions::default())
+        .await
+        .unwrap();
     assert_eq!(stream.aggregate_id, id);
     assert_eq!(stream.aggregate_type, "Task");
     assert_eq!(stream.version, 1);
@@ -82,15 +87,24 @@ pub async fn append_and_read_back(store: Store) {
     assert_eq!(envelope.actor_id.as_deref(), Some("user-1"));
     assert_eq!(envelope.correlation_id, Some(correlation));
     assert_eq!(envelope.causation_id, Some(causation));
-    assert_eq!(envelope.metadata.get("source"), Some(&serde_json::json!("test")));
+    assert_eq!(
+        envelope.metadata.get("source"),
+        Some(&serde_json::json!("test"))
+    );
     assert_eq!(envelope.timestamp, at);
     assert_eq!(envelope.event_version, 1);
     assert!(stored.is_typed());
-    assert_eq!(stored.event::<TaskCreated>().unwrap().title, "Learn event stores");
+    assert_eq!(
+        stored.event::<TaskCreated>().unwrap().title,
+        "Learn event stores"
+    );
     assert!(stored.downcast_ref::<TaskCompleted>().is_none());
     assert!(matches!(
         stored.event::<TaskCompleted>(),
-        Err(Error::EventTypeMismatch { expected: "TaskCompleted", .. })
+        Err(Error::EventTypeMismatch {
+            expected: "TaskCompleted",
+            ..
+        })
     ));
     assert_eq!(
         stored.payload_json().unwrap(),
@@ -124,8 +138,15 @@ pub async fn batch_versions_and_positions(store: Store) {
         .unwrap();
     assert_eq!(result.new_version, 3);
     assert_eq!(result.global_position, 4);
-    let stream = store.get_events(b, "Task", GetEventsOptions::default()).await.unwrap();
-    let versions: Vec<u64> = stream.events.iter().map(|e| e.aggregate_version()).collect();
+    let stream = store
+        .get_events(b, "Task", GetEventsOptions::default())
+        .await
+        .unwrap();
+    let versions: Vec<u64> = stream
+        .events
+        .iter()
+        .map(|e| e.aggregate_version())
+        .collect();
     let positions: Vec<u64> = stream.events.iter().map(|e| e.global_position).collect();
     assert_eq!(versions, [1, 2, 3]);
     assert_eq!(positions, [2, 3, 4]);
@@ -143,7 +164,12 @@ pub async fn expected_version_rules(store: Store) {
     // StreamExists on a new stream fails.
     let (expected, actual) = lock_error(
         store
-            .append_events(id, "Task", vec![created("x")], ExpectedVersion::StreamExists)
+            .append_events(
+                id,
+                "Task",
+                vec![created("x")],
+                ExpectedVersion::StreamExists,
+            )
             .await,
     );
     assert_eq!((expected, actual), (ExpectedVersion::StreamExists, 0));
@@ -160,7 +186,12 @@ pub async fn expected_version_rules(store: Store) {
     );
     assert_eq!((expected, actual), (ExpectedVersion::NoStream, 1));
     store
-        .append_events(id, "Task", vec![NewEvent::new(TaskCompleted {})], ExpectedVersion::from(1))
+        .append_events(
+            id,
+            "Task",
+            vec![NewEvent::new(TaskCompleted {})],
+            ExpectedVersion::from(1),
+        )
         .await
         .unwrap();
     // A stale exact version fails, naming aggregate, expected and actual.
@@ -168,7 +199,9 @@ pub async fn expected_version_rules(store: Store) {
         .append_events(
             id,
             "Task",
-            vec![NewEvent::new(TaskReassigned { new_assignee: Uuid::new_v4() })],
+            vec![NewEvent::new(TaskReassigned {
+                new_assignee: Uuid::new_v4(),
+            })],
             ExpectedVersion::Exact(1),
         )
         .await
@@ -194,7 +227,12 @@ pub async fn expected_version_rules(store: Store) {
     );
     assert_eq!(actual, 2);
     let ok = store
-        .append_events(id, "Task", vec![created("z")], ExpectedVersion::StreamExists)
+        .append_events(
+            id,
+            "Task",
+            vec![created("z")],
+            ExpectedVersion::StreamExists,
+        )
         .await
         .unwrap();
     assert_eq!(ok.new_version, 3);
@@ -204,7 +242,12 @@ pub async fn expected_version_rules(store: Store) {
         .unwrap();
     assert_eq!(ok.new_version, 4);
     let ok = store
-        .append_events(Uuid::new_v4(), "Task", vec![created("v")], ExpectedVersion::Any)
+        .append_events(
+            Uuid::new_v4(),
+            "Task",
+            vec![created("v")],
+            ExpectedVersion::Any,
+        )
         .await
         .unwrap();
     assert_eq!(ok.new_version, 1);
@@ -235,18 +278,34 @@ pub async fn idempotent_event_ids(store: Store) {
     // A batch mixing a stored event and a new one appends only the new one.
     let fresh = created("c");
     let mixed = store
-        .append_events(id, "Task", vec![batch[1].clone(), fresh.clone()], ExpectedVersion::Exact(2))
+        .append_events(
+            id,
+            "Task",
+            vec![batch[1].clone(), fresh.clone()],
+            ExpectedVersion::Exact(2),
+        )
         .await
         .unwrap();
     assert_eq!(mixed.new_version, 3);
-    let stream = store.get_events(id, "Task", GetEventsOptions::default()).await.unwrap();
+    let stream = store
+        .get_events(id, "Task", GetEventsOptions::default())
+        .await
+        .unwrap();
     let ids: Vec<Uuid> = stream.events.iter().map(|e| e.event_id()).collect();
-    assert_eq!(ids, [batch[0].event_id(), batch[1].event_id(), fresh.event_id()]);
+    assert_eq!(
+        ids,
+        [batch[0].event_id(), batch[1].event_id(), fresh.event_id()]
+    );
 
     // An id repeated inside one batch is stored once.
     let twice = created("d");
     let result = store
-        .append_events(id, "Task", vec![twice.clone(), twice], ExpectedVersion::Exact(3))
+        .append_events(
+            id,
+            "Task",
+            vec![twice.clone(), twice],
+            ExpectedVersion::Exact(3),
+        )
         .await
         .unwrap();
     assert_eq!(result.new_version, 4);
@@ -315,11 +374,16 @@ pub async fn read_stream_options(store: Store) {
     assert_eq!(titles(&back), ["t5", "t4"]);
     let after = collect(store.read_stream(&stream_id, ReadOptions::new().from_position(3))).await;
     assert_eq!(titles(&after), ["t4", "t5"]);
-    let before = collect(store.read_stream(&stream_id, ReadOptions::new().backward().from_position(3))).await;
+    let before =
+        collect(store.read_stream(&stream_id, ReadOptions::new().backward().from_position(3)))
+            .await;
     assert_eq!(titles(&before), ["t2", "t1"]);
-    let limited = collect(store.read_stream(&stream_id, ReadOptions::new().from_position(1).limit(2))).await;
+    let limited =
+        collect(store.read_stream(&stream_id, ReadOptions::new().from_position(1).limit(2))).await;
     assert_eq!(titles(&limited), ["t2", "t3"]);
-    let none = collect(store.read_stream(&StreamId::new(Uuid::new_v4(), "Task"), ReadOptions::new())).await;
+    let none =
+        collect(store.read_stream(&StreamId::new(Uuid::new_v4(), "Task"), ReadOptions::new()))
+            .await;
     assert!(none.is_empty());
     let zero = collect(store.read_stream(&stream_id, ReadOptions::new().limit(0))).await;
     assert!(zero.is_empty());
@@ -344,12 +408,18 @@ pub async fn read_all_order_and_limits(store: Store) {
     assert_eq!(titles(&all), ["a1", "b1", "a2"]);
     let positions: Vec<u64> = all.iter().map(|e| e.global_position).collect();
     assert_eq!(positions, [1, 2, 3]);
-    assert_eq!(titles(&collect(store.read_all(ReadOptions::new().backward())).await), ["a2", "b1", "a1"]);
+    assert_eq!(
+        titles(&collect(store.read_all(ReadOptions::new().backward())).await),
+        ["a2", "b1", "a1"]
+    );
     assert_eq!(
         titles(&collect(store.read_all(ReadOptions::new().backward().limit(2))).await),
         ["a2", "b1"]
     );
-    assert_eq!(titles(&collect(store.read_all(ReadOptions::new().from_position(1))).await), ["b1", "a2"]);
+    assert_eq!(
+        titles(&collect(store.read_all(ReadOptions::new().from_position(1))).await),
+        ["b1", "a2"]
+    );
     assert_eq!(
         titles(&collect(store.read_all(ReadOptions::new().from_position(1).limit(1))).await),
         ["b1"]
@@ -358,7 +428,9 @@ pub async fn read_all_order_and_limits(store: Store) {
         titles(&collect(store.read_all(ReadOptions::new().backward().from_position(3))).await),
         ["b1", "a1"]
     );
-    assert!(collect(store.read_all(ReadOptions::new().from_position(3))).await.is_empty());
+    assert!(collect(store.read_all(ReadOptions::new().from_position(3)))
+        .await
+        .is_empty());
 }
 
 pub async fn read_all_filters(store: Store) {
@@ -373,7 +445,9 @@ pub async fn read_all_filters(store: Store) {
             "Task",
             vec![
                 created("h0").with_tenant_id(tenant_a).with_timestamp(at(0)),
-                NewEvent::new(TaskCompleted {}).with_tenant_id(tenant_b).with_timestamp(at(1)),
+                NewEvent::new(TaskCompleted {})
+                    .with_tenant_id(tenant_b)
+                    .with_timestamp(at(1)),
                 created("h2").with_tenant_id(tenant_b).with_timestamp(at(2)),
                 created("h3").with_timestamp(at(3)),
             ],
@@ -381,29 +455,55 @@ pub async fn read_all_filters(store: Store) {
         )
         .await
         .unwrap();
-    let positions = |events: Vec<StoredEvent>| events.iter().map(|e| e.global_position).collect::<Vec<_>>();
+    let positions =
+        |events: Vec<StoredEvent>| events.iter().map(|e| e.global_position).collect::<Vec<_>>();
     let read = |options: ReadOptions| {
         let store = store.clone();
         async move { positions(collect(store.read_all(options)).await) }
     };
     assert_eq!(read(ReadOptions::new().tenant_id(tenant_b)).await, [2, 3]);
     assert_eq!(read(ReadOptions::new().tenant_id(tenant_a)).await, [1]);
-    assert_eq!(read(ReadOptions::new().tenant_id(Uuid::new_v4())).await, Vec::<u64>::new());
-    assert_eq!(read(ReadOptions::new().event_types(["TaskCompleted"])).await, [2]);
-    assert_eq!(read(ReadOptions::new().event_types(["TaskCreated", "TaskCompleted"])).await, [1, 2, 3, 4]);
-    assert_eq!(read(ReadOptions::new().event_types(Vec::<String>::new())).await, Vec::<u64>::new());
-    assert_eq!(read(ReadOptions::new().from_timestamp(at(1))).await, [2, 3, 4]);
+    assert_eq!(
+        read(ReadOptions::new().tenant_id(Uuid::new_v4())).await,
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        read(ReadOptions::new().event_types(["TaskCompleted"])).await,
+        [2]
+    );
+    assert_eq!(
+        read(ReadOptions::new().event_types(["TaskCreated", "TaskCompleted"])).await,
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        read(ReadOptions::new().event_types(Vec::<String>::new())).await,
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        read(ReadOptions::new().from_timestamp(at(1))).await,
+        [2, 3, 4]
+    );
     assert_eq!(read(ReadOptions::new().to_timestamp(at(1))).await, [1, 2]);
     assert_eq!(
         read(ReadOptions::new().from_timestamp(at(1)).to_timestamp(at(2))).await,
         [2, 3]
     );
     assert_eq!(
-        read(ReadOptions::new().tenant_id(tenant_b).event_types(["TaskCreated"]).backward()).await,
+        read(
+            ReadOptions::new()
+                .tenant_id(tenant_b)
+                .event_types(["TaskCreated"])
+                .backward()
+        )
+        .await,
         [3]
     );
     // read_stream filters on the tenant too.
-    let stream = collect(store.read_stream(&StreamId::new(id, "Task"), ReadOptions::new().tenant_id(tenant_a))).await;
+    let stream = collect(store.read_stream(
+        &StreamId::new(id, "Task"),
+        ReadOptions::new().tenant_id(tenant_a),
+    ))
+    .await;
     assert_eq!(positions(stream), [1]);
 }
 
@@ -417,12 +517,25 @@ pub async fn get_events_filters(store: Store) {
         .append_events(id, "Task", events, ExpectedVersion::NoStream)
         .await
         .unwrap();
-    let versions = |stream: EventStream| stream.events.iter().map(|e| e.aggregate_version()).collect::<Vec<_>>();
-    let from5 = store.get_events(id, "Task", GetEventsOptions::from_version(5)).await.unwrap();
+    let versions = |stream: EventStream| {
+        stream
+            .events
+            .iter()
+            .map(|e| e.aggregate_version())
+            .collect::<Vec<_>>()
+    };
+    let from5 = store
+        .get_events(id, "Task", GetEventsOptions::from_version(5))
+        .await
+        .unwrap();
     assert_eq!(from5.version, 6);
     assert_eq!(versions(from5), [5, 6]);
     let after = store
-        .get_events(id, "Task", GetEventsOptions::between(Some(base + Duration::minutes(4)), None))
+        .get_events(
+            id,
+            "Task",
+            GetEventsOptions::between(Some(base + Duration::minutes(4)), None),
+        )
         .await
         .unwrap();
     assert_eq!(versions(after), [5, 6]);
@@ -430,7 +543,10 @@ pub async fn get_events_filters(store: Store) {
         .get_events(
             id,
             "Task",
-            GetEventsOptions::between(Some(base + Duration::minutes(1)), Some(base + Duration::minutes(2))),
+            GetEventsOptions::between(
+                Some(base + Duration::minutes(1)),
+                Some(base + Duration::minutes(2)),
+            ),
         )
         .await
         .unwrap();
@@ -442,27 +558,49 @@ pub async fn get_events_by_type_filters(store: Store) {
     let tenant = Uuid::new_v4();
     let old = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap();
     store
-        .append_events(Uuid::new_v4(), "Task", vec![created("old").with_timestamp(old)], ExpectedVersion::NoStream)
+        .append_events(
+            Uuid::new_v4(),
+            "Task",
+            vec![created("old").with_timestamp(old)],
+            ExpectedVersion::NoStream,
+        )
         .await
         .unwrap();
     store
-        .append_events(Uuid::new_v4(), "Task", vec![created("mine").with_tenant_id(tenant)], ExpectedVersion::NoStream)
+        .append_events(
+            Uuid::new_v4(),
+            "Task",
+            vec![created("mine").with_tenant_id(tenant)],
+            ExpectedVersion::NoStream,
+        )
         .await
         .unwrap();
     store
-        .append_events(Uuid::new_v4(), "Project", vec![created("project")], ExpectedVersion::NoStream)
+        .append_events(
+            Uuid::new_v4(),
+            "Project",
+            vec![created("project")],
+            ExpectedVersion::NoStream,
+        )
         .await
         .unwrap();
     let tasks = store.get_events_by_type("Task", None, None).await.unwrap();
     assert_eq!(titles(&tasks), ["old", "mine"]);
-    let mine = store.get_events_by_type("Task", Some(tenant), None).await.unwrap();
+    let mine = store
+        .get_events_by_type("Task", Some(tenant), None)
+        .await
+        .unwrap();
     assert_eq!(titles(&mine), ["mine"]);
     let recent = store
         .get_events_by_type("Task", None, Some(Utc::now() - Duration::hours(1)))
         .await
         .unwrap();
     assert_eq!(titles(&recent), ["mine"]);
-    assert!(store.get_events_by_type("Nothing", None, None).await.unwrap().is_empty());
+    assert!(store
+        .get_events_by_type("Nothing", None, None)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn metadata_queries(store: Store) {
@@ -474,7 +612,12 @@ pub async fn metadata_queries(store: Store) {
     let event_id = event.event_id();
     assert!(!store.event_exists(event_id).await.unwrap());
     store
-        .append_events(id, "Task", vec![event, created("b"), NewEvent::new(TaskCompleted {})], ExpectedVersion::NoStream)
+        .append_events(
+            id,
+            "Task",
+            vec![event, created("b"), NewEvent::new(TaskCompleted {})],
+            ExpectedVersion::NoStream,
+        )
         .await
         .unwrap();
     assert!(store.event_exists(event_id).await.unwrap());
@@ -490,7 +633,10 @@ pub async fn metadata_queries(store: Store) {
         .collect();
     assert_eq!(
         counts,
-        [("TaskCompleted".to_owned(), 1, 1), ("TaskCreated".to_owned(), 1, 2)]
+        [
+            ("TaskCompleted".to_owned(), 1, 1),
+            ("TaskCreated".to_owned(), 1, 2)
+        ]
     );
 }
 
@@ -498,7 +644,12 @@ pub async fn racing_appends_one_winner(store: Store) {
     for round in 0..40 {
         let id = Uuid::new_v4();
         store
-            .append_events(id, "Task", vec![created("start")], ExpectedVersion::NoStream)
+            .append_events(
+                id,
+                "Task",
+                vec![created("start")],
+                ExpectedVersion::NoStream,
+            )
             .await
             .unwrap();
         let barrier = Arc::new(tokio::sync::Barrier::new(2));
@@ -508,7 +659,12 @@ pub async fn racing_appends_one_winner(store: Store) {
                 tokio::spawn(async move {
                     barrier.wait().await;
                     store
-                        .append_events(id, "Task", vec![created(&format!("racer {i}"))], ExpectedVersion::Exact(1))
+                        .append_events(
+                            id,
+                            "Task",
+                            vec![created(&format!("racer {i}"))],
+                            ExpectedVersion::Exact(1),
+                        )
                         .await
                 })
             })
@@ -557,10 +713,20 @@ pub async fn concurrent_writers_get_unique_positions(store: Store) {
     }
     let all = collect(store.read_all(ReadOptions::new())).await;
     let positions: Vec<u64> = all.iter().map(|e| e.global_position).collect();
-    assert_eq!(positions, (1..=WRITERS as u64 * APPENDS).collect::<Vec<_>>());
+    assert_eq!(
+        positions,
+        (1..=WRITERS as u64 * APPENDS).collect::<Vec<_>>()
+    );
     for id in ids {
-        let stream = store.get_events(id, "Task", GetEventsOptions::default()).await.unwrap();
-        let versions: Vec<u64> = stream.events.iter().map(|e| e.aggregate_version()).collect();
+        let stream = store
+            .get_events(id, "Task", GetEventsOptions::default())
+            .await
+            .unwrap();
+        let versions: Vec<u64> = stream
+            .events
+            .iter()
+            .map(|e| e.aggregate_version())
+            .collect();
         assert_eq!(versions, (1..=APPENDS).collect::<Vec<_>>());
     }
 }
@@ -586,7 +752,10 @@ pub async fn unknown_event_types_are_kept(store: Store) {
         stored.event::<TaskCreated>(),
         Err(Error::UnknownEventType { ref event_type, version: 2 }) if event_type == "LegacyItemAdded"
     ));
-    let missing = EventRegistry::global().find_unregistered(store.as_ref()).await.unwrap();
+    let missing = EventRegistry::global()
+        .find_unregistered(store.as_ref())
+        .await
+        .unwrap();
     assert_eq!(missing.len(), 1);
     assert_eq!(missing[0].event_type, "LegacyItemAdded");
     assert_eq!(missing[0].event_version, 2);
@@ -602,21 +771,36 @@ pub async fn raw_events_of_registered_types_decode(store: Store) {
         .append_events(
             id,
             "Task",
-            vec![NewEvent::raw("TaskCreated", 1, serde_json::json!({"title": "from raw"}))],
+            vec![NewEvent::raw(
+                "TaskCreated",
+                1,
+                serde_json::json!({"title": "from raw"}),
+            )],
             ExpectedVersion::NoStream,
         )
         .await
         .unwrap();
-    let stream = store.get_events(id, "Task", GetEventsOptions::default()).await.unwrap();
-    assert_eq!(stream.events[0].event::<TaskCreated>().unwrap().title, "from raw");
-    EventRegistry::global().verify_store(store.as_ref()).await.unwrap();
+    let stream = store
+        .get_events(id, "Task", GetEventsOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.events[0].event::<TaskCreated>().unwrap().title,
+        "from raw"
+    );
+    EventRegistry::global()
+        .verify_store(store.as_ref())
+        .await
+        .unwrap();
 }
 
 pub async fn reads_span_many_pages(store: Store) {
     // More than two pages of the stores' page size (500), in batches.
     let id = Uuid::new_v4();
     for batch in 0..12u64 {
-        let events = (0..100).map(|i| created(&format!("{}", batch * 100 + i))).collect();
+        let events = (0..100)
+            .map(|i| created(&format!("{}", batch * 100 + i)))
+            .collect();
         store
             .append_events(id, "Task", events, ExpectedVersion::from(batch * 100))
             .await
@@ -633,7 +817,8 @@ pub async fn reads_span_many_pages(store: Store) {
     assert_eq!(limited.len(), 700);
     assert_eq!(limited[0].global_position, 251);
     assert_eq!(limited[699].global_position, 950);
-    let back = collect(store.read_stream(&StreamId::new(id, "Task"), ReadOptions::new().backward())).await;
+    let back =
+        collect(store.read_stream(&StreamId::new(id, "Task"), ReadOptions::new().backward())).await;
     assert_eq!(back.len(), 1200);
     assert_eq!(back[0].stream_position, 1200);
     assert_eq!(back[1199].stream_position, 1);
@@ -644,7 +829,13 @@ pub async fn stream_ids_parse(_store: Store) {
     let parsed: StreamId = format!("{id}:Task").parse().unwrap();
     assert_eq!(parsed, StreamId::new(id, "Task"));
     assert_eq!(parsed.to_string(), format!("{id}:Task"));
-    for bad in ["", "Task", "not-a-uuid:Task", &format!("{id}:"), &id.to_string()] {
+    for bad in [
+        "",
+        "Task",
+        "not-a-uuid:Task",
+        &format!("{id}:"),
+        &id.to_string(),
+    ] {
         assert!(
             matches!(bad.parse::<StreamId>(), Err(Error::InvalidStreamId { .. })),
             "{bad:?} parsed"

@@ -66,7 +66,9 @@ impl Serialize for Unserializable {
 }
 
 pub fn created(title: &str) -> NewEvent {
-    NewEvent::new(TaskCreated { title: title.into() })
+    NewEvent::new(TaskCreated {
+        title: title.into(),
+    })
 }
 
 /// A store under test, with whatever must live as long as it.
@@ -83,7 +85,9 @@ pub async fn memory_fixture() -> Fixture {
 }
 
 pub async fn sqlite_memory_fixture() -> Fixture {
-    let store = SqliteEventStore::open(":memory:").await.expect("open :memory:");
+    let store = SqliteEventStore::open(":memory:")
+        .await
+        .expect("open :memory:");
     store.initialize().await.expect("initialize");
     Fixture {
         store: Arc::new(store),
@@ -93,7 +97,9 @@ pub async fn sqlite_memory_fixture() -> Fixture {
 
 pub async fn sqlite_file_fixture() -> Fixture {
     let dir = TempDir::new();
-    let store = SqliteEventStore::open(dir.file("events.db")).await.expect("open file");
+    let store = SqliteEventStore::open(dir.file("events.db"))
+        .await
+        .expect("open file");
     store.initialize().await.expect("initialize");
     Fixture {
         store: Arc::new(store),

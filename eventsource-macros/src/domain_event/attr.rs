@@ -28,7 +28,9 @@ impl EventAttrs {
         let mut krate: Option<Path> = None;
         for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
             parse_one(attr, &mut errors, &mut |key, value, errors| match key {
-                Key::Name => set(errors, &mut name, value, "name", |v, e| non_empty_str(v, "name", e)),
+                Key::Name => set(errors, &mut name, value, "name", |v, e| {
+                    non_empty_str(v, "name", e)
+                }),
                 Key::Aggregate => set(errors, &mut aggregate, value, "aggregate", |v, e| {
                     non_empty_str(v, "aggregate", e)
                 }),
@@ -55,7 +57,11 @@ enum Key {
 }
 
 /// Parses one `#[event(...)]`, handing each `key = value` to `on_key`.
-fn parse_one(attr: &Attribute, errors: &mut Errors, on_key: &mut dyn FnMut(Key, &Expr, &mut Errors)) {
+fn parse_one(
+    attr: &Attribute,
+    errors: &mut Errors,
+    on_key: &mut dyn FnMut(Key, &Expr, &mut Errors),
+) {
     let result = attr.parse_nested_meta(|meta| {
         let key = if meta.path.is_ident("name") {
             Some(Key::Name)
@@ -121,9 +127,14 @@ fn set<T>(
 
 fn lit_str<'a>(value: &'a Expr, key: &str, errors: &mut Errors) -> Option<&'a LitStr> {
     match value {
-        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(s),
         _ => {
-            errors.spanned(value, format!("`{key}` must be a string literal, e.g. {key} = \"...\""));
+            errors.spanned(
+                value,
+                format!("`{key}` must be a string literal, e.g. {key} = \"...\""),
+            );
             None
         }
     }
@@ -144,8 +155,14 @@ fn non_empty_str(value: &Expr, key: &str, errors: &mut Errors) -> Option<LitStr>
 }
 
 fn version_value(value: &Expr, errors: &mut Errors) -> Option<(u32, Span)> {
-    let Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) = value else {
-        errors.spanned(value, "`version` must be an integer literal, e.g. version = 2");
+    let Expr::Lit(ExprLit {
+        lit: Lit::Int(int), ..
+    }) = value
+    else {
+        errors.spanned(
+            value,
+            "`version` must be an integer literal, e.g. version = 2",
+        );
         return None;
     };
     let parsed = parse_version(int);
@@ -164,7 +181,10 @@ fn version_value(value: &Expr, errors: &mut Errors) -> Option<(u32, Span)> {
 
 fn parse_version(int: &LitInt) -> syn::Result<u32> {
     if !int.suffix().is_empty() && int.suffix() != "u32" {
-        return Err(syn::Error::new_spanned(int, "`version` takes an unsuffixed integer, e.g. version = 2"));
+        return Err(syn::Error::new_spanned(
+            int,
+            "`version` takes an unsuffixed integer, e.g. version = 2",
+        ));
     }
     int.base10_parse::<u32>()
         .map_err(|_| syn::Error::new_spanned(int, "`version` must fit in a u32"))
@@ -175,7 +195,10 @@ fn crate_path(value: &Expr, errors: &mut Errors) -> Option<Path> {
     match s.parse::<Path>() {
         Ok(path) => Some(path),
         Err(_) => {
-            errors.spanned(s, "`crate` must be a path, e.g. crate = \"::my_app::eventsource\"");
+            errors.spanned(
+                s,
+                "`crate` must be a path, e.g. crate = \"::my_app::eventsource\"",
+            );
             None
         }
     }

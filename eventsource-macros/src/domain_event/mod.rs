@@ -25,7 +25,10 @@ pub(crate) fn expand(input: &DeriveInput) -> TokenStream {
 fn validate_shape(input: &DeriveInput) -> syn::Result<()> {
     let mut errors = Errors::default();
     if let Data::Union(data) = &input.data {
-        errors.spanned(data.union_token, "DomainEvent cannot be derived for unions; use a struct or an enum");
+        errors.spanned(
+            data.union_token,
+            "DomainEvent cannot be derived for unions; use a struct or an enum",
+        );
     }
     if !input.generics.params.is_empty() {
         errors.spanned(

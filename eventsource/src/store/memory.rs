@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::page::{paginate, PageRow};
 use super::{
-    plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion, GetEventsOptions,
-    ReadDirection, ReadOptions, StoredEventStream, StreamId,
+    plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
+    GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StreamId,
 };
 use crate::envelope::{now, NewEvent};
 use crate::error::Result;
@@ -109,7 +109,12 @@ impl InMemoryEventStore {
         *self.write() = State::default();
     }
 
-    fn fetch_all_page(state: &State, options: &ReadOptions, cursor: u64, limit: usize) -> Vec<PageRow> {
+    fn fetch_all_page(
+        state: &State,
+        options: &ReadOptions,
+        cursor: u64,
+        limit: usize,
+    ) -> Vec<PageRow> {
         let accept = |i: &usize| options.accepts(&state.events[*i]);
         let row = |i: usize| (i as u64 + 1, Ok(state.events[i].clone()));
         let len = state.events.len();
@@ -119,7 +124,9 @@ impl InMemoryEventStore {
                 (start..len).filter(accept).take(limit).map(row).collect()
             }
             ReadDirection::Backward => {
-                let end = usize::try_from(cursor.saturating_sub(1)).unwrap_or(usize::MAX).min(len);
+                let end = usize::try_from(cursor.saturating_sub(1))
+                    .unwrap_or(usize::MAX)
+                    .min(len);
                 (0..end).rev().filter(accept).take(limit).map(row).collect()
             }
         }
@@ -142,7 +149,9 @@ impl InMemoryEventStore {
                 (start..len).filter(accept).take(limit).map(row).collect()
             }
             ReadDirection::Backward => {
-                let end = usize::try_from(cursor.saturating_sub(1)).unwrap_or(usize::MAX).min(len);
+                let end = usize::try_from(cursor.saturating_sub(1))
+                    .unwrap_or(usize::MAX)
+                    .min(len);
                 (0..end).rev().filter(accept).take(limit).map(row).collect()
             }
         }
@@ -173,9 +182,14 @@ impl EventStore for InMemoryEventStore {
             .collect::<Result<Vec<_>>>()?;
         let mut state = self.write();
         let current = state.stream(aggregate_id, aggregate_type).len() as u64;
-        let plan = plan_append(aggregate_id, aggregate_type, &events, expected_version, current, |id| {
-            state.ids.contains_key(&id)
-        })?;
+        let plan = plan_append(
+            aggregate_id,
+            aggregate_type,
+            &events,
+            expected_version,
+            current,
+            |id| state.ids.contains_key(&id),
+        )?;
         let fresh = match plan {
             AppendPlan::Nothing => {
                 let global_position = events
@@ -207,7 +221,10 @@ impl EventStore for InMemoryEventStore {
             state.ids.insert(event.event_id, index);
             let stream = state.streams.entry(aggregate_id).or_default();
             let is_new_aggregate = stream.is_empty();
-            stream.entry(aggregate_type.to_owned()).or_default().push(index);
+            stream
+                .entry(aggregate_type.to_owned())
+                .or_default()
+                .push(index);
             if is_new_aggregate {
                 state.aggregate_order.push(aggregate_id);
             }
@@ -233,8 +250,12 @@ impl EventStore for InMemoryEventStore {
             .map(|i| &state.events[*i])
             .filter(|e| {
                 options.from_version.is_none_or(|v| e.stream_position >= v)
-                    && options.from_timestamp.is_none_or(|t| e.envelope.timestamp >= t)
-                    && options.to_timestamp.is_none_or(|t| e.envelope.timestamp <= t)
+                    && options
+                        .from_timestamp
+                        .is_none_or(|t| e.envelope.timestamp >= t)
+                    && options
+                        .to_timestamp
+                        .is_none_or(|t| e.envelope.timestamp <= t)
             })
             .cloned()
             .collect();
@@ -246,7 +267,11 @@ impl EventStore for InMemoryEventStore {
         })
     }
 
-    fn read_stream<'a>(&'a self, stream_id: &StreamId, options: ReadOptions) -> StoredEventStream<'a> {
+    fn read_stream<'a>(
+        &'a self,
+        stream_id: &StreamId,
+        options: ReadOptions,
+    ) -> StoredEventStream<'a> {
         let stream_id = stream_id.clone();
         let state = Arc::clone(&self.state);
         let page_options = options.clone();
@@ -254,7 +279,8 @@ impl EventStore for InMemoryEventStore {
             &options,
             Box::new(move |cursor, limit| {
                 let state = state.read().unwrap_or_else(PoisonError::into_inner);
-                let rows = Self::fetch_stream_page(&state, &stream_id, &page_options, cursor, limit);
+                let rows =
+                    Self::fetch_stream_page(&state, &stream_id, &page_options, cursor, limit);
                 futures::future::ready(Ok(rows)).boxed()
             }),
         )
@@ -320,7 +346,9 @@ impl EventStore for InMemoryEventStore {
                 count,
             })
             .collect();
-        counts.sort_by(|a, b| (&a.event_type, a.event_version).cmp(&(&b.event_type, b.event_version)));
+        counts.sort_by(|a, b| {
+            (&a.event_type, a.event_version).cmp(&(&b.event_type, b.event_version))
+        });
         Ok(counts)
     }
 }

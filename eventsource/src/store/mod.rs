@@ -195,7 +195,7 @@ impl ReadOptions {
             && self
                 .event_types
                 .as_ref()
-                .is_none_or(|types| types.iter().any(|t| *t == envelope.event_type))
+                .is_none_or(|types| types.contains(&envelope.event_type))
     }
 }
 
@@ -319,7 +319,11 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     ) -> Result<EventStream>;
 
     /// Streams the events of one aggregate.
-    fn read_stream<'a>(&'a self, stream_id: &StreamId, options: ReadOptions) -> StoredEventStream<'a>;
+    fn read_stream<'a>(
+        &'a self,
+        stream_id: &StreamId,
+        options: ReadOptions,
+    ) -> StoredEventStream<'a>;
 
     /// Streams all events in global order (or reverse), filtered by `options`.
     fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_>;

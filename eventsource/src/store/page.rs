@@ -19,7 +19,8 @@ pub(crate) const PAGE_SIZE: usize = 500;
 pub(crate) type PageRow = (u64, Result<StoredEvent>);
 
 /// Fetches up to `limit` rows strictly after (forward) or before (backward) `cursor`.
-pub(crate) type FetchPage<'a> = Box<dyn FnMut(u64, usize) -> BoxFuture<'a, Result<Vec<PageRow>>> + Send + 'a>;
+pub(crate) type FetchPage<'a> =
+    Box<dyn FnMut(u64, usize) -> BoxFuture<'a, Result<Vec<PageRow>>> + Send + 'a>;
 
 struct State<'a> {
     fetch: FetchPage<'a>,
@@ -57,7 +58,9 @@ pub(crate) fn paginate<'a>(options: &ReadOptions, fetch: FetchPage<'a>) -> Store
                 return None;
             }
             let want = match st.remaining {
-                Some(remaining) => usize::try_from(remaining).unwrap_or(PAGE_SIZE).min(PAGE_SIZE),
+                Some(remaining) => usize::try_from(remaining)
+                    .unwrap_or(PAGE_SIZE)
+                    .min(PAGE_SIZE),
                 None => PAGE_SIZE,
             };
             match (st.fetch)(st.cursor, want).await {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool};
 use sqlx::query::Query;
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool};
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::page::{paginate, PageRow};
 use crate::store::{
-    plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion, GetEventsOptions,
-    ReadDirection, ReadOptions, StoredEventStream, StreamId,
+    plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
+    GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StreamId,
 };
 use crate::stored::{EventStream, StoredEvent};
 
@@ -81,7 +81,10 @@ impl Filter {
     }
 }
 
-fn bind_all<'q>(mut query: Query<'q, Sqlite, SqliteArguments<'q>>, binds: &[Bind]) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+fn bind_all<'q>(
+    mut query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    binds: &[Bind],
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
     for bind in binds {
         query = match bind {
             Bind::Text(s) => query.bind(s.clone()),
@@ -139,12 +142,14 @@ fn paged_read<'a>(
     paginate(
         options,
         Box::new(move |cursor, limit| {
-            let (pool, registry, sql, binds) = (pool.clone(), registry.clone(), sql.clone(), binds.clone());
+            let (pool, registry, sql, binds) =
+                (pool.clone(), registry.clone(), sql.clone(), binds.clone());
             async move {
                 if pool.is_closed() {
                     return Err(Error::StoreClosed);
                 }
-                let query = bind_all(sqlx::query(&sql).bind(to_i64(cursor)), &binds).bind(limit as i64);
+                let query =
+                    bind_all(sqlx::query(&sql).bind(to_i64(cursor)), &binds).bind(limit as i64);
                 let rows = query.fetch_all(&pool).await.map_err(db_error(operation))?;
                 rows.iter()
                     .map(|r| {
@@ -164,7 +169,11 @@ fn paged_read<'a>(
     )
 }
 
-async fn stream_version(conn: &mut SqliteConnection, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
+async fn stream_version(
+    conn: &mut SqliteConnection,
+    aggregate_id: Uuid,
+    aggregate_type: &str,
+) -> Result<u64> {
     let version: i64 =
         sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = ? AND aggregate_type = ?")
             .bind(aggregate_id.to_string())
@@ -176,16 +185,24 @@ async fn stream_version(conn: &mut SqliteConnection, aggregate_id: Uuid, aggrega
 }
 
 /// Global positions of the batch's events that are stored already.
-async fn stored_positions(conn: &mut SqliteConnection, events: &[NewEvent]) -> Result<HashMap<Uuid, u64>> {
+async fn stored_positions(
+    conn: &mut SqliteConnection,
+    events: &[NewEvent],
+) -> Result<HashMap<Uuid, u64>> {
     let mut found = HashMap::new();
     for chunk in events.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(", ");
-        let sql = format!("SELECT event_id, global_position FROM events WHERE event_id IN ({marks})");
+        let sql =
+            format!("SELECT event_id, global_position FROM events WHERE event_id IN ({marks})");
         let mut query = sqlx::query(&sql);
         for event in chunk {
             query = query.bind(event.event_id.to_string());
         }
-        for row in query.fetch_all(&mut *conn).await.map_err(db_error("append_events"))? {
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error("append_events"))?
+        {
             let id: String = row.try_get(0).map_err(db_error("append_events"))?;
             let position: i64 = row.try_get(1).map_err(db_error("append_events"))?;
             if let Ok(id) = Uuid::parse_str(&id) {
@@ -203,10 +220,11 @@ struct EncodedEvent {
 }
 
 fn encode(event: &NewEvent) -> Result<EncodedEvent> {
-    let metadata = serde_json::to_string(&event.metadata).map_err(|source| Error::Serialization {
-        event_type: event.event_type().to_owned(),
-        source,
-    })?;
+    let metadata =
+        serde_json::to_string(&event.metadata).map_err(|source| Error::Serialization {
+            event_type: event.event_type().to_owned(),
+            source,
+        })?;
     Ok(EncodedEvent {
         payload: event.payload.to_json()?,
         metadata,
@@ -214,9 +232,16 @@ fn encode(event: &NewEvent) -> Result<EncodedEvent> {
 }
 
 impl SqliteEventStore {
-    async fn conflict(&self, aggregate_id: Uuid, aggregate_type: &str, expected: ExpectedVersion) -> Error {
+    async fn conflict(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        expected: ExpectedVersion,
+    ) -> Error {
         let actual = match self.pool.acquire().await {
-            Ok(mut conn) => stream_version(&mut conn, aggregate_id, aggregate_type).await.unwrap_or(0),
+            Ok(mut conn) => stream_version(&mut conn, aggregate_id, aggregate_type)
+                .await
+                .unwrap_or(0),
             Err(_) => 0,
         };
         Error::OptimisticLock {
@@ -244,21 +269,32 @@ impl EventStore for SqliteEventStore {
         let encoded = events.iter().map(encode).collect::<Result<Vec<_>>>()?;
         // BEGIN IMMEDIATE takes the database's write lock now: the version read below
         // cannot go stale before the INSERTs, in this process or any other.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error(OP))?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error(OP))?;
         let stored = stored_positions(&mut tx, &events).await?;
         let current = stream_version(&mut tx, aggregate_id, aggregate_type).await?;
-        let plan = plan_append(aggregate_id, aggregate_type, &events, expected_version, current, |id| {
-            stored.contains_key(&id)
-        })?;
+        let plan = plan_append(
+            aggregate_id,
+            aggregate_type,
+            &events,
+            expected_version,
+            current,
+            |id| stored.contains_key(&id),
+        )?;
         let fresh = match plan {
             AppendPlan::Nothing => {
                 let global_position = match events.last() {
                     Some(last) => stored.get(&last.event_id).copied().unwrap_or(0),
                     None => {
-                        let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) FROM events")
-                            .fetch_one(&mut *tx)
-                            .await
-                            .map_err(db_error(OP))?;
+                        let max: i64 = sqlx::query_scalar(
+                            "SELECT COALESCE(MAX(global_position), 0) FROM events",
+                        )
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_error(OP))?;
                         to_u64(max)
                     }
                 };
@@ -300,7 +336,9 @@ impl EventStore for SqliteEventStore {
                 Ok(done) => global_position = to_u64(done.last_insert_rowid()),
                 Err(e) if is_unique_violation(&e) => {
                     drop(tx);
-                    return Err(self.conflict(aggregate_id, aggregate_type, expected_version).await);
+                    return Err(self
+                        .conflict(aggregate_id, aggregate_type, expected_version)
+                        .await);
                 }
                 Err(e) => return Err(db_error(OP)(e)),
             }
@@ -325,7 +363,10 @@ impl EventStore for SqliteEventStore {
         let mut filter = Filter::default();
         filter.push(
             "aggregate_id = ? AND aggregate_type = ?",
-            [Bind::Text(aggregate_id.to_string()), Bind::Text(aggregate_type.to_owned())],
+            [
+                Bind::Text(aggregate_id.to_string()),
+                Bind::Text(aggregate_type.to_owned()),
+            ],
         );
         if let Some(v) = options.from_version {
             filter.push("version >= ?", [Bind::Int(to_i64(v))]);
@@ -336,8 +377,18 @@ impl EventStore for SqliteEventStore {
         if let Some(to) = options.to_timestamp {
             filter.push("timestamp <= ?", [Bind::Text(format_timestamp(to))]);
         }
-        let sql = format!("SELECT {COLUMNS} FROM events WHERE {} ORDER BY version", filter.where_sql());
-        let events = fetch_events(&self.pool, &self.registry, "get_events", &sql, &filter.binds).await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE {} ORDER BY version",
+            filter.where_sql()
+        );
+        let events = fetch_events(
+            &self.pool,
+            &self.registry,
+            "get_events",
+            &sql,
+            &filter.binds,
+        )
+        .await?;
         Ok(EventStream {
             aggregate_id,
             aggregate_type: aggregate_type.to_owned(),
@@ -346,7 +397,11 @@ impl EventStore for SqliteEventStore {
         })
     }
 
-    fn read_stream<'a>(&'a self, stream_id: &StreamId, options: ReadOptions) -> StoredEventStream<'a> {
+    fn read_stream<'a>(
+        &'a self,
+        stream_id: &StreamId,
+        options: ReadOptions,
+    ) -> StoredEventStream<'a> {
         let mut filter = Filter::default();
         filter.push(
             "aggregate_id = ? AND aggregate_type = ?",
@@ -356,7 +411,14 @@ impl EventStore for SqliteEventStore {
             ],
         );
         let filter = filter.read_options(&options);
-        paged_read(self.pool.clone(), self.registry.clone(), "read_stream", "version", filter, &options)
+        paged_read(
+            self.pool.clone(),
+            self.registry.clone(),
+            "read_stream",
+            "version",
+            filter,
+            &options,
+        )
     }
 
     fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_> {
@@ -380,7 +442,10 @@ impl EventStore for SqliteEventStore {
     ) -> Result<Vec<StoredEvent>> {
         self.ensure_open()?;
         let mut filter = Filter::default();
-        filter.push("aggregate_type = ?", [Bind::Text(aggregate_type.to_owned())]);
+        filter.push(
+            "aggregate_type = ?",
+            [Bind::Text(aggregate_type.to_owned())],
+        );
         if let Some(tenant) = tenant_id {
             filter.push("tenant_id = ?", [Bind::Text(tenant.to_string())]);
         }
@@ -391,7 +456,14 @@ impl EventStore for SqliteEventStore {
             "SELECT {COLUMNS} FROM events WHERE {} ORDER BY global_position",
             filter.where_sql()
         );
-        fetch_events(&self.pool, &self.registry, "get_events_by_type", &sql, &filter.binds).await
+        fetch_events(
+            &self.pool,
+            &self.registry,
+            "get_events_by_type",
+            &sql,
+            &filter.binds,
+        )
+        .await
     }
 
     async fn event_exists(&self, event_id: Uuid) -> Result<bool> {
@@ -406,7 +478,11 @@ impl EventStore for SqliteEventStore {
 
     async fn get_stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
         self.ensure_open()?;
-        let mut conn = self.pool.acquire().await.map_err(db_error("get_stream_version"))?;
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db_error("get_stream_version"))?;
         stream_version(&mut conn, aggregate_id, aggregate_type).await
     }
 

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
@@ -141,8 +143,16 @@ impl SqliteStoreOptions {
                 .filename(&self.database)
                 .create_if_missing(!self.read_only)
                 .read_only(self.read_only)
-                .journal_mode(if wal { SqliteJournalMode::Wal } else { SqliteJournalMode::Delete })
-                .synchronous(if wal { SqliteSynchronous::Normal } else { SqliteSynchronous::Full })
+                .journal_mode(if wal {
+                    SqliteJournalMode::Wal
+                } else {
+                    SqliteJournalMode::Delete
+                })
+                .synchronous(if wal {
+                    SqliteSynchronous::Normal
+                } else {
+                    SqliteSynchronous::Full
+                })
         }
         .busy_timeout(self.busy_timeout);
         let pool_options = if memory {

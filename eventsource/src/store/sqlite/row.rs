@@ -12,7 +12,8 @@ use crate::registry::EventRegistry;
 use crate::stored::StoredEvent;
 
 /// The columns every read selects, in the order [`decode`] expects.
-pub(super) const COLUMNS: &str = "global_position, event_id, aggregate_id, aggregate_type, event_type, \
+pub(super) const COLUMNS: &str =
+    "global_position, event_id, aggregate_id, aggregate_type, event_type, \
      tenant_id, actor_id, version, timestamp, payload, created_at, event_version, correlation_id, \
      causation_id, metadata";
 
@@ -39,7 +40,10 @@ fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
 /// # Errors
 /// The outer error is a database error (no readable position); the inner one is
 /// [`Error::CorruptEvent`] for the row at that position.
-pub(super) fn decode(row: &SqliteRow, registry: &EventRegistry) -> Result<(u64, Result<StoredEvent>)> {
+pub(super) fn decode(
+    row: &SqliteRow,
+    registry: &EventRegistry,
+) -> Result<(u64, Result<StoredEvent>)> {
     let position: i64 = row.try_get(0).map_err(|e| Error::Database {
         operation: "decode row",
         source: Box::new(e),
@@ -48,7 +52,11 @@ pub(super) fn decode(row: &SqliteRow, registry: &EventRegistry) -> Result<(u64, 
     Ok((position, decode_at(row, position, registry)))
 }
 
-fn decode_at(row: &SqliteRow, global_position: u64, registry: &EventRegistry) -> Result<StoredEvent> {
+fn decode_at(
+    row: &SqliteRow,
+    global_position: u64,
+    registry: &EventRegistry,
+) -> Result<StoredEvent> {
     let event_type: String = row.try_get(4).unwrap_or_default();
     let corrupt = |reason: String| Error::CorruptEvent {
         global_position,
@@ -65,9 +73,11 @@ fn decode_at(row: &SqliteRow, global_position: u64, registry: &EventRegistry) ->
     let uuid = |value: &str, name: &str| {
         Uuid::parse_str(value).map_err(|e| corrupt(format!("{name} `{value}` is not a UUID: {e}")))
     };
-    let optional_uuid = |value: Option<String>, name: &str| value.map(|v| uuid(&v, name)).transpose();
+    let optional_uuid =
+        |value: Option<String>, name: &str| value.map(|v| uuid(&v, name)).transpose();
     let timestamp = |value: &str, name: &str| {
-        parse_timestamp(value).ok_or_else(|| corrupt(format!("{name} `{value}` is not an ISO 8601 timestamp")))
+        parse_timestamp(value)
+            .ok_or_else(|| corrupt(format!("{name} `{value}` is not an ISO 8601 timestamp")))
     };
 
     let event_id = uuid(&required(1, "event_id")?, "event_id")?;
@@ -78,7 +88,8 @@ fn decode_at(row: &SqliteRow, global_position: u64, registry: &EventRegistry) ->
     let version: i64 = row
         .try_get(7)
         .map_err(|e| corrupt(format!("version: {e}")))?;
-    let aggregate_version = u64::try_from(version).map_err(|_| corrupt(format!("version {version} is negative")))?;
+    let aggregate_version =
+        u64::try_from(version).map_err(|_| corrupt(format!("version {version} is negative")))?;
     let event_timestamp = timestamp(&required(8, "timestamp")?, "timestamp")?;
     let payload = required(9, "payload")?;
     let stored_at = timestamp(&required(10, "created_at")?, "created_at")?;
@@ -107,13 +118,22 @@ fn decode_at(row: &SqliteRow, global_position: u64, registry: &EventRegistry) ->
                 .map_err(|e| corrupt(format!("metadata is not a JSON object: {e}")))?;
             envelope.event_version = event_version
                 .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| corrupt(format!("event_version {event_version:?} is not a schema version")))?;
+                .ok_or_else(|| {
+                    corrupt(format!(
+                        "event_version {event_version:?} is not a schema version"
+                    ))
+                })?;
         }
         // A row written by eventsource-py: these envelope fields live in the payload.
         None => fill_from_payload(&mut envelope, &payload, event_version, corrupt)?,
     }
 
-    let payload = registry.decode_str(global_position, &event_type, envelope.event_version, &payload)?;
+    let payload = registry.decode_str(
+        global_position,
+        &event_type,
+        envelope.event_version,
+        &payload,
+    )?;
     Ok(StoredEvent {
         envelope,
         global_position,
@@ -131,8 +151,8 @@ fn fill_from_payload(
     event_version: Option<i64>,
     corrupt: impl Fn(String) -> Error,
 ) -> Result<()> {
-    let json: Value =
-        serde_json::from_str(payload).map_err(|e| corrupt(format!("payload is not valid JSON: {e}")))?;
+    let json: Value = serde_json::from_str(payload)
+        .map_err(|e| corrupt(format!("payload is not valid JSON: {e}")))?;
     let field = |name: &str| json.get(name).filter(|v| !v.is_null());
     let uuid_field = |name: &str| -> Result<Option<Uuid>> {
         field(name)
@@ -143,9 +163,11 @@ fn fill_from_payload(
             })
             .transpose()
     };
-    let version = event_version.or_else(|| field("event_version").and_then(Value::as_i64)).unwrap_or(1);
-    envelope.event_version =
-        u32::try_from(version).map_err(|_| corrupt(format!("event_version {version} is not a schema version")))?;
+    let version = event_version
+        .or_else(|| field("event_version").and_then(Value::as_i64))
+        .unwrap_or(1);
+    envelope.event_version = u32::try_from(version)
+        .map_err(|_| corrupt(format!("event_version {version} is not a schema version")))?;
     envelope.correlation_id = uuid_field("correlation_id")?.or(envelope.correlation_id);
     envelope.causation_id = uuid_field("causation_id")?.or(envelope.causation_id);
     if let Some(Value::Object(metadata)) = field("metadata") {

@@ -36,15 +36,23 @@ pub(super) async fn initialize(store: &SqliteEventStore) -> Result<()> {
     store.ensure_open()?;
     const OP: &str = "initialize";
     // One write transaction, so two processes initializing at once do not interleave.
-    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error(OP))?;
-    sqlx::raw_sql(TABLES).execute(&mut *tx).await.map_err(db_error(OP))?;
-
-    let columns: HashSet<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('events')")
-        .fetch_all(&mut *tx)
+    let mut tx = store
+        .pool
+        .begin_with("BEGIN IMMEDIATE")
         .await
-        .map_err(db_error(OP))?
-        .into_iter()
-        .collect();
+        .map_err(db_error(OP))?;
+    sqlx::raw_sql(TABLES)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(OP))?;
+
+    let columns: HashSet<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_info('events')")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error(OP))?
+            .into_iter()
+            .collect();
     let missing: Vec<&str> = REQUIRED_COLUMNS
         .iter()
         .copied()
@@ -61,13 +69,19 @@ pub(super) async fn initialize(store: &SqliteEventStore) -> Result<()> {
     }
     for (name, kind) in ADDED_COLUMNS {
         if !columns.contains(name) {
-            tracing::info!(column = name, "adding column to an eventsource-py events table");
+            tracing::info!(
+                column = name,
+                "adding column to an eventsource-py events table"
+            );
             sqlx::raw_sql(&format!("ALTER TABLE events ADD COLUMN {name} {kind}"))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error(OP))?;
         }
     }
-    sqlx::raw_sql(INDEXES).execute(&mut *tx).await.map_err(db_error(OP))?;
+    sqlx::raw_sql(INDEXES)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(OP))?;
     tx.commit().await.map_err(db_error(OP))
 }
