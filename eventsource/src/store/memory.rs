@@ -160,7 +160,6 @@ impl InMemoryEventStore {
 
 #[async_trait]
 impl EventStore for InMemoryEventStore {
-    #[tracing::instrument(skip_all, fields(store = "memory", %aggregate_id, aggregate_type, count = events.len()))]
     async fn append_events(
         &self,
         aggregate_id: Uuid,
@@ -168,72 +167,74 @@ impl EventStore for InMemoryEventStore {
         events: Vec<NewEvent>,
         expected_version: ExpectedVersion,
     ) -> Result<AppendResult> {
-        // Resolve raw payloads, and check that typed ones serialize as a durable store
-        // would require, so tests on this store catch what production would.
-        let payloads = events
-            .iter()
-            .map(|e| {
-                let payload = self.registry.resolve(e.payload.clone())?;
-                if let EventPayload::Typed(event) = &payload {
-                    event.write_json(&mut std::io::sink())?;
+        traced!("append_events", backend = "memory", %aggregate_id, aggregate_type, count = events.len(), ?expected_version, {
+            // Resolve raw payloads, and check that typed ones serialize as a durable store
+            // would require, so tests on this store catch what production would.
+            let payloads = events
+                .iter()
+                .map(|e| {
+                    let payload = self.registry.resolve(e.payload.clone())?;
+                    if let EventPayload::Typed(event) = &payload {
+                        event.write_json(&mut std::io::sink())?;
+                    }
+                    Ok(payload)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut state = self.write();
+            let current = state.stream(aggregate_id, aggregate_type).len() as u64;
+            let plan = plan_append(
+                aggregate_id,
+                aggregate_type,
+                &events,
+                expected_version,
+                current,
+                |id| state.ids.contains_key(&id),
+            )?;
+            let fresh = match plan {
+                AppendPlan::Nothing => {
+                    let global_position = events
+                        .last()
+                        .and_then(|e| state.ids.get(&e.event_id))
+                        .map_or(state.events.len() as u64, |i| *i as u64 + 1);
+                    return Ok(AppendResult {
+                        success: true,
+                        new_version: current,
+                        global_position,
+                        conflict: false,
+                    });
                 }
-                Ok(payload)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut state = self.write();
-        let current = state.stream(aggregate_id, aggregate_type).len() as u64;
-        let plan = plan_append(
-            aggregate_id,
-            aggregate_type,
-            &events,
-            expected_version,
-            current,
-            |id| state.ids.contains_key(&id),
-        )?;
-        let fresh = match plan {
-            AppendPlan::Nothing => {
-                let global_position = events
-                    .last()
-                    .and_then(|e| state.ids.get(&e.event_id))
-                    .map_or(state.events.len() as u64, |i| *i as u64 + 1);
-                return Ok(AppendResult {
-                    success: true,
-                    new_version: current,
-                    global_position,
-                    conflict: false,
+                AppendPlan::Write { fresh } => fresh,
+            };
+            let stored_at = now();
+            let mut version = current;
+            for i in fresh {
+                version += 1;
+                let index = state.events.len();
+                let event = &events[i];
+                state.events.push(StoredEvent {
+                    envelope: event.envelope(aggregate_id, aggregate_type, version),
+                    global_position: index as u64 + 1,
+                    stream_position: version,
+                    stored_at,
+                    payload: payloads[i].clone(),
                 });
+                state.ids.insert(event.event_id, index);
+                let stream = state.streams.entry(aggregate_id).or_default();
+                let is_new_aggregate = stream.is_empty();
+                stream
+                    .entry(aggregate_type.to_owned())
+                    .or_default()
+                    .push(index);
+                if is_new_aggregate {
+                    state.aggregate_order.push(aggregate_id);
+                }
             }
-            AppendPlan::Write { fresh } => fresh,
-        };
-        let stored_at = now();
-        let mut version = current;
-        for i in fresh {
-            version += 1;
-            let index = state.events.len();
-            let event = &events[i];
-            state.events.push(StoredEvent {
-                envelope: event.envelope(aggregate_id, aggregate_type, version),
-                global_position: index as u64 + 1,
-                stream_position: version,
-                stored_at,
-                payload: payloads[i].clone(),
-            });
-            state.ids.insert(event.event_id, index);
-            let stream = state.streams.entry(aggregate_id).or_default();
-            let is_new_aggregate = stream.is_empty();
-            stream
-                .entry(aggregate_type.to_owned())
-                .or_default()
-                .push(index);
-            if is_new_aggregate {
-                state.aggregate_order.push(aggregate_id);
-            }
-        }
-        Ok(AppendResult {
-            success: true,
-            new_version: version,
-            global_position: state.events.len() as u64,
-            conflict: false,
+            Ok(AppendResult {
+                success: true,
+                new_version: version,
+                global_position: state.events.len() as u64,
+                conflict: false,
+            })
         })
     }
 
@@ -243,27 +244,29 @@ impl EventStore for InMemoryEventStore {
         aggregate_type: &str,
         options: GetEventsOptions,
     ) -> Result<EventStream> {
-        let state = self.read();
-        let events: Vec<StoredEvent> = state
-            .stream(aggregate_id, aggregate_type)
-            .iter()
-            .map(|i| &state.events[*i])
-            .filter(|e| {
-                options.from_version.is_none_or(|v| e.stream_position >= v)
-                    && options
-                        .from_timestamp
-                        .is_none_or(|t| e.envelope.timestamp >= t)
-                    && options
-                        .to_timestamp
-                        .is_none_or(|t| e.envelope.timestamp <= t)
+        traced!("get_events", backend = "memory", %aggregate_id, aggregate_type, ?options, {
+            let state = self.read();
+            let events: Vec<StoredEvent> = state
+                .stream(aggregate_id, aggregate_type)
+                .iter()
+                .map(|i| &state.events[*i])
+                .filter(|e| {
+                    options.from_version.is_none_or(|v| e.stream_position >= v)
+                        && options
+                            .from_timestamp
+                            .is_none_or(|t| e.envelope.timestamp >= t)
+                        && options
+                            .to_timestamp
+                            .is_none_or(|t| e.envelope.timestamp <= t)
+                })
+                .cloned()
+                .collect();
+            Ok(EventStream {
+                aggregate_id,
+                aggregate_type: aggregate_type.to_owned(),
+                version: events.last().map_or(0, |e| e.stream_position),
+                events,
             })
-            .cloned()
-            .collect();
-        Ok(EventStream {
-            aggregate_id,
-            aggregate_type: aggregate_type.to_owned(),
-            version: events.last().map_or(0, |e| e.stream_position),
-            events,
         })
     }
 
@@ -305,50 +308,66 @@ impl EventStore for InMemoryEventStore {
         tenant_id: Option<Uuid>,
         from_timestamp: Option<DateTime<Utc>>,
     ) -> Result<Vec<StoredEvent>> {
-        let state = self.read();
-        Ok(state
-            .events
-            .iter()
-            .filter(|e| {
-                e.envelope.aggregate_type == aggregate_type
-                    && tenant_id.is_none_or(|t| e.envelope.tenant_id == Some(t))
-                    && from_timestamp.is_none_or(|t| e.envelope.timestamp >= t)
-            })
-            .cloned()
-            .collect())
+        traced!(
+            "get_events_by_type",
+            backend = "memory",
+            aggregate_type,
+            ?tenant_id,
+            {
+                let state = self.read();
+                Ok(state
+                    .events
+                    .iter()
+                    .filter(|e| {
+                        e.envelope.aggregate_type == aggregate_type
+                            && tenant_id.is_none_or(|t| e.envelope.tenant_id == Some(t))
+                            && from_timestamp.is_none_or(|t| e.envelope.timestamp >= t)
+                    })
+                    .cloned()
+                    .collect())
+            }
+        )
     }
 
     async fn event_exists(&self, event_id: Uuid) -> Result<bool> {
-        Ok(self.read().ids.contains_key(&event_id))
+        traced!("event_exists", backend = "memory", %event_id, {
+            Ok(self.read().ids.contains_key(&event_id))
+        })
     }
 
     async fn get_stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
-        Ok(self.read().stream(aggregate_id, aggregate_type).len() as u64)
+        traced!("get_stream_version", backend = "memory", %aggregate_id, aggregate_type, {
+            Ok(self.read().stream(aggregate_id, aggregate_type).len() as u64)
+        })
     }
 
     async fn get_global_position(&self) -> Result<u64> {
-        Ok(self.read().events.len() as u64)
+        traced!("get_global_position", backend = "memory", {
+            Ok(self.read().events.len() as u64)
+        })
     }
 
     async fn event_type_counts(&self) -> Result<Vec<EventTypeCount>> {
-        let state = self.read();
-        let mut counts: HashMap<(&str, u32), u64> = HashMap::new();
-        for e in &state.events {
-            *counts
-                .entry((&e.envelope.event_type, e.envelope.event_version))
-                .or_default() += 1;
-        }
-        let mut counts: Vec<EventTypeCount> = counts
-            .into_iter()
-            .map(|((event_type, event_version), count)| EventTypeCount {
-                event_type: event_type.to_owned(),
-                event_version,
-                count,
-            })
-            .collect();
-        counts.sort_by(|a, b| {
-            (&a.event_type, a.event_version).cmp(&(&b.event_type, b.event_version))
-        });
-        Ok(counts)
+        traced!("event_type_counts", backend = "memory", {
+            let state = self.read();
+            let mut counts: HashMap<(&str, u32), u64> = HashMap::new();
+            for e in &state.events {
+                *counts
+                    .entry((&e.envelope.event_type, e.envelope.event_version))
+                    .or_default() += 1;
+            }
+            let mut counts: Vec<EventTypeCount> = counts
+                .into_iter()
+                .map(|((event_type, event_version), count)| EventTypeCount {
+                    event_type: event_type.to_owned(),
+                    event_version,
+                    count,
+                })
+                .collect();
+            counts.sort_by(|a, b| {
+                (&a.event_type, a.event_version).cmp(&(&b.event_type, b.event_version))
+            });
+            Ok(counts)
+        })
     }
 }

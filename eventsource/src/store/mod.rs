@@ -15,6 +15,21 @@ use crate::envelope::NewEvent;
 use crate::error::{Error, Result};
 use crate::stored::{EventStream, StoredEvent};
 
+/// Runs an operation's body inside a `debug` tracing span named after the operation, with
+/// the given fields (`traced!("append_events", backend = "sqlite", %aggregate_id, { .. })`).
+macro_rules! traced {
+    ($name:literal, $($field:tt)*) => {
+        traced!(@split $name, [] $($field)*)
+    };
+    (@split $name:literal, [$($fields:tt)*] { $($body:tt)* }) => {{
+        let span = tracing::debug_span!($name, $($fields)*);
+        tracing::Instrument::instrument(async move { $($body)* }, span).await
+    }};
+    (@split $name:literal, [$($fields:tt)*] $next:tt $($rest:tt)*) => {
+        traced!(@split $name, [$($fields)* $next] $($rest)*)
+    };
+}
+
 mod memory;
 mod page;
 #[cfg(feature = "sqlite")]

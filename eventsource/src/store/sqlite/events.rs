@@ -9,6 +9,7 @@ use futures::FutureExt;
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool};
 use sqlx::{Row, SqliteConnection};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::row::{self, format_timestamp, COLUMNS};
@@ -164,6 +165,13 @@ fn paged_read<'a>(
                     })
                     .collect::<Result<Vec<PageRow>>>()
             }
+            .instrument(tracing::debug_span!(
+                "read_page",
+                backend = "sqlite",
+                operation,
+                cursor,
+                limit
+            ))
             .boxed()
         }),
     )
@@ -255,7 +263,6 @@ impl SqliteEventStore {
 
 #[async_trait]
 impl EventStore for SqliteEventStore {
-    #[tracing::instrument(skip_all, fields(store = "sqlite", %aggregate_id, aggregate_type, count = events.len()))]
     async fn append_events(
         &self,
         aggregate_id: Uuid,
@@ -263,137 +270,140 @@ impl EventStore for SqliteEventStore {
         events: Vec<NewEvent>,
         expected_version: ExpectedVersion,
     ) -> Result<AppendResult> {
-        const OP: &str = "append_events";
-        self.ensure_open()?;
-        // Serialize before taking the write lock, so the lock is held for SQL only.
-        let encoded = events.iter().map(encode).collect::<Result<Vec<_>>>()?;
-        // BEGIN IMMEDIATE takes the database's write lock now: the version read below
-        // cannot go stale before the INSERTs, in this process or any other.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error(OP))?;
-        let stored = stored_positions(&mut tx, &events).await?;
-        let current = stream_version(&mut tx, aggregate_id, aggregate_type).await?;
-        let plan = plan_append(
-            aggregate_id,
-            aggregate_type,
-            &events,
-            expected_version,
-            current,
-            |id| stored.contains_key(&id),
-        )?;
-        let fresh = match plan {
-            AppendPlan::Nothing => {
-                let global_position = match events.last() {
-                    Some(last) => stored.get(&last.event_id).copied().unwrap_or(0),
-                    None => {
-                        let max: i64 = sqlx::query_scalar(
-                            "SELECT COALESCE(MAX(global_position), 0) FROM events",
-                        )
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_error(OP))?;
-                        to_u64(max)
-                    }
-                };
-                return Ok(AppendResult {
-                    success: true,
-                    new_version: current,
-                    global_position,
-                    conflict: false,
-                });
-            }
-            AppendPlan::Write { fresh } => fresh,
-        };
-
-        let aggregate_id_text = aggregate_id.to_string();
-        let created_at = format_timestamp(now());
-        let mut version = current;
-        let mut global_position = 0;
-        for i in fresh {
-            version += 1;
-            let event = &events[i];
-            let result = sqlx::query(INSERT)
-                .bind(event.event_id.to_string())
-                .bind(&aggregate_id_text)
-                .bind(aggregate_type)
-                .bind(event.event_type())
-                .bind(event.tenant_id.map(|t| t.to_string()))
-                .bind(event.actor_id.as_deref())
-                .bind(to_i64(version))
-                .bind(format_timestamp(event.timestamp))
-                .bind(&encoded[i].payload)
-                .bind(&created_at)
-                .bind(i64::from(event.event_version()))
-                .bind(event.correlation_id.map(|t| t.to_string()))
-                .bind(event.causation_id.map(|t| t.to_string()))
-                .bind(&encoded[i].metadata)
-                .execute(&mut *tx)
-                .await;
-            match result {
-                Ok(done) => global_position = to_u64(done.last_insert_rowid()),
-                Err(e) if is_unique_violation(&e) => {
-                    drop(tx);
-                    return Err(self
-                        .conflict(aggregate_id, aggregate_type, expected_version)
-                        .await);
+        traced!("append_events", backend = "sqlite", %aggregate_id, aggregate_type, count = events.len(), ?expected_version, {
+            const OP: &str = "append_events";
+            self.ensure_open()?;
+            // Serialize before taking the write lock, so the lock is held for SQL only.
+            let encoded = events.iter().map(encode).collect::<Result<Vec<_>>>()?;
+            // BEGIN IMMEDIATE takes the database's write lock now: the version read below
+            // cannot go stale before the INSERTs, in this process or any other.
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_error(OP))?;
+            let stored = stored_positions(&mut tx, &events).await?;
+            let current = stream_version(&mut tx, aggregate_id, aggregate_type).await?;
+            let plan = plan_append(
+                aggregate_id,
+                aggregate_type,
+                &events,
+                expected_version,
+                current,
+                |id| stored.contains_key(&id),
+            )?;
+            let fresh = match plan {
+                AppendPlan::Nothing => {
+                    let global_position = match events.last() {
+                        Some(last) => stored.get(&last.event_id).copied().unwrap_or(0),
+                        None => {
+                            let max: i64 = sqlx::query_scalar(
+                                "SELECT COALESCE(MAX(global_position), 0) FROM events",
+                            )
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_error(OP))?;
+                            to_u64(max)
+                        }
+                    };
+                    return Ok(AppendResult {
+                        success: true,
+                        new_version: current,
+                        global_position,
+                        conflict: false,
+                    });
                 }
-                Err(e) => return Err(db_error(OP)(e)),
+                AppendPlan::Write { fresh } => fresh,
+            };
+
+            let aggregate_id_text = aggregate_id.to_string();
+            let created_at = format_timestamp(now());
+            let mut version = current;
+            let mut global_position = 0;
+            for i in fresh {
+                version += 1;
+                let event = &events[i];
+                let result = sqlx::query(INSERT)
+                    .bind(event.event_id.to_string())
+                    .bind(&aggregate_id_text)
+                    .bind(aggregate_type)
+                    .bind(event.event_type())
+                    .bind(event.tenant_id.map(|t| t.to_string()))
+                    .bind(event.actor_id.as_deref())
+                    .bind(to_i64(version))
+                    .bind(format_timestamp(event.timestamp))
+                    .bind(&encoded[i].payload)
+                    .bind(&created_at)
+                    .bind(i64::from(event.event_version()))
+                    .bind(event.correlation_id.map(|t| t.to_string()))
+                    .bind(event.causation_id.map(|t| t.to_string()))
+                    .bind(&encoded[i].metadata)
+                    .execute(&mut *tx)
+                    .await;
+                match result {
+                    Ok(done) => global_position = to_u64(done.last_insert_rowid()),
+                    Err(e) if is_unique_violation(&e) => {
+                        drop(tx);
+                        return Err(self
+                            .conflict(aggregate_id, aggregate_type, expected_version)
+                            .await);
+                    }
+                    Err(e) => return Err(db_error(OP)(e)),
+                }
             }
-        }
-        tx.commit().await.map_err(db_error(OP))?;
-        Ok(AppendResult {
-            success: true,
-            new_version: version,
-            global_position,
-            conflict: false,
+            tx.commit().await.map_err(db_error(OP))?;
+            Ok(AppendResult {
+                success: true,
+                new_version: version,
+                global_position,
+                conflict: false,
+            })
         })
     }
 
-    #[tracing::instrument(skip_all, fields(store = "sqlite", %aggregate_id, aggregate_type))]
     async fn get_events(
         &self,
         aggregate_id: Uuid,
         aggregate_type: &str,
         options: GetEventsOptions,
     ) -> Result<EventStream> {
-        self.ensure_open()?;
-        let mut filter = Filter::default();
-        filter.push(
-            "aggregate_id = ? AND aggregate_type = ?",
-            [
-                Bind::Text(aggregate_id.to_string()),
-                Bind::Text(aggregate_type.to_owned()),
-            ],
-        );
-        if let Some(v) = options.from_version {
-            filter.push("version >= ?", [Bind::Int(to_i64(v))]);
-        }
-        if let Some(from) = options.from_timestamp {
-            filter.push("timestamp >= ?", [Bind::Text(format_timestamp(from))]);
-        }
-        if let Some(to) = options.to_timestamp {
-            filter.push("timestamp <= ?", [Bind::Text(format_timestamp(to))]);
-        }
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE {} ORDER BY version",
-            filter.where_sql()
-        );
-        let events = fetch_events(
-            &self.pool,
-            &self.registry,
-            "get_events",
-            &sql,
-            &filter.binds,
-        )
-        .await?;
-        Ok(EventStream {
-            aggregate_id,
-            aggregate_type: aggregate_type.to_owned(),
-            version: events.last().map_or(0, |e| e.stream_position),
-            events,
+        traced!("get_events", backend = "sqlite", %aggregate_id, aggregate_type, ?options, {
+            self.ensure_open()?;
+            let mut filter = Filter::default();
+            filter.push(
+                "aggregate_id = ? AND aggregate_type = ?",
+                [
+                    Bind::Text(aggregate_id.to_string()),
+                    Bind::Text(aggregate_type.to_owned()),
+                ],
+            );
+            if let Some(v) = options.from_version {
+                filter.push("version >= ?", [Bind::Int(to_i64(v))]);
+            }
+            if let Some(from) = options.from_timestamp {
+                filter.push("timestamp >= ?", [Bind::Text(format_timestamp(from))]);
+            }
+            if let Some(to) = options.to_timestamp {
+                filter.push("timestamp <= ?", [Bind::Text(format_timestamp(to))]);
+            }
+            let sql = format!(
+                "SELECT {COLUMNS} FROM events WHERE {} ORDER BY version",
+                filter.where_sql()
+            );
+            let events = fetch_events(
+                &self.pool,
+                &self.registry,
+                "get_events",
+                &sql,
+                &filter.binds,
+            )
+            .await?;
+            Ok(EventStream {
+                aggregate_id,
+                aggregate_type: aggregate_type.to_owned(),
+                version: events.last().map_or(0, |e| e.stream_position),
+                events,
+            })
         })
     }
 
@@ -433,90 +443,106 @@ impl EventStore for SqliteEventStore {
         )
     }
 
-    #[tracing::instrument(skip_all, fields(store = "sqlite", aggregate_type))]
     async fn get_events_by_type(
         &self,
         aggregate_type: &str,
         tenant_id: Option<Uuid>,
         from_timestamp: Option<DateTime<Utc>>,
     ) -> Result<Vec<StoredEvent>> {
-        self.ensure_open()?;
-        let mut filter = Filter::default();
-        filter.push(
-            "aggregate_type = ?",
-            [Bind::Text(aggregate_type.to_owned())],
-        );
-        if let Some(tenant) = tenant_id {
-            filter.push("tenant_id = ?", [Bind::Text(tenant.to_string())]);
-        }
-        if let Some(from) = from_timestamp {
-            filter.push("timestamp >= ?", [Bind::Text(format_timestamp(from))]);
-        }
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE {} ORDER BY global_position",
-            filter.where_sql()
-        );
-        fetch_events(
-            &self.pool,
-            &self.registry,
+        traced!(
             "get_events_by_type",
-            &sql,
-            &filter.binds,
+            backend = "sqlite",
+            aggregate_type,
+            ?tenant_id,
+            {
+                self.ensure_open()?;
+                let mut filter = Filter::default();
+                filter.push(
+                    "aggregate_type = ?",
+                    [Bind::Text(aggregate_type.to_owned())],
+                );
+                if let Some(tenant) = tenant_id {
+                    filter.push("tenant_id = ?", [Bind::Text(tenant.to_string())]);
+                }
+                if let Some(from) = from_timestamp {
+                    filter.push("timestamp >= ?", [Bind::Text(format_timestamp(from))]);
+                }
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM events WHERE {} ORDER BY global_position",
+                    filter.where_sql()
+                );
+                fetch_events(
+                    &self.pool,
+                    &self.registry,
+                    "get_events_by_type",
+                    &sql,
+                    &filter.binds,
+                )
+                .await
+            }
         )
-        .await
     }
 
     async fn event_exists(&self, event_id: Uuid) -> Result<bool> {
-        self.ensure_open()?;
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM events WHERE event_id = ?")
-            .bind(event_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error("event_exists"))?;
-        Ok(found.is_some())
+        traced!("event_exists", backend = "sqlite", %event_id, {
+            self.ensure_open()?;
+            let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM events WHERE event_id = ?")
+                .bind(event_id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error("event_exists"))?;
+            Ok(found.is_some())
+        })
     }
 
     async fn get_stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
-        self.ensure_open()?;
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(db_error("get_stream_version"))?;
-        stream_version(&mut conn, aggregate_id, aggregate_type).await
+        traced!("get_stream_version", backend = "sqlite", %aggregate_id, aggregate_type, {
+            self.ensure_open()?;
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(db_error("get_stream_version"))?;
+            stream_version(&mut conn, aggregate_id, aggregate_type).await
+        })
     }
 
     async fn get_global_position(&self) -> Result<u64> {
-        self.ensure_open()?;
-        let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) FROM events")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error("get_global_position"))?;
-        Ok(to_u64(max))
+        traced!("get_global_position", backend = "sqlite", {
+            self.ensure_open()?;
+            let max: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) FROM events")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_error("get_global_position"))?;
+            Ok(to_u64(max))
+        })
     }
 
     async fn event_type_counts(&self) -> Result<Vec<EventTypeCount>> {
-        self.ensure_open()?;
-        // Rows written by eventsource-py keep the schema version in the payload.
-        let rows = sqlx::query(
-            "SELECT event_type, COALESCE(event_version, \
-                 CASE WHEN json_valid(payload) THEN json_extract(payload, '$.event_version') END, 1) AS v, \
-                 COUNT(*) FROM events GROUP BY event_type, v ORDER BY event_type, v",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error("event_type_counts"))?;
-        rows.iter()
-            .map(|r| {
-                let event_type: String = r.try_get(0).map_err(db_error("event_type_counts"))?;
-                let version: i64 = r.try_get(1).map_err(db_error("event_type_counts"))?;
-                let count: i64 = r.try_get(2).map_err(db_error("event_type_counts"))?;
-                Ok(EventTypeCount {
-                    event_type,
-                    event_version: u32::try_from(version).unwrap_or(0),
-                    count: to_u64(count),
+        traced!("event_type_counts", backend = "sqlite", {
+            self.ensure_open()?;
+            // Rows written by eventsource-py keep the schema version in the payload.
+            let rows = sqlx::query(
+                "SELECT event_type, COALESCE(event_version, \
+                     CASE WHEN json_valid(payload) THEN json_extract(payload, '$.event_version') END, 1) AS v, \
+                     COUNT(*) FROM events GROUP BY event_type, v ORDER BY event_type, v",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("event_type_counts"))?;
+            rows.iter()
+                .map(|r| {
+                    let event_type: String = r.try_get(0).map_err(db_error("event_type_counts"))?;
+                    let version: i64 = r.try_get(1).map_err(db_error("event_type_counts"))?;
+                    let count: i64 = r.try_get(2).map_err(db_error("event_type_counts"))?;
+                    Ok(EventTypeCount {
+                        event_type,
+                        event_version: u32::try_from(version).unwrap_or(0),
+                        count: to_u64(count),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 }

@@ -31,8 +31,12 @@ const ADDED_COLUMNS: [(&str, &str); 4] = [
     ("metadata", "TEXT"),
 ];
 
-#[tracing::instrument(skip_all, fields(database = %store.database.display()))]
 pub(super) async fn initialize(store: &SqliteEventStore) -> Result<()> {
+    let span = tracing::debug_span!("initialize", backend = "sqlite", database = %store.database.display());
+    tracing::Instrument::instrument(initialize_schema(store), span).await
+}
+
+async fn initialize_schema(store: &SqliteEventStore) -> Result<()> {
     store.ensure_open()?;
     const OP: &str = "initialize";
     // One write transaction, so two processes initializing at once do not interleave.
