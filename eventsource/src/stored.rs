@@ -107,6 +107,20 @@ pub struct EventStream {
 }
 
 impl EventStream {
+    /// The stream of `events` (in version order); its version is the last event's.
+    pub fn new(
+        aggregate_id: Uuid,
+        aggregate_type: impl Into<String>,
+        events: Vec<StoredEvent>,
+    ) -> Self {
+        EventStream {
+            aggregate_id,
+            aggregate_type: aggregate_type.into(),
+            version: events.last().map_or(0, |e| e.stream_position),
+            events,
+        }
+    }
+
     /// `true` when no event was returned.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()

@@ -261,12 +261,7 @@ impl EventStore for InMemoryEventStore {
                 })
                 .cloned()
                 .collect();
-            Ok(EventStream {
-                aggregate_id,
-                aggregate_type: aggregate_type.to_owned(),
-                version: events.last().map_or(0, |e| e.stream_position),
-                events,
-            })
+            Ok(EventStream::new(aggregate_id, aggregate_type, events))
         })
     }
 

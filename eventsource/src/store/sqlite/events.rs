@@ -398,12 +398,7 @@ impl EventStore for SqliteEventStore {
                 &filter.binds,
             )
             .await?;
-            Ok(EventStream {
-                aggregate_id,
-                aggregate_type: aggregate_type.to_owned(),
-                version: events.last().map_or(0, |e| e.stream_position),
-                events,
-            })
+            Ok(EventStream::new(aggregate_id, aggregate_type, events))
         })
     }
 
