@@ -22,6 +22,16 @@ impl Errors {
         self.errors.push(error);
     }
 
+    /// `true` when nothing was reported.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Takes every error of `other`.
+    pub(crate) fn extend(&mut self, other: Errors) {
+        self.errors.extend(other.errors);
+    }
+
     /// `Ok` when nothing was reported, else every error combined.
     pub(crate) fn finish(self) -> syn::Result<()> {
         let mut errors = self.errors.into_iter();

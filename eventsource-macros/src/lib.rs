@@ -2,8 +2,10 @@
 //!
 //! The macros are re-exported and documented by the `eventsource` crate.
 
+mod aggregate;
 mod domain_event;
 mod errors;
+mod values;
 
 use proc_macro::TokenStream;
 
@@ -12,4 +14,11 @@ use proc_macro::TokenStream;
 pub fn derive_domain_event(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     domain_event::expand(&input).into()
+}
+
+/// Implements `eventsource::Aggregate` for the state type of an `impl` block whose
+/// `#[apply]` methods apply events; see the `eventsource` docs.
+#[proc_macro_attribute]
+pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
+    aggregate::expand(args.into(), item.into()).into()
 }

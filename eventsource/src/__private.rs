@@ -5,3 +5,6 @@ pub use inventory;
 
 #[doc(hidden)]
 pub use crate::registry::EventRegistration;
+
+#[doc(hidden)]
+pub use uuid::Uuid;

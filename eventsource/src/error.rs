@@ -48,6 +48,46 @@ pub enum Error {
         version: u32,
     },
 
+    /// No events are stored for the aggregate that was loaded.
+    #[error("{aggregate_type} {aggregate_id} not found")]
+    AggregateNotFound {
+        /// The aggregate id.
+        aggregate_id: Uuid,
+        /// The aggregate type.
+        aggregate_type: String,
+    },
+
+    /// An aggregate met an event it has no `#[apply]` method for, or whose type is not
+    /// registered. Loading fails rather than skip an event and build a wrong state.
+    #[error(
+        "aggregate {aggregate_type} cannot apply event `{event_type}`{}: {}",
+        .global_position.map(|p| format!(" at global position {p}")).unwrap_or_default(),
+        if *.registered { "it has no #[apply] method for this type" } else { "the event type is not registered" }
+    )]
+    UnhandledEvent {
+        /// The aggregate type.
+        aggregate_type: String,
+        /// The event type.
+        event_type: String,
+        /// Where the event is stored (`None` for a new event).
+        global_position: Option<u64>,
+        /// `false` when the event type has no registration at all.
+        registered: bool,
+    },
+
+    /// The events were stored, but handing them to the event publisher failed. Nothing is
+    /// lost: the events are in the store (subscriptions reading the store will see them).
+    #[error("events stored up to version {new_version} (global position {global_position}) but publishing failed: {source}")]
+    PublishFailed {
+        /// The stream version after the save.
+        new_version: u64,
+        /// The global position of the last saved event.
+        global_position: u64,
+        /// Why publishing failed.
+        #[source]
+        source: BoxError,
+    },
+
     /// A stored event was asked for as a Rust type other than the one it decodes to.
     #[error("event is a `{actual}`, not a `{expected}`")]
     EventTypeMismatch {

@@ -41,18 +41,24 @@ extern crate self as eventsource;
 
 #[doc(hidden)]
 pub mod __private;
+pub mod aggregate;
 mod envelope;
 mod error;
 mod event;
 pub mod prelude;
 pub mod registry;
+pub mod repository;
+pub mod snapshot;
 pub mod store;
 mod stored;
 
+pub use aggregate::{Aggregate, AggregateRoot, Apply};
 pub use envelope::{EventEnvelope, NewEvent};
 pub use error::{BoxError, Error, Result};
 pub use event::{AnyEvent, DomainEvent, EventPayload, RawEvent};
 pub use registry::{EventRegistration, EventRegistry};
+pub use repository::{AggregateRepository, CommandError, EventPublisher};
+pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore, SnapshotStrategy};
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::{SqliteEventStore, SqliteStoreOptions};
 pub use store::{
@@ -90,3 +96,53 @@ pub use stored::{EventStream, StoredEvent};
 /// concrete type per name) that implements `Serialize`, `Deserialize` and `Debug`.
 #[cfg(feature = "macros")]
 pub use eventsource_macros::DomainEvent;
+
+/// Implements [`Aggregate`] (and [`Apply<E>`] for each event type) for the state type of
+/// an inherent `impl` block.
+///
+/// ```
+/// use eventsource::{aggregate, AggregateRoot, DomainEvent};
+/// use serde::{Deserialize, Serialize};
+/// use uuid::Uuid;
+///
+/// #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// #[event(aggregate = "Account")]
+/// struct MoneyDeposited { amount: f64 }
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// struct AccountState { account_id: Uuid, balance: f64 }
+///
+/// #[aggregate(name = "Account", snapshot_version = 2)]
+/// impl AccountState {
+///     /// The initial state, from the aggregate id (without `#[init]`: `Default`).
+///     #[init]
+///     fn new(account_id: Uuid) -> Self {
+///         AccountState { account_id, balance: 0.0 }
+///     }
+///
+///     #[apply]
+///     fn deposited(&mut self, event: &MoneyDeposited) {
+///         self.balance += event.amount;
+///     }
+/// }
+///
+/// let id = Uuid::new_v4();
+/// let mut account = AggregateRoot::<AccountState>::new(id);
+/// account.apply_event(MoneyDeposited { amount: 5.0 });
+/// assert_eq!(account.state().account_id, id);
+/// assert_eq!(account.state().balance, 5.0);
+/// ```
+///
+/// | argument | type | default | meaning |
+/// |---|---|---|---|
+/// | `name` | string | required | the aggregate type stored with every event |
+/// | `snapshot_version` | integer ≥ 1 | `1` | the state's schema version in snapshots; bump it when the state's shape changes |
+/// | `crate` | string path | `::eventsource` | where `eventsource` is, when re-exported |
+///
+/// Each `#[apply]` method takes `&mut self` and one event type by shared reference and
+/// returns nothing; no two may take the same type. An optional `#[init]` method
+/// `fn(Uuid) -> Self` builds the initial state, otherwise the state type's `Default` does.
+/// [`AggregateRoot::apply_event`] accepts exactly the event types of the `#[apply]`
+/// methods; loading fails with [`Error::UnhandledEvent`] on any other stored type.
+#[cfg(feature = "macros")]
+pub use eventsource_macros::aggregate;

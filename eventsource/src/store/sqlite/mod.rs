@@ -14,6 +14,7 @@ use crate::registry::EventRegistry;
 mod events;
 mod row;
 mod schema;
+mod snapshot;
 
 /// The name that opens an in-memory database.
 const MEMORY: &str = ":memory:";

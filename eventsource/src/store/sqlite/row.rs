@@ -24,7 +24,7 @@ pub(super) fn format_timestamp(t: DateTime<Utc>) -> String {
 }
 
 /// Parses ISO 8601 / RFC 3339 with an offset, or SQLite's `datetime('now')` format (UTC).
-fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+pub(super) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }

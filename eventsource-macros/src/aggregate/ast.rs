@@ -1,0 +1,231 @@
+//! The `#[apply]` and `#[init]` methods of an aggregate's impl block, validated.
+
+use std::collections::HashMap;
+
+use quote::ToTokens;
+use syn::spanned::Spanned;
+use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, ReturnType, Type};
+
+use crate::errors::Errors;
+
+/// One `#[apply] fn method(&mut self, event: &Event)`.
+pub(super) struct ApplyMethod {
+    pub(super) method: Ident,
+    pub(super) event: Type,
+}
+
+pub(super) struct Handlers {
+    pub(super) apply: Vec<ApplyMethod>,
+    /// `#[init] fn new(id: Uuid) -> Self`, when given.
+    pub(super) init: Option<Ident>,
+}
+
+const APPLY_SHAPE: &str = "an #[apply] method takes `&mut self` and one event by reference: \
+                           `fn deposited(&mut self, event: &MoneyDeposited)`";
+
+impl Handlers {
+    /// Removes `#[apply]` and `#[init]` from `item` and returns the methods they mark;
+    /// `None` (with errors reported) when the impl cannot be an aggregate.
+    pub(super) fn take_from(item: &mut ItemImpl, errors: &mut Errors) -> Option<Self> {
+        let mut usable = true;
+        if let Some((_, path, _)) = &item.trait_ {
+            errors.spanned(
+                path,
+                "#[aggregate] goes on an inherent impl block (`impl AccountState { ... }`), not a trait impl",
+            );
+            usable = false;
+        }
+        if !item.generics.params.is_empty() {
+            errors.spanned(
+                &item.generics,
+                "#[aggregate] cannot be generic: an aggregate type has one stored name",
+            );
+            usable = false;
+        }
+        if !matches!(*item.self_ty, Type::Path(_)) {
+            errors.spanned(&item.self_ty, "#[aggregate] needs a named state type");
+            usable = false;
+        }
+        let mut apply = Vec::new();
+        let mut init: Option<Ident> = None;
+        let mut seen: HashMap<String, Ident> = HashMap::new();
+        for impl_item in &mut item.items {
+            let ImplItem::Fn(method) = impl_item else {
+                continue;
+            };
+            let is_apply = take_marker(method, "apply", errors);
+            let is_init = take_marker(method, "init", errors);
+            if is_apply && is_init {
+                errors.spanned(
+                    &method.sig.ident,
+                    "a method cannot be both #[apply] and #[init]",
+                );
+                continue;
+            }
+            if is_init {
+                if let Some(first) = &init {
+                    errors.spanned(
+                        &method.sig.ident,
+                        format!("two #[init] methods; the first is `{first}`"),
+                    );
+                } else if check_init(method, errors) {
+                    init = Some(method.sig.ident.clone());
+                }
+            }
+            if !is_apply {
+                continue;
+            }
+            let Some(event) = check_apply(method, errors) else {
+                continue;
+            };
+            let key = event.to_token_stream().to_string();
+            if let Some(first) = seen.get(&key) {
+                errors.spanned(
+                    &event,
+                    format!("two #[apply] methods for `{key}`; the first is `{first}`"),
+                );
+                continue;
+            }
+            seen.insert(key, method.sig.ident.clone());
+            apply.push(ApplyMethod {
+                method: method.sig.ident.clone(),
+                event,
+            });
+        }
+        if apply.is_empty() && usable {
+            errors.spanned(
+                &item.self_ty,
+                "an aggregate needs at least one #[apply] method: `#[apply] fn deposited(&mut self, event: &MoneyDeposited)`",
+            );
+            usable = false;
+        }
+        usable.then_some(Handlers { apply, init })
+    }
+}
+
+/// Removes the marker attribute `name` from `method`; `true` when it was there.
+fn take_marker(method: &mut ImplItemFn, name: &str, errors: &mut Errors) -> bool {
+    let before = method.attrs.len();
+    let mut found = false;
+    method.attrs.retain(|attr| {
+        if !attr.path().is_ident(name) {
+            return true;
+        }
+        if found {
+            errors.spanned(attr, format!("duplicate #[{name}]"));
+        } else if !matches!(attr.meta, syn::Meta::Path(_)) {
+            errors.spanned(&attr.meta, format!("#[{name}] takes no arguments"));
+        }
+        found = true;
+        false
+    });
+    method.attrs.len() != before
+}
+
+/// The event type of a well-formed `#[apply]` method.
+fn check_apply(method: &ImplItemFn, errors: &mut Errors) -> Option<Type> {
+    let sig = &method.sig;
+    let mut ok = true;
+    if let Some(asyncness) = sig.asyncness {
+        errors.spanned(
+            asyncness,
+            "#[apply] methods are not async: applying an event only changes the state",
+        );
+        ok = false;
+    }
+    if !sig.generics.params.is_empty() {
+        errors.spanned(
+            &sig.generics,
+            "#[apply] methods cannot be generic: each applies one event type",
+        );
+        ok = false;
+    }
+    if let ReturnType::Type(_, ty) = &sig.output {
+        let unit = matches!(&**ty, Type::Tuple(t) if t.elems.is_empty());
+        if !unit {
+            errors.spanned(
+                ty,
+                "#[apply] methods return nothing: applying a stored event cannot fail",
+            );
+            ok = false;
+        }
+    }
+    let mut inputs = sig.inputs.iter();
+    match inputs.next() {
+        Some(FnArg::Receiver(receiver)) => {
+            if receiver.reference.is_none()
+                || receiver.mutability.is_none()
+                || receiver.colon_token.is_some()
+            {
+                errors.spanned(receiver, format!("wrong receiver: {APPLY_SHAPE}"));
+                ok = false;
+            }
+        }
+        Some(FnArg::Typed(arg)) => {
+            errors.spanned(arg, format!("missing `&mut self`: {APPLY_SHAPE}"));
+            return None;
+        }
+        None => {
+            errors.spanned(
+                &sig.ident,
+                format!("missing `&mut self` and the event: {APPLY_SHAPE}"),
+            );
+            return None;
+        }
+    }
+    let event = match inputs.next() {
+        None => {
+            errors.spanned(
+                &sig.ident,
+                format!("missing the event argument: {APPLY_SHAPE}"),
+            );
+            return None;
+        }
+        Some(FnArg::Receiver(receiver)) => {
+            errors.spanned(receiver, APPLY_SHAPE);
+            return None;
+        }
+        Some(FnArg::Typed(arg)) => match &*arg.ty {
+            Type::Reference(reference)
+                if reference.mutability.is_none() && reference.lifetime.is_none() =>
+            {
+                (*reference.elem).clone()
+            }
+            other => {
+                errors.spanned(
+                    other,
+                    "take the event by shared reference: `event: &MoneyDeposited`",
+                );
+                return None;
+            }
+        },
+    };
+    if let Some(extra) = inputs.next() {
+        errors.spanned(
+            extra,
+            format!("one event per #[apply] method: {APPLY_SHAPE}"),
+        );
+        return None;
+    }
+    ok.then_some(event)
+}
+
+/// `true` for a well-formed `#[init] fn new(aggregate_id: Uuid) -> Self`.
+fn check_init(method: &ImplItemFn, errors: &mut Errors) -> bool {
+    let sig = &method.sig;
+    let shape = "an #[init] method builds the initial state from the aggregate id: \
+                 `fn new(aggregate_id: Uuid) -> Self`";
+    if let Some(asyncness) = sig.asyncness {
+        errors.spanned(asyncness, format!("#[init] methods are not async: {shape}"));
+        return false;
+    }
+    if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
+        errors.spanned(receiver, format!("#[init] takes no receiver: {shape}"));
+        return false;
+    }
+    if sig.inputs.len() != 1 || matches!(sig.output, ReturnType::Default) {
+        errors.push(syn::Error::new(sig.span(), shape));
+        return false;
+    }
+    true
+}

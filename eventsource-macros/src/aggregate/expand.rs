@@ -1,0 +1,76 @@
+//! Code generation for `#[aggregate]`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::ItemImpl;
+
+use super::args::AggregateArgs;
+use super::ast::Handlers;
+
+pub(super) fn aggregate(item: &ItemImpl, args: &AggregateArgs, handlers: &Handlers) -> TokenStream {
+    let krate = &args.krate;
+    let name = &args.name;
+    let snapshot_version = args.snapshot_version;
+    let self_ty = &item.self_ty;
+    let initial = match &handlers.init {
+        Some(init) => quote!(#self_ty::#init(aggregate_id)),
+        None => quote_spanned!(self_ty.span()=> {
+            let _ = aggregate_id;
+            <#self_ty as ::core::default::Default>::default()
+        }),
+    };
+    let event_names = handlers.apply.iter().map(|h| {
+        let event = &h.event;
+        quote_spanned!(event.span()=> <#event as #krate::DomainEvent>::EVENT_TYPE)
+    });
+    let dispatch = handlers.apply.iter().map(|h| {
+        let (event, method) = (&h.event, &h.method);
+        quote! {
+            if let ::core::option::Option::Some(event) = event.downcast_ref::<#event>() {
+                #self_ty::#method(self, event);
+                return true;
+            }
+        }
+    });
+    let apply_impls = handlers.apply.iter().map(|h| {
+        let (event, method) = (&h.event, &h.method);
+        let trait_path = quote_spanned!(event.span()=> #krate::Apply<#event>);
+        quote! {
+            #[automatically_derived]
+            impl #trait_path for #self_ty {
+                fn apply(&mut self, event: &#event) {
+                    #self_ty::#method(self, event)
+                }
+            }
+        }
+    });
+    quote! {
+        #item
+
+        const _: () = {
+            #[automatically_derived]
+            impl #krate::Aggregate for #self_ty {
+                const AGGREGATE_TYPE: &'static str = #name;
+                const SNAPSHOT_VERSION: u32 = #snapshot_version;
+
+                fn initial_state(aggregate_id: #krate::__private::Uuid) -> Self {
+                    #initial
+                }
+
+                fn handled_event_types() -> &'static [&'static str] {
+                    const TYPES: &[&str] = &[#(#event_names),*];
+                    TYPES
+                }
+
+                fn apply_any(&mut self, event: &dyn #krate::AnyEvent) -> bool {
+                    let event = #krate::AnyEvent::as_any(event);
+                    #(#dispatch)*
+                    false
+                }
+            }
+
+            #(#apply_impls)*
+        };
+    }
+}

@@ -1,0 +1,410 @@
+//! [`AggregateRepository`]: loads aggregates from their events (starting from a snapshot
+//! when there is one) and saves their new events with optimistic concurrency.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::aggregate::{Aggregate, AggregateRoot};
+use crate::envelope::now;
+use crate::error::{BoxError, Error, Result};
+use crate::snapshot::{Snapshot, SnapshotStore, SnapshotStrategy};
+use crate::store::{AppendResult, EventStore, ExpectedVersion, GetEventsOptions};
+use crate::stored::StoredEvent;
+
+/// Receives the events of every successful save (an event bus, a message broker).
+#[async_trait]
+pub trait EventPublisher: Send + Sync + fmt::Debug {
+    /// Publishes events that are already stored, in order.
+    ///
+    /// # Errors
+    /// Whatever the transport reports; the repository turns it into
+    /// [`Error::PublishFailed`] (the events stay stored).
+    async fn publish(&self, events: &[StoredEvent]) -> Result<(), BoxError>;
+}
+
+/// The error of [`AggregateRepository::execute_with_retry`]: the command's own rejection, or
+/// a store error.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E> {
+    /// The command refused (a business rule); nothing was saved.
+    #[error("command rejected: {0}")]
+    Rejected(#[source] E),
+    /// Loading or saving failed (including a conflict that outlasted every retry).
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+struct Snapshots<A> {
+    store: Arc<dyn SnapshotStore>,
+    strategy: SnapshotStrategy,
+    encode: fn(&A) -> serde_json::Result<serde_json::Value>,
+    decode: fn(serde_json::Value) -> serde_json::Result<A>,
+}
+
+fn encode_state<A: Serialize>(state: &A) -> serde_json::Result<serde_json::Value> {
+    serde_json::to_value(state)
+}
+
+fn decode_state<A: DeserializeOwned>(state: serde_json::Value) -> serde_json::Result<A> {
+    serde_json::from_value(state)
+}
+
+/// Loads and saves aggregates of type `A` through any [`EventStore`].
+///
+/// ```
+/// # use eventsource::prelude::*;
+/// # use eventsource::{aggregate, AggregateRepository};
+/// # use serde::{Deserialize, Serialize};
+/// # use std::sync::Arc;
+/// # #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// # struct Incremented { by: u32 }
+/// # #[derive(Debug, Default)]
+/// # struct Counter { total: u32 }
+/// # #[aggregate(name = "Counter")]
+/// # impl Counter {
+/// #     #[apply]
+/// #     fn incremented(&mut self, e: &Incremented) { self.total += e.by; }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> eventsource::Result<()> {
+/// let repo = AggregateRepository::<Counter>::new(Arc::new(InMemoryEventStore::new()));
+/// let id = uuid::Uuid::new_v4();
+/// let mut counter = repo.create_new(id);
+/// counter.apply_event(Incremented { by: 3 });
+/// repo.save(&mut counter).await?;
+///
+/// let loaded = repo.load(id).await?;
+/// assert_eq!((loaded.version(), loaded.state().total), (1, 3));
+/// # Ok(()) }
+/// ```
+pub struct AggregateRepository<A: Aggregate> {
+    store: Arc<dyn EventStore>,
+    publisher: Option<Arc<dyn EventPublisher>>,
+    snapshots: Option<Snapshots<A>>,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A: Aggregate> fmt::Debug for AggregateRepository<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AggregateRepository")
+            .field("aggregate_type", &A::AGGREGATE_TYPE)
+            .field("store", &self.store)
+            .field("publisher", &self.publisher)
+            .field("snapshots", &self.snapshots.as_ref().map(|s| s.strategy))
+            .finish()
+    }
+}
+
+impl<A: Aggregate> AggregateRepository<A> {
+    /// A repository over `store`, without publisher or snapshots.
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        AggregateRepository {
+            store,
+            publisher: None,
+            snapshots: None,
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// Hands the events of every successful save to `publisher`.
+    pub fn with_publisher(mut self, publisher: Arc<dyn EventPublisher>) -> Self {
+        self.publisher = Some(publisher);
+        self
+    }
+
+    /// Takes snapshots into `store` by `strategy`, and starts loads from the latest one.
+    /// The state is stored as JSON; a snapshot whose schema version is not
+    /// `A::SNAPSHOT_VERSION` (`#[aggregate(snapshot_version = N)]`) is ignored.
+    pub fn with_snapshots(
+        mut self,
+        store: Arc<dyn SnapshotStore>,
+        strategy: SnapshotStrategy,
+    ) -> Self
+    where
+        A: Serialize + DeserializeOwned,
+    {
+        self.snapshots = Some(Snapshots {
+            store,
+            strategy,
+            encode: encode_state::<A>,
+            decode: decode_state::<A>,
+        });
+        self
+    }
+
+    /// The event store.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// A new aggregate (version 0, initial state); nothing is stored until
+    /// [`save`](Self::save).
+    pub fn create_new(&self, aggregate_id: Uuid) -> AggregateRoot<A> {
+        AggregateRoot::new(aggregate_id)
+    }
+
+    /// `true` when the aggregate has stored events.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn exists(&self, aggregate_id: Uuid) -> Result<bool> {
+        Ok(self
+            .store
+            .get_stream_version(aggregate_id, A::AGGREGATE_TYPE)
+            .await?
+            > 0)
+    }
+
+    /// Loads an aggregate: the latest usable snapshot, then the events after it.
+    ///
+    /// # Errors
+    /// [`Error::AggregateNotFound`] when it has no events; [`Error::UnhandledEvent`] for an
+    /// event it cannot apply (naming type and position); store errors.
+    pub async fn load(&self, aggregate_id: Uuid) -> Result<AggregateRoot<A>> {
+        let root = self.load_or_create(aggregate_id).await?;
+        if root.version() == 0 {
+            return Err(Error::AggregateNotFound {
+                aggregate_id,
+                aggregate_type: A::AGGREGATE_TYPE.to_owned(),
+            });
+        }
+        Ok(root)
+    }
+
+    /// Loads an aggregate, or returns a new one when it has no events.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), without the not-found case.
+    pub async fn load_or_create(&self, aggregate_id: Uuid) -> Result<AggregateRoot<A>> {
+        let span = tracing::debug_span!("load", aggregate_type = A::AGGREGATE_TYPE, %aggregate_id);
+        tracing::Instrument::instrument(self.load_inner(aggregate_id), span).await
+    }
+
+    async fn load_inner(&self, aggregate_id: Uuid) -> Result<AggregateRoot<A>> {
+        let mut root = match self.load_snapshot(aggregate_id).await {
+            Some(root) => root,
+            None => AggregateRoot::new(aggregate_id),
+        };
+        let options = match root.version() {
+            0 => GetEventsOptions::default(),
+            v => GetEventsOptions::from_version(v + 1),
+        };
+        let stream = self
+            .store
+            .get_events(aggregate_id, A::AGGREGATE_TYPE, options)
+            .await?;
+        for event in &stream.events {
+            root.replay(event)?;
+        }
+        tracing::debug!(
+            version = root.version(),
+            replayed = stream.events.len(),
+            "loaded"
+        );
+        Ok(root)
+    }
+
+    /// The aggregate rebuilt from its snapshot, when there is a usable one.
+    async fn load_snapshot(&self, aggregate_id: Uuid) -> Option<AggregateRoot<A>> {
+        let snapshots = self.snapshots.as_ref()?;
+        let snapshot = match snapshots
+            .store
+            .get_snapshot(aggregate_id, A::AGGREGATE_TYPE)
+            .await
+        {
+            Ok(snapshot) => snapshot?,
+            Err(error) => {
+                tracing::warn!(%aggregate_id, %error, "snapshot unreadable; replaying every event");
+                return None;
+            }
+        };
+        if snapshot.schema_version != A::SNAPSHOT_VERSION {
+            tracing::info!(
+                %aggregate_id,
+                found = snapshot.schema_version,
+                expected = A::SNAPSHOT_VERSION,
+                "snapshot from another state schema ignored"
+            );
+            return None;
+        }
+        match (snapshots.decode)(snapshot.state) {
+            Ok(state) => Some(AggregateRoot::from_state(
+                aggregate_id,
+                snapshot.version,
+                state,
+            )),
+            Err(error) => {
+                tracing::warn!(%aggregate_id, %error, "snapshot does not decode; replaying every event");
+                None
+            }
+        }
+    }
+
+    /// Appends the aggregate's uncommitted events, expecting the version it was loaded at.
+    /// On success they are cleared, a snapshot is taken when the strategy says so, and the
+    /// stored events are handed to the publisher. With nothing to save it returns at once
+    /// (global position 0).
+    ///
+    /// # Errors
+    /// [`Error::OptimisticLock`] when another writer saved first: the events stay
+    /// uncommitted on `root` (reload and re-run the command, or use
+    /// [`execute_with_retry`](Self::execute_with_retry)); [`Error::PublishFailed`] when the
+    /// events were stored but publishing failed; store errors.
+    pub async fn save(&self, root: &mut AggregateRoot<A>) -> Result<AppendResult> {
+        let span = tracing::debug_span!(
+            "save",
+            aggregate_type = A::AGGREGATE_TYPE,
+            aggregate_id = %root.aggregate_id(),
+            count = root.uncommitted_events().len()
+        );
+        tracing::Instrument::instrument(self.save_inner(root), span).await
+    }
+
+    async fn save_inner(&self, root: &mut AggregateRoot<A>) -> Result<AppendResult> {
+        if !root.has_uncommitted_events() {
+            return Ok(AppendResult {
+                success: true,
+                new_version: root.version(),
+                global_position: 0,
+                conflict: false,
+            });
+        }
+        let committed = root.committed_version();
+        let events = root.take_uncommitted();
+        let ids: HashSet<Uuid> = events.iter().map(|e| e.event_id()).collect();
+        let appended = self
+            .store
+            .append_events(
+                root.aggregate_id(),
+                A::AGGREGATE_TYPE,
+                events.clone(),
+                ExpectedVersion::from(committed),
+            )
+            .await;
+        let result = match appended {
+            Ok(result) => result,
+            Err(error) => {
+                root.restore_uncommitted(events);
+                return Err(error);
+            }
+        };
+        tracing::debug!(
+            new_version = result.new_version,
+            global_position = result.global_position,
+            "saved"
+        );
+        self.snapshot_after_save(root, committed).await;
+        if let Some(publisher) = &self.publisher {
+            self.publish(publisher.as_ref(), root, committed, &ids, result)
+                .await?;
+        }
+        Ok(result)
+    }
+
+    async fn snapshot_after_save(&self, root: &AggregateRoot<A>, committed: u64) {
+        let Some(snapshots) = &self.snapshots else {
+            return;
+        };
+        if !snapshots
+            .strategy
+            .should_snapshot(committed, root.version())
+        {
+            return;
+        }
+        let state = match (snapshots.encode)(root.state()) {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(%error, "state does not serialize; no snapshot taken");
+                return;
+            }
+        };
+        let snapshot = Snapshot {
+            aggregate_id: root.aggregate_id(),
+            aggregate_type: A::AGGREGATE_TYPE.to_owned(),
+            version: root.version(),
+            schema_version: A::SNAPSHOT_VERSION,
+            state,
+            created_at: now(),
+        };
+        // A snapshot only speeds up loads: failing to write one never fails the save.
+        if let Err(error) = snapshots.store.save_snapshot(snapshot).await {
+            tracing::warn!(%error, "snapshot not saved");
+        }
+    }
+
+    /// Publishes the saved events as the store holds them (positions included).
+    async fn publish(
+        &self,
+        publisher: &dyn EventPublisher,
+        root: &AggregateRoot<A>,
+        committed: u64,
+        ids: &HashSet<Uuid>,
+        result: AppendResult,
+    ) -> Result<()> {
+        let failed = |source: BoxError| Error::PublishFailed {
+            new_version: result.new_version,
+            global_position: result.global_position,
+            source,
+        };
+        let stream = self
+            .store
+            .get_events(
+                root.aggregate_id(),
+                A::AGGREGATE_TYPE,
+                GetEventsOptions::from_version(committed + 1),
+            )
+            .await
+            .map_err(|e| failed(Box::new(e)))?;
+        let saved: Vec<StoredEvent> = stream
+            .events
+            .into_iter()
+            .filter(|e| ids.contains(&e.event_id()))
+            .collect();
+        publisher.publish(&saved).await.map_err(failed)
+    }
+
+    /// Loads (or creates) the aggregate, runs `command` on it and saves; on an optimistic
+    /// lock conflict it reloads and runs the command again, up to `max_attempts` times in
+    /// all. Returns the saved aggregate.
+    ///
+    /// # Errors
+    /// [`CommandError::Rejected`] with the command's error (nothing saved);
+    /// [`CommandError::Store`] with the last conflict when every attempt conflicted, or
+    /// any other store error.
+    pub async fn execute_with_retry<E, F>(
+        &self,
+        aggregate_id: Uuid,
+        max_attempts: u32,
+        mut command: F,
+    ) -> Result<AggregateRoot<A>, CommandError<E>>
+    where
+        F: FnMut(&mut AggregateRoot<A>) -> Result<(), E> + Send,
+        E: Send,
+    {
+        if max_attempts == 0 {
+            return Err(CommandError::Store(Error::InvalidConfiguration {
+                message: "execute_with_retry needs at least one attempt".into(),
+            }));
+        }
+        let mut attempt = 1;
+        loop {
+            let mut root = self.load_or_create(aggregate_id).await?;
+            command(&mut root).map_err(CommandError::Rejected)?;
+            match self.save(&mut root).await {
+                Ok(_) => return Ok(root),
+                Err(error) if error.is_optimistic_lock() && attempt < max_attempts => {
+                    tracing::debug!(attempt, %aggregate_id, "conflict; reloading and retrying");
+                    attempt += 1;
+                }
+                Err(error) => return Err(CommandError::Store(error)),
+            }
+        }
+    }
+}
