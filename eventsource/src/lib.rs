@@ -53,6 +53,9 @@ pub mod store;
 mod stored;
 
 pub use aggregate::{Aggregate, AggregateRoot, Apply};
+/// Re-exported so that implementing [`EventStore`], [`EventPublisher`] or
+/// [`SnapshotStore`] needs no extra dependency: `#[eventsource::async_trait]`.
+pub use async_trait::async_trait;
 pub use envelope::{EventEnvelope, NewEvent};
 pub use error::{BoxError, Error, Result};
 pub use event::{AnyEvent, DomainEvent, EventPayload, RawEvent};

@@ -2,6 +2,7 @@
 //! the store conformance suite.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod bank;
 pub mod conformance;
 
 use std::path::{Path, PathBuf};
@@ -105,6 +106,15 @@ pub async fn sqlite_file_fixture() -> Fixture {
         store: Arc::new(store),
         dir: Some(dir),
     }
+}
+
+/// A store of every backend, for tests that run the same body on each.
+pub async fn every_store() -> Vec<(&'static str, Fixture)> {
+    vec![
+        ("memory", memory_fixture().await),
+        ("sqlite :memory:", sqlite_memory_fixture().await),
+        ("sqlite file", sqlite_file_fixture().await),
+    ]
 }
 
 /// Drains a stream of stored events, panicking on an error item.
