@@ -61,6 +61,11 @@ pub trait Aggregate: Sized + Send + Sync + 'static {
 
 /// `A` applies events of type `E`: implemented by `#[aggregate]` for every `#[apply]`
 /// method, so [`AggregateRoot::apply_event`] only accepts events the aggregate handles.
+#[diagnostic::on_unimplemented(
+    message = "aggregate `{Self}` has no #[apply] method for `{E}`",
+    label = "not applied by `{Self}`",
+    note = "add `#[apply] fn name(&mut self, event: &{E})` to the #[aggregate] impl block"
+)]
 pub trait Apply<E: DomainEvent>: Aggregate {
     /// Updates the state with `event`.
     fn apply(&mut self, event: &E);

@@ -49,6 +49,7 @@ impl Handlers {
         let mut apply = Vec::new();
         let mut init: Option<Ident> = None;
         let mut seen: HashMap<String, Ident> = HashMap::new();
+        let mut any_apply = false;
         for impl_item in &mut item.items {
             let ImplItem::Fn(method) = impl_item else {
                 continue;
@@ -75,6 +76,7 @@ impl Handlers {
             if !is_apply {
                 continue;
             }
+            any_apply = true;
             let Some(event) = check_apply(method, errors) else {
                 continue;
             };
@@ -92,14 +94,14 @@ impl Handlers {
                 event,
             });
         }
-        if apply.is_empty() && usable {
+        if !any_apply && usable {
             errors.spanned(
                 &item.self_ty,
                 "an aggregate needs at least one #[apply] method: `#[apply] fn deposited(&mut self, event: &MoneyDeposited)`",
             );
             usable = false;
         }
-        usable.then_some(Handlers { apply, init })
+        (usable && !apply.is_empty()).then_some(Handlers { apply, init })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Code generation for `#[aggregate]`.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::ItemImpl;
@@ -35,7 +35,8 @@ pub(super) fn aggregate(item: &ItemImpl, args: &AggregateArgs, handlers: &Handle
     });
     let apply_impls = handlers.apply.iter().map(|h| {
         let (event, method) = (&h.event, &h.method);
-        let trait_path = quote_spanned!(event.span()=> #krate::Apply<#event>);
+        // Spanned on the event type, so "not a DomainEvent" points at the user's type.
+        let trait_path = respan(quote!(#krate::Apply<#event>), event.span());
         quote! {
             #[automatically_derived]
             impl #trait_path for #self_ty {
@@ -73,4 +74,22 @@ pub(super) fn aggregate(item: &ItemImpl, args: &AggregateArgs, handlers: &Handle
             #(#apply_impls)*
         };
     }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }

@@ -1,0 +1,27 @@
+use eventsource::{aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+struct Deposited {
+    amount: f64,
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    balance: f64,
+}
+
+#[aggregate(name = "Account")]
+impl Account {
+    #[init]
+    fn new(&self) -> Self {
+        Account { balance: self.balance }
+    }
+
+    #[apply]
+    fn deposited(&mut self, e: &Deposited) {
+        self.balance += e.amount;
+    }
+}
+
+fn main() {}

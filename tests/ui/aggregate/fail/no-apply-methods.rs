@@ -1,0 +1,21 @@
+use eventsource::{aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+struct Deposited {
+    amount: f64,
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    balance: f64,
+}
+
+#[aggregate(name = "Account")]
+impl Account {
+    fn helper(&self) -> f64 {
+        self.balance
+    }
+}
+
+fn main() {}

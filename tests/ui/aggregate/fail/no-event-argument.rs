@@ -1,0 +1,22 @@
+use eventsource::{aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+struct Deposited {
+    amount: f64,
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    balance: f64,
+}
+
+#[aggregate(name = "Account")]
+impl Account {
+    #[apply]
+    fn deposited(&mut self) {
+        self.balance += 1.0;
+    }
+}
+
+fn main() {}

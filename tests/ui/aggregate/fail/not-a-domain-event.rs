@@ -1,0 +1,27 @@
+use eventsource::{aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+struct Deposited {
+    amount: f64,
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    balance: f64,
+}
+
+struct NotAnEvent;
+
+#[aggregate(name = "Account")]
+impl Account {
+    #[apply]
+    fn deposited(&mut self, e: &Deposited) {
+        self.balance += e.amount;
+    }
+
+    #[apply]
+    fn other(&mut self, _e: &NotAnEvent) {}
+}
+
+fn main() {}

@@ -1,0 +1,19 @@
+use eventsource::{aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+struct Deposited {
+    amount: f64,
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    balance: f64,
+}
+
+#[aggregate(name = "Account")]
+struct Other {
+    balance: f64,
+}
+
+fn main() {}
