@@ -59,6 +59,30 @@ async fn data_survives_close_and_reopen() {
 }
 
 #[tokio::test]
+async fn close_leaves_a_closed_checkpointed_file() {
+    // Connections closing together used to leave `-wal`/`-shm` files behind at random.
+    for _ in 0..5 {
+        let dir = TempDir::new();
+        let store = open_initialized(&dir).await;
+        let id = Uuid::new_v4();
+        store
+            .append_events(id, "Task", vec![created("x")], ExpectedVersion::Any)
+            .await
+            .unwrap();
+        assert!(dir.file("events.db-wal").exists());
+        store.close().await;
+        assert_eq!(store.pool().size(), 0);
+        assert!(!dir.file("events.db-wal").exists(), "WAL checkpointed and removed");
+        assert!(!dir.file("events.db-shm").exists());
+        // Everything is in the main file now.
+        let copy = dir.file("copy.db");
+        std::fs::copy(dir.file("events.db"), &copy).unwrap();
+        let reopened = SqliteEventStore::open(&copy).await.unwrap();
+        assert_eq!(reopened.get_stream_version(id, "Task").await.unwrap(), 1);
+    }
+}
+
+#[tokio::test]
 async fn closed_store_fails_with_a_typed_error() {
     let dir = TempDir::new();
     let store = open_initialized(&dir).await;

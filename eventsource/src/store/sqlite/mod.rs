@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::Connection;
 
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
@@ -167,7 +169,7 @@ impl SqliteStoreOptions {
             SqlitePoolOptions::new().max_connections(self.max_connections)
         };
         let pool = pool_options
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| Error::Connection {
                 database: self.database.display().to_string(),
@@ -179,6 +181,7 @@ impl SqliteStoreOptions {
             database: self.database,
             wal_mode: wal,
             busy_timeout: self.busy_timeout,
+            connect_options: connect,
         })
     }
 }
@@ -199,6 +202,7 @@ pub struct SqliteEventStore {
     database: PathBuf,
     wal_mode: bool,
     busy_timeout: Duration,
+    connect_options: SqliteConnectOptions,
 }
 
 impl SqliteEventStore {
@@ -226,9 +230,26 @@ impl SqliteEventStore {
         schema::initialize(self).await
     }
 
-    /// Closes every connection. Later operations fail with [`Error::StoreClosed`].
+    /// Closes every connection; when it returns the database file is closed (WAL files
+    /// checkpointed and removed). Later operations fail with [`Error::StoreClosed`].
     pub async fn close(&self) {
         self.pool.close().await;
+        // sqlx's `Pool::close` can return while a connection that was being handed back
+        // to the pool is still closing in a background task; wait for it (bounded), so
+        // the caller may move or delete the file right away.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.pool.size() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Connections closing at the same moment can each see the other still open and
+        // leave the WAL for the last one. One more connection, alone, closes last: it
+        // checkpoints the WAL into the database file and removes it (unless another
+        // process still has the database open).
+        if self.wal_mode && self.pool.size() == 0 {
+            if let Ok(conn) = SqliteConnection::connect_with(&self.connect_options).await {
+                let _ = conn.close().await;
+            }
+        }
     }
 
     /// `true` until [`close`](Self::close) is called.
