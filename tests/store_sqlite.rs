@@ -72,7 +72,10 @@ async fn close_leaves_a_closed_checkpointed_file() {
         assert!(dir.file("events.db-wal").exists());
         store.close().await;
         assert_eq!(store.pool().size(), 0);
-        assert!(!dir.file("events.db-wal").exists(), "WAL checkpointed and removed");
+        assert!(
+            !dir.file("events.db-wal").exists(),
+            "WAL checkpointed and removed"
+        );
         assert!(!dir.file("events.db-shm").exists());
         // Everything is in the main file now.
         let copy = dir.file("copy.db");
