@@ -5,6 +5,8 @@
 mod aggregate;
 mod domain_event;
 mod errors;
+mod methods;
+mod projection;
 mod values;
 
 use proc_macro::TokenStream;
@@ -21,4 +23,11 @@ pub fn derive_domain_event(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
     aggregate::expand(args.into(), item.into()).into()
+}
+
+/// Implements `eventsource::Projection` for the read model of an `impl` block whose
+/// `#[handles]` async methods handle events; see the `eventsource` docs.
+#[proc_macro_attribute]
+pub fn projection(args: TokenStream, item: TokenStream) -> TokenStream {
+    projection::expand(args.into(), item.into()).into()
 }

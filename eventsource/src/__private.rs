@@ -8,3 +8,9 @@ pub use crate::registry::EventRegistration;
 
 #[doc(hidden)]
 pub use uuid::Uuid;
+
+#[doc(hidden)]
+pub use async_trait::async_trait;
+
+#[doc(hidden)]
+pub use crate::projection::{undecodable, IntoHandlerResult};

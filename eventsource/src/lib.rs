@@ -46,6 +46,7 @@ mod envelope;
 mod error;
 mod event;
 pub mod prelude;
+pub mod projection;
 pub mod registry;
 pub mod repository;
 pub mod snapshot;
@@ -59,6 +60,7 @@ pub use async_trait::async_trait;
 pub use envelope::{EventEnvelope, NewEvent};
 pub use error::{BoxError, Error, Result};
 pub use event::{AnyEvent, DomainEvent, EventPayload, RawEvent};
+pub use projection::{EventContext, Projection};
 pub use registry::{EventRegistration, EventRegistry};
 pub use repository::{AggregateRepository, CommandError, EventPublisher};
 pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore, SnapshotStrategy};
@@ -149,3 +151,21 @@ pub use eventsource_macros::DomainEvent;
 /// methods; loading fails with [`Error::UnhandledEvent`] on any other stored type.
 #[cfg(feature = "macros")]
 pub use eventsource_macros::aggregate;
+
+/// Implements [`Projection`] for a read model's inherent `impl` block.
+///
+/// Each `#[handles]` method is `async`, takes `&mut self`, one event type by shared
+/// reference and optionally `&EventContext<'_>` (envelope and positions), and returns
+/// `()` or `Result<(), E>` with `E: Into<BoxError>` (a failure is retried, then
+/// dead-lettered). An optional `#[reset] async fn(&mut self)` clears the read model for
+/// rebuilds. Events of other types are skipped without being looked at, and a
+/// subscription reads only the handled types from the store.
+///
+/// | argument | type | default | meaning |
+/// |---|---|---|---|
+/// | `name` | string | the type's name | what [`Projection::name`] returns |
+/// | `crate` | string path | `::eventsource` | where `eventsource` is, when re-exported |
+///
+/// See [`Projection`] for an example.
+#[cfg(feature = "macros")]
+pub use eventsource_macros::projection;

@@ -7,6 +7,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, ReturnType, Type};
 
 use crate::errors::Errors;
+use crate::methods::{check_inherent_impl, check_mut_receiver, shared_ref_type, take_marker};
 
 /// One `#[apply] fn method(&mut self, event: &Event)`.
 pub(super) struct ApplyMethod {
@@ -27,25 +28,7 @@ impl Handlers {
     /// Removes `#[apply]` and `#[init]` from `item` and returns the methods they mark;
     /// `None` (with errors reported) when the impl cannot be an aggregate.
     pub(super) fn take_from(item: &mut ItemImpl, errors: &mut Errors) -> Option<Self> {
-        let mut usable = true;
-        if let Some((_, path, _)) = &item.trait_ {
-            errors.spanned(
-                path,
-                "#[aggregate] goes on an inherent impl block (`impl AccountState { ... }`), not a trait impl",
-            );
-            usable = false;
-        }
-        if !item.generics.params.is_empty() {
-            errors.spanned(
-                &item.generics,
-                "#[aggregate] cannot be generic: an aggregate type has one stored name",
-            );
-            usable = false;
-        }
-        if !matches!(*item.self_ty, Type::Path(_)) {
-            errors.spanned(&item.self_ty, "#[aggregate] needs a named state type");
-            usable = false;
-        }
+        let mut usable = check_inherent_impl(item, "aggregate", errors);
         let mut apply = Vec::new();
         let mut init: Option<Ident> = None;
         let mut seen: HashMap<String, Ident> = HashMap::new();
@@ -105,25 +88,6 @@ impl Handlers {
     }
 }
 
-/// Removes the marker attribute `name` from `method`; `true` when it was there.
-fn take_marker(method: &mut ImplItemFn, name: &str, errors: &mut Errors) -> bool {
-    let before = method.attrs.len();
-    let mut found = false;
-    method.attrs.retain(|attr| {
-        if !attr.path().is_ident(name) {
-            return true;
-        }
-        if found {
-            errors.spanned(attr, format!("duplicate #[{name}]"));
-        } else if !matches!(attr.meta, syn::Meta::Path(_)) {
-            errors.spanned(&attr.meta, format!("#[{name}] takes no arguments"));
-        }
-        found = true;
-        false
-    });
-    method.attrs.len() != before
-}
-
 /// The event type of a well-formed `#[apply]` method.
 fn check_apply(method: &ImplItemFn, errors: &mut Errors) -> Option<Type> {
     let sig = &method.sig;
@@ -152,29 +116,12 @@ fn check_apply(method: &ImplItemFn, errors: &mut Errors) -> Option<Type> {
             ok = false;
         }
     }
-    let mut inputs = sig.inputs.iter();
-    match inputs.next() {
-        Some(FnArg::Receiver(receiver)) => {
-            if receiver.reference.is_none()
-                || receiver.mutability.is_none()
-                || receiver.colon_token.is_some()
-            {
-                errors.spanned(receiver, format!("wrong receiver: {APPLY_SHAPE}"));
-                ok = false;
-            }
-        }
-        Some(FnArg::Typed(arg)) => {
-            errors.spanned(arg, format!("missing `&mut self`: {APPLY_SHAPE}"));
-            return None;
-        }
-        None => {
-            errors.spanned(
-                &sig.ident,
-                format!("missing `&mut self` and the event: {APPLY_SHAPE}"),
-            );
-            return None;
-        }
+    if !matches!(sig.inputs.first(), Some(FnArg::Receiver(_))) {
+        check_mut_receiver(method, APPLY_SHAPE, errors);
+        return None;
     }
+    ok &= check_mut_receiver(method, APPLY_SHAPE, errors);
+    let mut inputs = sig.inputs.iter().skip(1);
     let event = match inputs.next() {
         None => {
             errors.spanned(
@@ -183,24 +130,7 @@ fn check_apply(method: &ImplItemFn, errors: &mut Errors) -> Option<Type> {
             );
             return None;
         }
-        Some(FnArg::Receiver(receiver)) => {
-            errors.spanned(receiver, APPLY_SHAPE);
-            return None;
-        }
-        Some(FnArg::Typed(arg)) => match &*arg.ty {
-            Type::Reference(reference)
-                if reference.mutability.is_none() && reference.lifetime.is_none() =>
-            {
-                (*reference.elem).clone()
-            }
-            other => {
-                errors.spanned(
-                    other,
-                    "take the event by shared reference: `event: &MoneyDeposited`",
-                );
-                return None;
-            }
-        },
+        Some(arg) => shared_ref_type(arg, "event", errors)?,
     };
     if let Some(extra) = inputs.next() {
         errors.spanned(

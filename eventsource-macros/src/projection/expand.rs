@@ -1,0 +1,91 @@
+//! Code generation for `#[projection]`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{ItemImpl, LitStr, Type};
+
+use super::args::ProjectionArgs;
+use super::ast::Handlers;
+
+pub(super) fn projection(
+    item: &ItemImpl,
+    args: &ProjectionArgs,
+    handlers: &Handlers,
+) -> TokenStream {
+    let krate = &args.krate;
+    let self_ty = &item.self_ty;
+    let name = args.name.clone().unwrap_or_else(|| {
+        let ident = match &**self_ty {
+            Type::Path(path) => path.path.segments.last().map(|s| s.ident.to_string()),
+            _ => None,
+        };
+        LitStr::new(&ident.unwrap_or_default(), self_ty.span())
+    });
+    let event_names = handlers.handles.iter().map(|h| {
+        let event = &h.event;
+        quote_spanned!(event.span()=> <#event as #krate::DomainEvent>::EVENT_TYPE)
+    });
+    let dispatch = handlers.handles.iter().map(|h| {
+        let (event, method) = (&h.event, &h.method);
+        let call = if h.with_context {
+            quote!(#self_ty::#method(self, event, &context).await)
+        } else {
+            quote!(#self_ty::#method(self, event).await)
+        };
+        quote! {
+            if let ::core::option::Option::Some(event) = typed.downcast_ref::<#event>() {
+                return #krate::__private::IntoHandlerResult::into_handler_result(#call);
+            }
+        }
+    });
+    let reset = handlers.reset.as_ref().map(|reset| {
+        quote! {
+            async fn reset(&mut self) -> ::core::result::Result<(), #krate::BoxError> {
+                #krate::__private::IntoHandlerResult::into_handler_result(#self_ty::#reset(self).await)
+            }
+        }
+    });
+    quote! {
+        #item
+
+        const _: () = {
+            #[#krate::__private::async_trait]
+            #[automatically_derived]
+            impl #krate::Projection for #self_ty {
+                fn name(&self) -> &str {
+                    #name
+                }
+
+                fn handled_event_types(&self) -> &'static [&'static str] {
+                    const TYPES: &[&str] = &[#(#event_names),*];
+                    TYPES
+                }
+
+                async fn handle(
+                    &mut self,
+                    stored: &#krate::StoredEvent,
+                ) -> ::core::result::Result<(), #krate::BoxError> {
+                    let context = #krate::EventContext::new(stored);
+                    let _ = &context;
+                    match &stored.payload {
+                        #krate::EventPayload::Typed(typed) => {
+                            let typed = #krate::AnyEvent::as_any(&**typed);
+                            #(#dispatch)*
+                            ::core::result::Result::Ok(())
+                        }
+                        raw => {
+                            if #krate::Projection::handled_event_types(self).contains(&raw.event_type()) {
+                                #krate::__private::undecodable(#name, raw)
+                            } else {
+                                ::core::result::Result::Ok(())
+                            }
+                        }
+                    }
+                }
+
+                #reset
+            }
+        };
+    }
+}

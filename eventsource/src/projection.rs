@@ -1,0 +1,146 @@
+//! Projections: read models built from events. The [`Projection`] trait is implemented by
+//! `#[projection]` on an `impl` block whose `#[handles]` async methods each take one event
+//! type; a [`crate::SubscriptionManager`] feeds it from the store.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::envelope::EventEnvelope;
+use crate::error::BoxError;
+use crate::event::EventPayload;
+use crate::stored::StoredEvent;
+
+/// What a `#[handles]` method may be told about the event beyond its payload.
+#[derive(Debug, Clone, Copy)]
+pub struct EventContext<'a> {
+    event: &'a StoredEvent,
+}
+
+impl<'a> EventContext<'a> {
+    /// The context of a stored event.
+    pub fn new(event: &'a StoredEvent) -> Self {
+        EventContext { event }
+    }
+
+    /// The envelope (ids, versions, timestamp, tenant, actor, metadata).
+    pub fn envelope(&self) -> &'a EventEnvelope {
+        &self.event.envelope
+    }
+
+    /// The aggregate the event belongs to.
+    pub fn aggregate_id(&self) -> Uuid {
+        self.event.envelope.aggregate_id
+    }
+
+    /// The position across all events.
+    pub fn global_position(&self) -> u64 {
+        self.event.global_position
+    }
+
+    /// The position in the aggregate's stream.
+    pub fn stream_position(&self) -> u64 {
+        self.event.stream_position
+    }
+
+    /// The whole stored event.
+    pub fn stored_event(&self) -> &'a StoredEvent {
+        self.event
+    }
+}
+
+/// A read model fed with events in global order.
+///
+/// Usually implemented by `#[projection]`:
+///
+/// ```
+/// use std::collections::HashMap;
+/// use eventsource::{projection, DomainEvent, EventContext};
+/// use serde::{Deserialize, Serialize};
+/// use uuid::Uuid;
+///
+/// #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// struct TaskCreated { title: String }
+///
+/// #[derive(Debug, Default)]
+/// struct TaskList { titles: HashMap<Uuid, String> }
+///
+/// #[projection(name = "TaskList")]
+/// impl TaskList {
+///     #[handles]
+///     async fn created(&mut self, event: &TaskCreated, ctx: &EventContext<'_>) {
+///         self.titles.insert(ctx.aggregate_id(), event.title.clone());
+///     }
+///
+///     #[reset]
+///     async fn clear(&mut self) {
+///         self.titles.clear();
+///     }
+/// }
+///
+/// use eventsource::Projection;
+/// let list = TaskList::default();
+/// assert_eq!(list.name(), "TaskList");
+/// assert_eq!(list.handled_event_types(), ["TaskCreated"]);
+/// ```
+#[async_trait]
+pub trait Projection: Send + 'static {
+    /// The projection's name (checkpoints and dead letters are kept under the name its
+    /// subscription is given).
+    fn name(&self) -> &str;
+
+    /// The event types it handles; reads from the store are filtered to these in SQL.
+    fn handled_event_types(&self) -> &'static [&'static str];
+
+    /// Applies one event to the read model. Events of types it does not handle are
+    /// skipped (`Ok`).
+    ///
+    /// # Errors
+    /// The handler's error: the subscription retries by its policy, then dead-letters the
+    /// event and goes on.
+    async fn handle(&mut self, event: &StoredEvent) -> Result<(), BoxError>;
+
+    /// Clears the read model before a rebuild.
+    ///
+    /// # Errors
+    /// The reset's error, or (by default) that the projection cannot be reset.
+    async fn reset(&mut self) -> Result<(), BoxError> {
+        Err(format!(
+            "projection `{}` has no #[reset] method; it cannot be rebuilt",
+            self.name()
+        )
+        .into())
+    }
+}
+
+/// The return types a `#[handles]` method may have: `()` or `Result<(), E>`.
+pub trait IntoHandlerResult {
+    /// The result as the subscription sees it.
+    ///
+    /// # Errors
+    /// The handler's own error, boxed.
+    fn into_handler_result(self) -> Result<(), BoxError>;
+}
+
+impl IntoHandlerResult for () {
+    fn into_handler_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError>> IntoHandlerResult for Result<(), E> {
+    fn into_handler_result(self) -> Result<(), BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// For generated code: the error for an event of a handled type name whose payload did
+/// not decode to a Rust type (its version is not registered).
+#[doc(hidden)]
+pub fn undecodable(projection: &str, payload: &EventPayload) -> Result<(), BoxError> {
+    Err(format!(
+        "projection `{projection}` handles `{}` but version {} of it is not registered",
+        payload.event_type(),
+        payload.event_version()
+    )
+    .into())
+}
