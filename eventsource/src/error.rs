@@ -88,6 +88,27 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A projection's handler failed on an event.
+    #[error("projection `{projection}` failed on `{event_type}` at global position {global_position}: {source}")]
+    HandlerFailed {
+        /// The projection (subscription) name.
+        projection: String,
+        /// The event type.
+        event_type: String,
+        /// The event's global position.
+        global_position: u64,
+        /// The handler's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// No dead letter with this id (or its event is no longer in the store).
+    #[error("no dead letter {id}")]
+    DeadLetterNotFound {
+        /// The id asked for.
+        id: i64,
+    },
+
     /// A stored event was asked for as a Rust type other than the one it decodes to.
     #[error("event is a `{actual}`, not a `{expected}`")]
     EventTypeMismatch {

@@ -42,6 +42,8 @@ extern crate self as eventsource;
 #[doc(hidden)]
 pub mod __private;
 pub mod aggregate;
+pub mod checkpoint;
+pub mod dlq;
 mod envelope;
 mod error;
 mod event;
@@ -57,6 +59,13 @@ pub use aggregate::{Aggregate, AggregateRoot, Apply};
 /// Re-exported so that implementing [`EventStore`], [`EventPublisher`] or
 /// [`SnapshotStore`] needs no extra dependency: `#[eventsource::async_trait]`.
 pub use async_trait::async_trait;
+pub use checkpoint::{
+    lag_metrics, Checkpoint, CheckpointStore, InMemoryCheckpointStore, LagMetrics,
+};
+pub use dlq::{
+    replay_dead_letter, DeadLetter, DeadLetterStatistics, DeadLetterStatus, DeadLetterStore,
+    FailedEvent, InMemoryDeadLetterStore,
+};
 pub use envelope::{EventEnvelope, NewEvent};
 pub use error::{BoxError, Error, Result};
 pub use event::{AnyEvent, DomainEvent, EventPayload, RawEvent};

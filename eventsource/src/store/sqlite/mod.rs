@@ -13,6 +13,8 @@ use sqlx::Connection;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 
+mod checkpoint;
+mod dlq;
 mod events;
 mod row;
 mod schema;

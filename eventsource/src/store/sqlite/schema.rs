@@ -23,12 +23,22 @@ const REQUIRED_COLUMNS: [&str; 11] = [
     "created_at",
 ];
 
-/// Nullable columns this library adds to an eventsource-py table.
-const ADDED_COLUMNS: [(&str, &str); 4] = [
-    ("event_version", "INTEGER"),
-    ("correlation_id", "TEXT"),
-    ("causation_id", "TEXT"),
-    ("metadata", "TEXT"),
+/// Columns this library adds to tables an eventsource-py database already has.
+const ADDED_COLUMNS: [(&str, &str, &str); 6] = [
+    ("events", "event_version", "INTEGER"),
+    ("events", "correlation_id", "TEXT"),
+    ("events", "causation_id", "TEXT"),
+    ("events", "metadata", "TEXT"),
+    (
+        "projection_checkpoints",
+        "global_position",
+        "INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "dead_letter_queue",
+        "global_position",
+        "INTEGER NOT NULL DEFAULT 0",
+    ),
 ];
 
 pub(super) async fn initialize(store: &SqliteEventStore) -> Result<()> {
@@ -71,13 +81,21 @@ async fn initialize_schema(store: &SqliteEventStore) -> Result<()> {
             ),
         });
     }
-    for (name, kind) in ADDED_COLUMNS {
-        if !columns.contains(name) {
+    for (table, name, kind) in ADDED_COLUMNS {
+        let present: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?")
+                .bind(table)
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error(OP))?;
+        if present == 0 {
             tracing::info!(
+                table,
                 column = name,
-                "adding column to an eventsource-py events table"
+                "adding a column to an eventsource-py table"
             );
-            sqlx::raw_sql(&format!("ALTER TABLE events ADD COLUMN {name} {kind}"))
+            sqlx::raw_sql(&format!("ALTER TABLE {table} ADD COLUMN {name} {kind}"))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error(OP))?;

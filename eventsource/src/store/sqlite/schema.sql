@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS dead_letter_queue (
     projection_name TEXT NOT NULL,
     event_type TEXT NOT NULL,
     event_data TEXT NOT NULL,
+    global_position INTEGER NOT NULL DEFAULT 0,
     error_message TEXT NOT NULL,
     error_stacktrace TEXT,
     retry_count INTEGER NOT NULL DEFAULT 0,

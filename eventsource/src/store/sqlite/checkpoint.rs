@@ -1,0 +1,114 @@
+//! The [`CheckpointStore`] of [`SqliteEventStore`]: the `projection_checkpoints` table.
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::row::{format_timestamp, parse_timestamp};
+use super::{db_error, SqliteEventStore};
+use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::envelope::now;
+use crate::error::{Error, Result};
+
+const COLUMNS: &str =
+    "projection_name, global_position, last_event_id, last_event_type, events_processed, last_processed_at";
+
+fn decode(row: &SqliteRow) -> Result<Checkpoint> {
+    let invalid = |detail: String| Error::Database {
+        operation: "get_checkpoint",
+        source: detail.into(),
+    };
+    let name: String = row.try_get(0).map_err(db_error("get_checkpoint"))?;
+    let position: i64 = row.try_get(1).map_err(db_error("get_checkpoint"))?;
+    let event_id: Option<String> = row.try_get(2).map_err(db_error("get_checkpoint"))?;
+    let event_type: Option<String> = row.try_get(3).map_err(db_error("get_checkpoint"))?;
+    let processed: i64 = row.try_get(4).map_err(db_error("get_checkpoint"))?;
+    let processed_at: Option<String> = row.try_get(5).map_err(db_error("get_checkpoint"))?;
+    Ok(Checkpoint {
+        global_position: u64::try_from(position)
+            .map_err(|_| invalid(format!("checkpoint `{name}` has position {position}")))?,
+        last_event_id: event_id
+            .map(|id| {
+                Uuid::parse_str(&id)
+                    .map_err(|e| invalid(format!("checkpoint `{name}`: last_event_id: {e}")))
+            })
+            .transpose()?,
+        last_event_type: event_type,
+        events_processed: u64::try_from(processed).unwrap_or(0),
+        last_processed_at: processed_at.as_deref().and_then(parse_timestamp),
+        projection_name: name,
+    })
+}
+
+#[async_trait]
+impl CheckpointStore for SqliteEventStore {
+    async fn get_checkpoint(&self, projection_name: &str) -> Result<Option<Checkpoint>> {
+        self.ensure_open()?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM projection_checkpoints WHERE projection_name = ?"
+        ))
+        .bind(projection_name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("get_checkpoint"))?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn save_progress(
+        &self,
+        projection_name: &str,
+        position: u64,
+        last_event: Option<(Uuid, &str)>,
+        processed: u64,
+    ) -> Result<()> {
+        self.ensure_open()?;
+        let at = format_timestamp(now());
+        sqlx::query(
+            "INSERT INTO projection_checkpoints \
+                 (projection_name, global_position, last_event_id, last_event_type, events_processed, \
+                  last_processed_at, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (projection_name) DO UPDATE SET \
+                 global_position = excluded.global_position, \
+                 last_event_id = COALESCE(excluded.last_event_id, projection_checkpoints.last_event_id), \
+                 last_event_type = COALESCE(excluded.last_event_type, projection_checkpoints.last_event_type), \
+                 events_processed = projection_checkpoints.events_processed + excluded.events_processed, \
+                 last_processed_at = excluded.last_processed_at, \
+                 updated_at = excluded.updated_at",
+        )
+        .bind(projection_name)
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .bind(last_event.map(|(id, _)| id.to_string()))
+        .bind(last_event.map(|(_, t)| t))
+        .bind(i64::try_from(processed).unwrap_or(i64::MAX))
+        .bind(&at)
+        .bind(&at)
+        .bind(&at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("save_checkpoint"))?;
+        Ok(())
+    }
+
+    async fn get_all_checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        self.ensure_open()?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM projection_checkpoints ORDER BY projection_name"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("get_all_checkpoints"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn reset(&self, projection_name: &str) -> Result<()> {
+        self.ensure_open()?;
+        sqlx::query("DELETE FROM projection_checkpoints WHERE projection_name = ?")
+            .bind(projection_name)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("reset_checkpoint"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! The [`DeadLetterStore`] of [`SqliteEventStore`]: the `dead_letter_queue` table.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::row::{format_timestamp, parse_timestamp};
+use super::{db_error, SqliteEventStore};
+use crate::dlq::{
+    DeadLetter, DeadLetterStatistics, DeadLetterStatus, DeadLetterStore, FailedEvent,
+};
+use crate::envelope::now;
+use crate::error::{Error, Result};
+
+const COLUMNS: &str =
+    "id, event_id, projection_name, event_type, global_position, event_data, error_message, \
+     retry_count, first_failed_at, last_failed_at, status, resolved_at, resolved_by";
+
+fn decode(row: &SqliteRow) -> Result<DeadLetter> {
+    let op = "get_failed_events";
+    let invalid = |detail: String| Error::Database {
+        operation: op,
+        source: detail.into(),
+    };
+    let id: i64 = row.try_get(0).map_err(db_error(op))?;
+    let text = |i: usize| row.try_get::<String, _>(i).map_err(db_error(op));
+    let optional = |i: usize| row.try_get::<Option<String>, _>(i).map_err(db_error(op));
+    let timestamp = |value: String| {
+        parse_timestamp(&value)
+            .ok_or_else(|| invalid(format!("dead letter {id}: `{value}` is not a timestamp")))
+    };
+    let event_id = text(1)?;
+    let status = text(10)?;
+    let position: i64 = row.try_get(4).map_err(db_error(op))?;
+    let retry_count: i64 = row.try_get(7).map_err(db_error(op))?;
+    Ok(DeadLetter {
+        id,
+        failed: FailedEvent {
+            event_id: Uuid::parse_str(&event_id)
+                .map_err(|e| invalid(format!("dead letter {id}: event_id: {e}")))?,
+            projection_name: text(2)?,
+            event_type: text(3)?,
+            global_position: u64::try_from(position).unwrap_or(0),
+            event_data: serde_json::from_str(&text(5)?)
+                .map_err(|e| invalid(format!("dead letter {id}: event_data: {e}")))?,
+            error: text(6)?,
+            retry_count: u32::try_from(retry_count).unwrap_or(u32::MAX),
+        },
+        status: DeadLetterStatus::parse(&status)
+            .ok_or_else(|| invalid(format!("dead letter {id}: unknown status `{status}`")))?,
+        first_failed_at: timestamp(text(8)?)?,
+        last_failed_at: timestamp(text(9)?)?,
+        resolved_at: optional(11)?.map(timestamp).transpose()?,
+        resolution: optional(12)?,
+    })
+}
+
+#[async_trait]
+impl DeadLetterStore for SqliteEventStore {
+    async fn add_failed_event(&self, failed: FailedEvent) -> Result<i64> {
+        self.ensure_open()?;
+        let at = format_timestamp(now());
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO dead_letter_queue (event_id, projection_name, event_type, global_position, event_data, \
+                 error_message, retry_count, first_failed_at, last_failed_at, status) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'failed') \
+             ON CONFLICT (event_id, projection_name) DO UPDATE SET \
+                 error_message = excluded.error_message, retry_count = excluded.retry_count, \
+                 last_failed_at = excluded.last_failed_at, status = 'failed', resolved_at = NULL, resolved_by = NULL \
+             RETURNING id",
+        )
+        .bind(failed.event_id.to_string())
+        .bind(&failed.projection_name)
+        .bind(&failed.event_type)
+        .bind(i64::try_from(failed.global_position).unwrap_or(i64::MAX))
+        .bind(failed.event_data.to_string())
+        .bind(&failed.error)
+        .bind(i64::from(failed.retry_count))
+        .bind(&at)
+        .bind(&at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error("add_failed_event"))?;
+        Ok(id)
+    }
+
+    async fn get_failed_events(
+        &self,
+        projection_name: Option<&str>,
+        status: Option<DeadLetterStatus>,
+        limit: u64,
+    ) -> Result<Vec<DeadLetter>> {
+        self.ensure_open()?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM dead_letter_queue \
+             WHERE (?1 IS NULL OR projection_name = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id LIMIT ?3"
+        ))
+        .bind(projection_name)
+        .bind(status.map(DeadLetterStatus::as_str))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("get_failed_events"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn get_failed_event(&self, id: i64) -> Result<Option<DeadLetter>> {
+        self.ensure_open()?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM dead_letter_queue WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("get_failed_event"))?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn get_statistics(&self) -> Result<DeadLetterStatistics> {
+        self.ensure_open()?;
+        let rows = sqlx::query("SELECT projection_name, status, COUNT(*) FROM dead_letter_queue GROUP BY projection_name, status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("get_statistics"))?;
+        let mut stats = DeadLetterStatistics {
+            failed_by_projection: BTreeMap::new(),
+            ..DeadLetterStatistics::default()
+        };
+        for row in rows {
+            let projection: String = row.try_get(0).map_err(db_error("get_statistics"))?;
+            let status: String = row.try_get(1).map_err(db_error("get_statistics"))?;
+            let count: i64 = row.try_get(2).map_err(db_error("get_statistics"))?;
+            let count = u64::try_from(count).unwrap_or(0);
+            stats.total += count;
+            match DeadLetterStatus::parse(&status) {
+                Some(DeadLetterStatus::Failed) => {
+                    stats.failed += count;
+                    *stats.failed_by_projection.entry(projection).or_default() += count;
+                }
+                Some(DeadLetterStatus::Resolved) => stats.resolved += count,
+                None => {}
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn mark_resolved(&self, id: i64, resolution: &str) -> Result<()> {
+        self.ensure_open()?;
+        let done = sqlx::query(
+            "UPDATE dead_letter_queue SET status = 'resolved', resolved_at = ?, resolved_by = ? WHERE id = ?",
+        )
+        .bind(format_timestamp(now()))
+        .bind(resolution)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("mark_resolved"))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::DeadLetterNotFound { id });
+        }
+        Ok(())
+    }
+}
