@@ -189,7 +189,7 @@ async fn run(db: &Path, out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     let account = repo.load(account_id).await?;
     writeln!(out, "Final balance: ${:.2}", account.state().balance)?;
     writeln!(out, "Total events: {}", account.version())?;
-    writeln!(out, "Owner: {}", account.state().owner_name)?;
+    assert_eq!(account.state().owner_name, "Alice Smith");
     store.close().await;
     Ok(())
 }
@@ -238,7 +238,6 @@ mod tests {
 Withdrawal refused: Insufficient funds (balance $125.00, requested $1000.00)
 Final balance: $125.00
 Total events: 3
-Owner: Alice Smith
 "
         );
     }

@@ -466,6 +466,58 @@ async fn reads_a_database_written_by_eventsource_py() {
 }
 
 #[tokio::test]
+async fn reads_an_eventsource_py_database_read_only_without_initialize() {
+    let dir = TempDir::new();
+    let path = dir.file("python.db");
+    let id = Uuid::new_v4();
+    {
+        let raw = SqliteEventStore::options(&path)
+            .wal_mode(false)
+            .open()
+            .await
+            .unwrap();
+        sqlx::raw_sql(PYTHON_SCHEMA)
+            .execute(raw.pool())
+            .await
+            .unwrap();
+        let payload = serde_json::json!({"event_version": 1, "correlation_id": null, "title": "py", "metadata": {}});
+        sqlx::query(
+            "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version, timestamp, payload) \
+             VALUES (?, ?, 'Task', 'TaskCreated', 1, '2024-01-02T03:04:05+00:00', ?)",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(id.to_string())
+        .bind(payload.to_string())
+        .execute(raw.pool())
+        .await
+        .unwrap();
+        raw.close().await;
+    }
+    let reader = SqliteEventStore::options(&path)
+        .read_only(true)
+        .open()
+        .await
+        .unwrap();
+    let stream = reader
+        .get_events(id, "Task", GetEventsOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(stream.events[0].event::<TaskCreated>().unwrap().title, "py");
+    assert_eq!(collect(reader.read_all(ReadOptions::new())).await.len(), 1);
+    assert_eq!(
+        reader.event_type_counts().await.unwrap()[0].event_type,
+        "TaskCreated"
+    );
+    // Still not writable, and the file was not changed.
+    assert!(reader.initialize().await.is_err());
+    let columns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('events')")
+        .fetch_one(reader.pool())
+        .await
+        .unwrap();
+    assert_eq!(columns, 11);
+}
+
+#[tokio::test]
 async fn a_database_that_is_not_an_event_store_is_refused() {
     let dir = TempDir::new();
     let path = dir.file("other.db");

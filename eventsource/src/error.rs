@@ -109,6 +109,15 @@ pub enum Error {
         id: i64,
     },
 
+    /// An event id given to an append is already stored in another stream.
+    #[error("event id {event_id} is already stored in another stream (global position {global_position})")]
+    DuplicateEventId {
+        /// The event id.
+        event_id: Uuid,
+        /// Where it is stored.
+        global_position: u64,
+    },
+
     /// A stored event was asked for as a Rust type other than the one it decodes to.
     #[error("event is a `{actual}`, not a `{expected}`")]
     EventTypeMismatch {

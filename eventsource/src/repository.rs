@@ -196,10 +196,31 @@ impl<A: Aggregate> AggregateRepository<A> {
             0 => GetEventsOptions::default(),
             v => GetEventsOptions::from_version(v + 1),
         };
-        let stream = self
+        let mut stream = self
             .store
             .get_events(aggregate_id, A::AGGREGATE_TYPE, options)
             .await?;
+        if root.version() > 0 && stream.is_empty() {
+            // A snapshot ahead of the stream (the event store was reset, say) must not
+            // bring back an aggregate the events do not have.
+            let stored = self
+                .store
+                .get_stream_version(aggregate_id, A::AGGREGATE_TYPE)
+                .await?;
+            if stored < root.version() {
+                tracing::warn!(
+                    %aggregate_id,
+                    snapshot = root.version(),
+                    stream = stored,
+                    "snapshot ahead of the stream ignored"
+                );
+                root = AggregateRoot::new(aggregate_id);
+                stream = self
+                    .store
+                    .get_events(aggregate_id, A::AGGREGATE_TYPE, GetEventsOptions::default())
+                    .await?;
+            }
+        }
         for event in &stream.events {
             root.replay(event)?;
         }
@@ -295,6 +316,16 @@ impl<A: Aggregate> AggregateRepository<A> {
                 return Err(error);
             }
         };
+        if result.new_version != root.version() {
+            // Some events were stored already (reused event ids): the store skipped them,
+            // but this root applied them again and no longer matches the stream.
+            return Err(Error::OptimisticLock {
+                aggregate_id: root.aggregate_id(),
+                aggregate_type: A::AGGREGATE_TYPE.to_owned(),
+                expected: ExpectedVersion::Exact(root.version()),
+                actual: result.new_version,
+            });
+        }
         tracing::debug!(
             new_version = result.new_version,
             global_position = result.global_position,

@@ -28,7 +28,8 @@ pub struct Snapshot {
     pub created_at: DateTime<Utc>,
 }
 
-/// Where snapshots are kept. One snapshot per aggregate: saving replaces the previous one.
+/// Where snapshots are kept. One snapshot per aggregate: saving replaces the previous one,
+/// unless that one is at a higher version.
 #[async_trait]
 pub trait SnapshotStore: Send + Sync + fmt::Debug {
     /// Saves `snapshot`, replacing the aggregate's previous one.
@@ -116,10 +117,17 @@ impl InMemorySnapshotStore {
 impl SnapshotStore for InMemorySnapshotStore {
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
         let key = (snapshot.aggregate_id, snapshot.aggregate_type.clone());
-        self.snapshots
+        let mut snapshots = self
+            .snapshots
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, snapshot);
+            .unwrap_or_else(PoisonError::into_inner);
+        // Keep the newer one, as the SQLite store does.
+        if snapshots
+            .get(&key)
+            .is_none_or(|old| old.version <= snapshot.version)
+        {
+            snapshots.insert(key, snapshot);
+        }
         Ok(())
     }
 

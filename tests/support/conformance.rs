@@ -17,7 +17,7 @@ macro_rules! conformance_suite {
     ($fixture:path) => {
         $crate::conformance_suite!(@tests $fixture;
             append_and_read_back, batch_versions_and_positions, expected_version_rules,
-            idempotent_event_ids, failed_batch_leaves_nothing, read_stream_options,
+            idempotent_event_ids, rejected_batch_leaves_nothing, read_stream_options,
             read_all_order_and_limits, read_all_filters, get_events_filters,
             get_events_by_type_filters, metadata_queries, racing_appends_one_winner,
             concurrent_writers_get_unique_positions, unknown_event_types_are_kept,
@@ -297,6 +297,22 @@ pub async fn idempotent_event_ids(store: Store) {
         [batch[0].event_id(), batch[1].event_id(), fresh.event_id()]
     );
 
+    // An id stored in another stream is refused, not silently skipped.
+    let other = Uuid::new_v4();
+    let reused = store
+        .append_events(
+            other,
+            "Task",
+            vec![batch[0].clone(), created("new")],
+            ExpectedVersion::NoStream,
+        )
+        .await;
+    assert!(
+        matches!(reused, Err(Error::DuplicateEventId { event_id, global_position: 1 }) if event_id == batch[0].event_id()),
+        "{reused:?}"
+    );
+    assert_eq!(store.get_stream_version(other, "Task").await.unwrap(), 0);
+
     // An id repeated inside one batch is stored once.
     let twice = created("d");
     let result = store
@@ -312,7 +328,10 @@ pub async fn idempotent_event_ids(store: Store) {
     assert_eq!(store.get_global_position().await.unwrap(), 4);
 }
 
-pub async fn failed_batch_leaves_nothing(store: Store) {
+/// A batch refused before any write (an event that does not serialize, a conflict) leaves
+/// nothing; a failure in the database halfway through a batch is tested per backend
+/// (`store_sqlite.rs`).
+pub async fn rejected_batch_leaves_nothing(store: Store) {
     let id = Uuid::new_v4();
     let result = store
         .append_events(

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::page::{paginate, PageRow};
 use super::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
-    GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StreamId,
+    GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId, StreamId,
 };
 use crate::envelope::{now, NewEvent};
 use crate::error::Result;
@@ -188,7 +188,17 @@ impl EventStore for InMemoryEventStore {
                 &events,
                 expected_version,
                 current,
-                |id| state.ids.contains_key(&id),
+                |id| match state.ids.get(&id) {
+                    None => StoredId::No,
+                    Some(&i) => {
+                        let e = &state.events[i].envelope;
+                        if e.aggregate_id == aggregate_id && e.aggregate_type == aggregate_type {
+                            StoredId::InThisStream
+                        } else {
+                            StoredId::Elsewhere(i as u64 + 1)
+                        }
+                    }
+                },
             )?;
             let fresh = match plan {
                 AppendPlan::Nothing => {

@@ -131,9 +131,11 @@ pub struct ReadOptions {
     /// `read_stream`. Forward reads return positions greater than it; backward reads
     /// positions smaller than it, with `0` meaning "from the end".
     pub from_position: u64,
-    /// Maximum number of events.
+    /// Maximum number of items (events, and errors for rows that cannot be read back).
     pub limit: Option<u64>,
-    /// Only events whose timestamp is at or after this time.
+    /// Only events whose timestamp is at or after this time. (On SQLite, timestamps are
+    /// compared as ISO 8601 text; rows written by eventsource-py at an exact second, which
+    /// Python writes without a fraction, sort just before that second.)
     pub from_timestamp: Option<DateTime<Utc>>,
     /// Only events whose timestamp is at or before this time.
     pub to_timestamp: Option<DateTime<Utc>>,
@@ -391,20 +393,44 @@ pub(crate) enum AppendPlan {
     Write { fresh: Vec<usize> },
 }
 
-/// The shared append rules: drop events already stored (or repeated in the batch), then
-/// check the expected version.
+/// Where an event id is stored already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoredId {
+    /// Not stored.
+    No,
+    /// Stored in the stream being appended to.
+    InThisStream,
+    /// Stored in another stream, at this global position.
+    Elsewhere(u64),
+}
+
+/// The shared append rules: drop events already stored in this stream (or repeated in the
+/// batch), refuse ids stored in another stream, then check the expected version.
 pub(crate) fn plan_append(
     aggregate_id: Uuid,
     aggregate_type: &str,
     events: &[NewEvent],
     expected: ExpectedVersion,
     current: u64,
-    is_stored: impl Fn(Uuid) -> bool,
+    stored: impl Fn(Uuid) -> StoredId,
 ) -> Result<AppendPlan> {
     let mut seen = std::collections::HashSet::with_capacity(events.len());
-    let fresh: Vec<usize> = (0..events.len())
-        .filter(|&i| seen.insert(events[i].event_id) && !is_stored(events[i].event_id))
-        .collect();
+    let mut fresh = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        if !seen.insert(event.event_id) {
+            continue;
+        }
+        match stored(event.event_id) {
+            StoredId::No => fresh.push(i),
+            StoredId::InThisStream => {}
+            StoredId::Elsewhere(global_position) => {
+                return Err(Error::DuplicateEventId {
+                    event_id: event.event_id,
+                    global_position,
+                })
+            }
+        }
+    }
     if fresh.is_empty() && !events.is_empty() {
         return Ok(AppendPlan::Nothing);
     }

@@ -12,7 +12,7 @@ use sqlx::{Row, SqliteConnection};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::row::{self, format_timestamp, COLUMNS};
+use super::row::{self, format_timestamp};
 use super::{db_error, is_unique_violation, SqliteEventStore};
 use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
@@ -20,7 +20,7 @@ use crate::registry::EventRegistry;
 use crate::store::page::{paginate, PageRow};
 use crate::store::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
-    GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StreamId,
+    GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId, StreamId,
 };
 use crate::stored::{EventStream, StoredEvent};
 
@@ -103,7 +103,7 @@ fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-/// Runs a SELECT of [`COLUMNS`] and decodes every row; the first corrupt row fails it.
+/// Runs a SELECT of the event columns and decodes every row; the first corrupt row fails it.
 async fn fetch_events(
     pool: &SqlitePool,
     registry: &EventRegistry,
@@ -123,6 +123,7 @@ async fn fetch_events(
 /// A paginated read over `position_column` (global_position or version), keeping the
 /// position of corrupt rows so the stream can report them and go on.
 fn paged_read<'a>(
+    columns: &str,
     pool: SqlitePool,
     registry: Arc<EventRegistry>,
     operation: &'static str,
@@ -135,7 +136,7 @@ fn paged_read<'a>(
         ReadDirection::Backward => ("<", "DESC"),
     };
     let sql = format!(
-        "SELECT {COLUMNS} FROM events WHERE {position_column} {cmp} ? AND {} ORDER BY {position_column} {order} LIMIT ?",
+        "SELECT {columns} FROM events WHERE {position_column} {cmp} ? AND {} ORDER BY {position_column} {order} LIMIT ?",
         filter.where_sql()
     );
     let sql: Arc<str> = sql.into();
@@ -156,12 +157,23 @@ fn paged_read<'a>(
                     .map(|r| {
                         let (position, event) = row::decode(r, &registry)?;
                         // read_stream pages by version, read_all by global position.
-                        let cursor = match (&event, position_column) {
-                            (Ok(e), "version") => e.stream_position,
-                            (Err(_), "version") => to_u64(r.try_get::<i64, _>(7).unwrap_or(0)),
-                            _ => position,
+                        if position_column != "version" {
+                            return Ok((position, event));
+                        }
+                        let version = match &event {
+                            Ok(e) => Some(e.stream_position),
+                            Err(_) => r
+                                .try_get::<i64, _>(7)
+                                .ok()
+                                .and_then(|v| u64::try_from(v).ok()),
                         };
-                        Ok((cursor, event))
+                        match (version, event) {
+                            (Some(version), event) => Ok((version, event)),
+                            // Without a readable version the page cannot go on past this
+                            // row: end the stream with the row's error.
+                            (None, Err(error)) => Err(error),
+                            (None, Ok(e)) => Ok((e.stream_position, Ok(e))),
+                        }
                     })
                     .collect::<Result<Vec<PageRow>>>()
             }
@@ -196,13 +208,18 @@ async fn stream_version(
 async fn stored_positions(
     conn: &mut SqliteConnection,
     events: &[NewEvent],
-) -> Result<HashMap<Uuid, u64>> {
+    aggregate_id: Uuid,
+    aggregate_type: &str,
+) -> Result<HashMap<Uuid, (u64, StoredId)>> {
     let mut found = HashMap::new();
+    let aggregate_id = aggregate_id.to_string();
     for chunk in events.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(", ");
-        let sql =
-            format!("SELECT event_id, global_position FROM events WHERE event_id IN ({marks})");
-        let mut query = sqlx::query(&sql);
+        let sql = format!(
+            "SELECT event_id, global_position, aggregate_id = ? AND aggregate_type = ? \
+             FROM events WHERE event_id IN ({marks})"
+        );
+        let mut query = sqlx::query(&sql).bind(&aggregate_id).bind(aggregate_type);
         for event in chunk {
             query = query.bind(event.event_id.to_string());
         }
@@ -213,8 +230,15 @@ async fn stored_positions(
         {
             let id: String = row.try_get(0).map_err(db_error("append_events"))?;
             let position: i64 = row.try_get(1).map_err(db_error("append_events"))?;
+            let same_stream: bool = row.try_get(2).map_err(db_error("append_events"))?;
             if let Ok(id) = Uuid::parse_str(&id) {
-                found.insert(id, to_u64(position));
+                let position = to_u64(position);
+                let place = if same_stream {
+                    StoredId::InThisStream
+                } else {
+                    StoredId::Elsewhere(position)
+                };
+                found.insert(id, (position, place));
             }
         }
     }
@@ -273,8 +297,15 @@ impl EventStore for SqliteEventStore {
         traced!("append_events", backend = "sqlite", %aggregate_id, aggregate_type, count = events.len(), ?expected_version, {
             const OP: &str = "append_events";
             self.ensure_open()?;
-            // Serialize before taking the write lock, so the lock is held for SQL only.
-            let encoded = events.iter().map(encode).collect::<Result<Vec<_>>>()?;
+            // Serialize (and check raw payloads of registered types) before taking the
+            // write lock, so the lock is held for SQL only.
+            let encoded = events
+                .iter()
+                .map(|e| {
+                    self.registry.resolve(e.payload.clone())?;
+                    encode(e)
+                })
+                .collect::<Result<Vec<_>>>()?;
             // BEGIN IMMEDIATE takes the database's write lock now: the version read below
             // cannot go stale before the INSERTs, in this process or any other.
             let mut tx = self
@@ -282,7 +313,7 @@ impl EventStore for SqliteEventStore {
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(db_error(OP))?;
-            let stored = stored_positions(&mut tx, &events).await?;
+            let stored = stored_positions(&mut tx, &events, aggregate_id, aggregate_type).await?;
             let current = stream_version(&mut tx, aggregate_id, aggregate_type).await?;
             let plan = plan_append(
                 aggregate_id,
@@ -290,12 +321,12 @@ impl EventStore for SqliteEventStore {
                 &events,
                 expected_version,
                 current,
-                |id| stored.contains_key(&id),
+                |id| stored.get(&id).map_or(StoredId::No, |(_, place)| *place),
             )?;
             let fresh = match plan {
                 AppendPlan::Nothing => {
                     let global_position = match events.last() {
-                        Some(last) => stored.get(&last.event_id).copied().unwrap_or(0),
+                        Some(last) => stored.get(&last.event_id).map_or(0, |(p, _)| *p),
                         None => {
                             let max: i64 = sqlx::query_scalar(
                                 "SELECT COALESCE(MAX(global_position), 0) FROM events",
@@ -387,7 +418,8 @@ impl EventStore for SqliteEventStore {
                 filter.push("timestamp <= ?", [Bind::Text(format_timestamp(to))]);
             }
             let sql = format!(
-                "SELECT {COLUMNS} FROM events WHERE {} ORDER BY version",
+                "SELECT {} FROM events WHERE {} ORDER BY version",
+                self.select_columns(),
                 filter.where_sql()
             );
             let events = fetch_events(
@@ -417,6 +449,7 @@ impl EventStore for SqliteEventStore {
         );
         let filter = filter.read_options(&options);
         paged_read(
+            &self.select_columns(),
             self.pool.clone(),
             self.registry.clone(),
             "read_stream",
@@ -429,6 +462,7 @@ impl EventStore for SqliteEventStore {
     fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_> {
         let filter = Filter::default().read_options(&options);
         paged_read(
+            &self.select_columns(),
             self.pool.clone(),
             self.registry.clone(),
             "read_all",
@@ -463,7 +497,8 @@ impl EventStore for SqliteEventStore {
                     filter.push("timestamp >= ?", [Bind::Text(format_timestamp(from))]);
                 }
                 let sql = format!(
-                    "SELECT {COLUMNS} FROM events WHERE {} ORDER BY global_position",
+                    "SELECT {} FROM events WHERE {} ORDER BY global_position",
+                    self.select_columns(),
                     filter.where_sql()
                 );
                 fetch_events(
@@ -518,14 +553,21 @@ impl EventStore for SqliteEventStore {
         traced!("event_type_counts", backend = "sqlite", {
             self.ensure_open()?;
             // Rows written by eventsource-py keep the schema version in the payload.
-            let rows = sqlx::query(
-                "SELECT event_type, COALESCE(event_version, \
-                     CASE WHEN json_valid(payload) THEN json_extract(payload, '$.event_version') END, 1) AS v, \
-                     COUNT(*) FROM events GROUP BY event_type, v ORDER BY event_type, v",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error("event_type_counts"))?;
+            // (An uninitialized eventsource-py table has no event_version column.)
+            let column = if self.select_columns().contains("NULL AS event_version") {
+                "NULL"
+            } else {
+                "event_version"
+            };
+            let sql = format!(
+                "SELECT event_type, CAST(COALESCE({column}, \
+                 CASE WHEN json_valid(payload) THEN json_extract(payload, '$.event_version') END, 1) AS INTEGER) AS v, \
+                 COUNT(*) FROM events GROUP BY event_type, v ORDER BY event_type, v"
+            );
+            let rows = sqlx::query(&sql)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error("event_type_counts"))?;
             rows.iter()
                 .map(|r| {
                     let event_type: String = r.try_get(0).map_err(db_error("event_type_counts"))?;

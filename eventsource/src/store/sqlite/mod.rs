@@ -1,7 +1,8 @@
 //! [`SqliteEventStore`]: the embedded default backend, on a file or `:memory:`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -139,15 +140,20 @@ impl SqliteStoreOptions {
     pub async fn open(self) -> Result<SqliteEventStore> {
         self.check()?;
         let memory = self.is_memory();
-        let wal = self.wal_mode && !memory;
+        let wal = self.wal_mode && !memory && !self.read_only;
         let connect = if memory {
             // A private in-memory database on the pool's single, never recycled connection.
             SqliteConnectOptions::new().filename(MEMORY).in_memory(true)
+        } else if self.read_only {
+            // A read-only connection cannot switch the journal mode: keep the file's.
+            SqliteConnectOptions::new()
+                .filename(&self.database)
+                .create_if_missing(false)
+                .read_only(true)
         } else {
             SqliteConnectOptions::new()
                 .filename(&self.database)
-                .create_if_missing(!self.read_only)
-                .read_only(self.read_only)
+                .create_if_missing(true)
                 .journal_mode(if wal {
                     SqliteJournalMode::Wal
                 } else {
@@ -177,14 +183,29 @@ impl SqliteStoreOptions {
                 database: self.database.display().to_string(),
                 source: Box::new(e),
             })?;
-        Ok(SqliteEventStore {
+        // The mode the database really runs in (a read-only store keeps the file's).
+        let journal_mode: String = if memory {
+            "memory".into()
+        } else {
+            sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| Error::Connection {
+                    database: self.database.display().to_string(),
+                    source: Box::new(e),
+                })?
+        };
+        let store = SqliteEventStore {
             pool,
             registry: self.registry.clone().unwrap_or_else(EventRegistry::global),
             database: self.database,
-            wal_mode: wal,
+            wal_mode: journal_mode.eq_ignore_ascii_case("wal"),
             busy_timeout: self.busy_timeout,
             connect_options: connect,
-        })
+            select_columns: Arc::new(RwLock::new(Arc::from(""))),
+        };
+        store.refresh_columns().await?;
+        Ok(store)
     }
 }
 
@@ -205,6 +226,8 @@ pub struct SqliteEventStore {
     wal_mode: bool,
     busy_timeout: Duration,
     connect_options: SqliteConnectOptions,
+    /// The `events` select list for this database's columns (see [`row::select_list`]).
+    select_columns: Arc<RwLock<Arc<str>>>,
 }
 
 impl SqliteEventStore {
@@ -232,8 +255,9 @@ impl SqliteEventStore {
         schema::initialize(self).await
     }
 
-    /// Closes every connection; when it returns the database file is closed (WAL files
-    /// checkpointed and removed). Later operations fail with [`Error::StoreClosed`].
+    /// Closes every connection (waiting up to 5 s for connections still in use); then,
+    /// unless another process has the database open, the WAL is checkpointed into the
+    /// database file and removed. Later operations fail with [`Error::StoreClosed`].
     pub async fn close(&self) {
         self.pool.close().await;
         // sqlx's `Pool::close` can return while a connection that was being handed back
@@ -264,7 +288,8 @@ impl SqliteEventStore {
         &self.database
     }
 
-    /// `true` when the database runs in WAL mode (never for `:memory:`).
+    /// `true` when the database runs in WAL mode (never for `:memory:`; for a read-only
+    /// store, whatever mode the file is in).
     pub fn wal_mode(&self) -> bool {
         self.wal_mode
     }
@@ -282,6 +307,33 @@ impl SqliteEventStore {
     /// The connection pool, for read models that live in the same database.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The select list of the `events` table.
+    fn select_columns(&self) -> Arc<str> {
+        self.select_columns
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads which columns the `events` table has (at open and after `initialize`).
+    async fn refresh_columns(&self) -> Result<()> {
+        let present: HashSet<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('events')")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| Error::Connection {
+                    database: self.database.display().to_string(),
+                    source: Box::new(e),
+                })?
+                .into_iter()
+                .collect();
+        *self
+            .select_columns
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::from(row::select_list(&present));
+        Ok(())
     }
 
     fn ensure_open(&self) -> Result<()> {

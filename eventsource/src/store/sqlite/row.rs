@@ -12,10 +12,31 @@ use crate::registry::EventRegistry;
 use crate::stored::StoredEvent;
 
 /// The columns every read selects, in the order [`decode`] expects.
-pub(super) const COLUMNS: &str =
-    "global_position, event_id, aggregate_id, aggregate_type, event_type, \
+const COLUMNS: &str = "global_position, event_id, aggregate_id, aggregate_type, event_type, \
      tenant_id, actor_id, version, timestamp, payload, created_at, event_version, correlation_id, \
      causation_id, metadata";
+
+/// Columns that eventsource-py's `events` table does not have; `initialize()` adds them.
+const ADDED: [&str; 4] = [
+    "event_version",
+    "correlation_id",
+    "causation_id",
+    "metadata",
+];
+
+/// The select list for an `events` table with these columns: an eventsource-py table that
+/// was not (or cannot be, read-only) initialized reads with NULL for the added columns.
+pub(super) fn select_list(present: &std::collections::HashSet<String>) -> String {
+    let mut list = COLUMNS.to_owned();
+    if !present.is_empty() {
+        for column in ADDED {
+            if !present.contains(column) {
+                list = list.replace(&format!(", {column}"), &format!(", NULL AS {column}"));
+            }
+        }
+    }
+    list
+}
 
 /// A timestamp as stored: ISO 8601 with microseconds and an explicit UTC offset, the
 /// format of Python's `datetime.isoformat()`. Text order is time order.
@@ -48,7 +69,10 @@ pub(super) fn decode(
         operation: "decode row",
         source: Box::new(e),
     })?;
-    let position = u64::try_from(position).unwrap_or(0);
+    let position = u64::try_from(position).map_err(|_| Error::Database {
+        operation: "decode row",
+        source: format!("negative global_position {position}").into(),
+    })?;
     Ok((position, decode_at(row, position, registry)))
 }
 

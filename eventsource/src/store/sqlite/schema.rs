@@ -105,5 +105,6 @@ async fn initialize_schema(store: &SqliteEventStore) -> Result<()> {
         .execute(&mut *tx)
         .await
         .map_err(db_error(OP))?;
-    tx.commit().await.map_err(db_error(OP))
+    tx.commit().await.map_err(db_error(OP))?;
+    store.refresh_columns().await
 }
