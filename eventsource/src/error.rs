@@ -102,6 +102,17 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A subscription did not reach a position in time.
+    #[error("subscription `{subscription}` did not reach position {position} in time (it is at {reached})")]
+    WaitTimeout {
+        /// The subscription.
+        subscription: String,
+        /// The position waited for.
+        position: u64,
+        /// The position it had reached.
+        reached: u64,
+    },
+
     /// No dead letter with this id (or its event is no longer in the store).
     #[error("no dead letter {id}")]
     DeadLetterNotFound {

@@ -42,6 +42,7 @@ extern crate self as eventsource;
 #[doc(hidden)]
 pub mod __private;
 pub mod aggregate;
+pub mod bus;
 pub mod checkpoint;
 pub mod dlq;
 mod envelope;
@@ -54,11 +55,13 @@ pub mod repository;
 pub mod snapshot;
 pub mod store;
 mod stored;
+pub mod subscription;
 
 pub use aggregate::{Aggregate, AggregateRoot, Apply};
 /// Re-exported so that implementing [`EventStore`], [`EventPublisher`] or
 /// [`SnapshotStore`] needs no extra dependency: `#[eventsource::async_trait]`.
 pub use async_trait::async_trait;
+pub use bus::{BusFilter, BusRecvError, BusSubscription, EventBus, InMemoryEventBus};
 pub use checkpoint::{
     lag_metrics, Checkpoint, CheckpointStore, InMemoryCheckpointStore, LagMetrics,
 };
@@ -80,6 +83,10 @@ pub use store::{
     InMemoryEventStore, ReadDirection, ReadOptions, StoredEventStream, StreamId,
 };
 pub use stored::{EventStream, StoredEvent};
+pub use subscription::{
+    RetryPolicy, StartFrom, Subscription, SubscriptionConfig, SubscriptionHealth,
+    SubscriptionManager, SubscriptionState,
+};
 
 /// Derives [`DomainEvent`] and registers the type in the [`EventRegistry`].
 ///
