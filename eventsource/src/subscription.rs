@@ -415,7 +415,7 @@ impl SubscriptionManager {
             subscriptions.push(shared.clone());
         }
         if self.is_running() {
-            self.spawn_pending().await;
+            self.spawn_pending().await?;
         }
         Ok(Subscription { shared, projection })
     }
@@ -429,16 +429,18 @@ impl SubscriptionManager {
     }
 
     /// Starts every subscription: each catches up from its start position, then goes live.
+    /// Start positions are fixed before this returns, so an event appended afterwards is
+    /// delivered even with [`StartFrom::End`].
     ///
     /// # Errors
-    /// None today; kept fallible for backends that must connect first.
+    /// Errors of the stores while reading start positions (those subscriptions stay
+    /// pending; call `start` again).
     pub async fn start(&self) -> Result<()> {
         self.stop.send_replace(false);
-        self.spawn_pending().await;
-        Ok(())
+        self.spawn_pending().await
     }
 
-    async fn spawn_pending(&self) {
+    async fn spawn_pending(&self) -> Result<()> {
         let pending: Vec<Arc<Shared>> = self
             .subscriptions()
             .iter()
@@ -449,7 +451,21 @@ impl SubscriptionManager {
             .cloned()
             .collect();
         let mut tasks = self.tasks.lock().await;
+        let mut first_error = None;
         for shared in pending {
+            let position =
+                match start_position(&shared, self.store.as_ref(), self.checkpoints.as_ref()).await
+                {
+                    Ok(position) => position,
+                    Err(error) => {
+                        *shared
+                            .started
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) = false;
+                        first_error.get_or_insert(error);
+                        continue;
+                    }
+                };
             let worker = Worker {
                 store: self.store.clone(),
                 checkpoints: self.checkpoints.clone(),
@@ -459,6 +475,7 @@ impl SubscriptionManager {
                 wake: Some(self.bus.subscribe(BusFilter::All)),
                 stop: self.stop.subscribe(),
                 shared,
+                position,
             };
             let span = tracing::debug_span!("subscription", subscription = %worker.shared.name);
             tasks.push(tokio::spawn(tracing::Instrument::instrument(
@@ -466,6 +483,7 @@ impl SubscriptionManager {
                 span,
             )));
         }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Stops every subscription gracefully: a batch being handled finishes and its
@@ -536,6 +554,22 @@ struct Worker {
     wake: Option<BusSubscription>,
     stop: watch::Receiver<bool>,
     shared: Arc<Shared>,
+    /// The global position handled up to.
+    position: u64,
+}
+
+/// Where a subscription starts, by its config.
+async fn start_position(
+    shared: &Shared,
+    store: &dyn EventStore,
+    checkpoints: &dyn CheckpointStore,
+) -> Result<u64> {
+    Ok(match shared.config.start_from {
+        StartFrom::Beginning => 0,
+        StartFrom::Position(position) => position,
+        StartFrom::End => store.get_global_position().await?,
+        StartFrom::Checkpoint => checkpoints.get_position(&shared.name).await?.unwrap_or(0),
+    })
 }
 
 /// How a batch ended.
@@ -549,17 +583,7 @@ enum Batch {
 impl Worker {
     async fn run(mut self) {
         let name = self.shared.name.clone();
-        let mut position = loop {
-            match self.start_position().await {
-                Ok(position) => break position,
-                Err(error) => {
-                    self.note_error(&error.to_string());
-                    if self.pause().await {
-                        return self.stopped();
-                    }
-                }
-            }
-        };
+        let mut position = self.position;
         self.shared.position.send_replace(position);
         self.shared.health().position = position;
         self.shared.health().state = SubscriptionState::CatchingUp;
@@ -617,19 +641,6 @@ impl Worker {
             },
         }
         *self.stop.borrow()
-    }
-
-    async fn start_position(&self) -> Result<u64> {
-        Ok(match self.shared.config.start_from {
-            StartFrom::Beginning => 0,
-            StartFrom::Position(position) => position,
-            StartFrom::End => self.store.get_global_position().await?,
-            StartFrom::Checkpoint => self
-                .checkpoints
-                .get_position(&self.shared.name)
-                .await?
-                .unwrap_or(0),
-        })
     }
 
     /// Reads and handles one batch after `position`, then saves the checkpoint.
