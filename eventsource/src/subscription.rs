@@ -592,11 +592,8 @@ impl Worker {
                 break;
             }
             match self.batch(&mut position).await {
-                Ok(Batch::Full) => {
-                    self.shared.health().state = SubscriptionState::CatchingUp;
-                    continue;
-                }
-                Ok(Batch::CaughtUp) => self.shared.health().state = SubscriptionState::Live,
+                Ok(Batch::Full) => continue,
+                Ok(Batch::CaughtUp) => {}
                 Err(error) => {
                     tracing::warn!(subscription = %name, %error, "subscription batch failed; retrying");
                     self.note_error(&error.to_string());
@@ -706,14 +703,20 @@ impl Worker {
         self.checkpoints
             .save_progress(&self.shared.name, *position, last, processed)
             .await?;
-        self.shared.position.send_replace(*position);
         {
             let mut health = self.shared.health();
             health.position = *position;
             health.head_position = head.max(*position);
             health.events_processed += processed - failed;
             health.events_failed += failed;
+            health.state = if caught_up {
+                SubscriptionState::Live
+            } else {
+                SubscriptionState::CatchingUp
+            };
         }
+        // Last, so that a `wait_for` that returns sees the health above.
+        self.shared.position.send_replace(*position);
         match read_error {
             Some(error) => Err(error),
             None if caught_up => Ok(Batch::CaughtUp),
