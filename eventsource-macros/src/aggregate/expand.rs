@@ -1,12 +1,13 @@
 //! Code generation for `#[aggregate]`.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::ItemImpl;
 
 use super::args::AggregateArgs;
 use super::ast::Handlers;
+use crate::errors::respan;
 
 pub(super) fn aggregate(item: &ItemImpl, args: &AggregateArgs, handlers: &Handlers) -> TokenStream {
     let krate = &args.krate;
@@ -74,22 +75,4 @@ pub(super) fn aggregate(item: &ItemImpl, args: &AggregateArgs, handlers: &Handle
             #(#apply_impls)*
         };
     }
-}
-
-/// `tokens` with every span set to `span`.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
-    tokens
-        .into_iter()
-        .map(|mut tree| {
-            if let TokenTree::Group(group) = &tree {
-                let mut inner =
-                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
-                inner.set_span(span);
-                tree = TokenTree::Group(inner);
-            } else {
-                tree.set_span(span);
-            }
-            tree
-        })
-        .collect()
 }

@@ -13,6 +13,8 @@ pub(super) struct HandlesMethod {
     pub(super) method: Ident,
     pub(super) event: Type,
     pub(super) with_context: bool,
+    /// Where the return type is (or the name, for `()`), for errors about it.
+    pub(super) output_span: proc_macro2::Span,
 }
 
 pub(super) struct Handlers {
@@ -125,10 +127,18 @@ fn check_handles(method: &ImplItemFn, errors: &mut Errors) -> Option<HandlesMeth
     let with_context = match inputs.next() {
         None => false,
         Some(arg) => {
-            let context = shared_ref_type(arg, "context", errors)?;
-            if !is_event_context(&context) {
+            let context = match arg {
+                FnArg::Typed(typed) => match &*typed.ty {
+                    Type::Reference(r) if r.mutability.is_none() && is_event_context(&r.elem) => {
+                        None
+                    }
+                    other => Some(other.clone()),
+                },
+                FnArg::Receiver(_) => None,
+            };
+            if let Some(wrong) = context {
                 errors.spanned(
-                    &context,
+                    wrong,
                     "the second argument of a #[handles] method is the context: `ctx: &EventContext<'_>`",
                 );
                 return None;
@@ -140,10 +150,15 @@ fn check_handles(method: &ImplItemFn, errors: &mut Errors) -> Option<HandlesMeth
         errors.spanned(extra, format!("too many arguments: {HANDLES_SHAPE}"));
         return None;
     }
+    let output_span = match &sig.output {
+        syn::ReturnType::Type(_, ty) => syn::spanned::Spanned::span(&**ty),
+        syn::ReturnType::Default => sig.ident.span(),
+    };
     ok.then(|| HandlesMethod {
         method: sig.ident.clone(),
         event,
         with_context,
+        output_span,
     })
 }
 

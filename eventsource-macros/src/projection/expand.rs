@@ -7,6 +7,7 @@ use syn::{ItemImpl, LitStr, Type};
 
 use super::args::ProjectionArgs;
 use super::ast::Handlers;
+use crate::errors::respan;
 
 pub(super) fn projection(
     item: &ItemImpl,
@@ -33,9 +34,14 @@ pub(super) fn projection(
         } else {
             quote!(#self_ty::#method(self, event).await)
         };
+        // Spanned on the return type: "not a valid handler result" points there.
+        let converted = respan(
+            quote!(#krate::__private::IntoHandlerResult::into_handler_result(#call)),
+            h.output_span,
+        );
         quote! {
             if let ::core::option::Option::Some(event) = typed.downcast_ref::<#event>() {
-                return #krate::__private::IntoHandlerResult::into_handler_result(#call);
+                return #converted;
             }
         }
     });

@@ -1,0 +1,23 @@
+use eventsource::{projection, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+struct Created {
+    title: String,
+}
+
+#[derive(Debug, Default)]
+struct TaskList {
+    titles: Vec<String>,
+}
+
+#[projection]
+impl TaskList {
+    #[handles]
+    async fn created(&mut self, e: &Created) -> Result<(), u32> {
+        self.titles.push(e.title.clone());
+        Ok(())
+    }
+}
+
+fn main() {}

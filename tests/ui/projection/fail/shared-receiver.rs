@@ -1,0 +1,22 @@
+use eventsource::{projection, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+struct Created {
+    title: String,
+}
+
+#[derive(Debug, Default)]
+struct TaskList {
+    titles: Vec<String>,
+}
+
+#[projection]
+impl TaskList {
+    #[handles]
+    async fn created(&self, e: &Created) {
+        let _ = (&self.titles, e);
+    }
+}
+
+fn main() {}
