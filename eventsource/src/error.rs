@@ -113,6 +113,13 @@ pub enum Error {
         reached: u64,
     },
 
+    /// No outbox entry with this id.
+    #[error("no outbox entry {id}")]
+    OutboxEntryNotFound {
+        /// The id asked for.
+        id: i64,
+    },
+
     /// No dead letter with this id (or its event is no longer in the store).
     #[error("no dead letter {id}")]
     DeadLetterNotFound {

@@ -48,6 +48,7 @@ pub mod dlq;
 mod envelope;
 mod error;
 mod event;
+pub mod outbox;
 pub mod prelude;
 pub mod projection;
 pub mod registry;
@@ -72,6 +73,10 @@ pub use dlq::{
 pub use envelope::{EventEnvelope, NewEvent};
 pub use error::{BoxError, Error, Result};
 pub use event::{AnyEvent, DomainEvent, EventPayload, RawEvent};
+pub use outbox::{
+    BusOutboxPublisher, OutboxEntry, OutboxPublisher, OutboxRelay, OutboxRelayHandle, OutboxStatus,
+    OutboxStore, RelayRound,
+};
 pub use projection::{EventContext, Projection};
 pub use registry::{EventRegistration, EventRegistry};
 pub use repository::{AggregateRepository, CommandError, EventPublisher};

@@ -15,8 +15,9 @@ use super::{
     GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId, StreamId,
 };
 use crate::envelope::{now, NewEvent};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::EventPayload;
+use crate::outbox::{OutboxEntry, OutboxStatus, OutboxStore};
 use crate::registry::EventRegistry;
 use crate::stored::{EventStream, StoredEvent};
 
@@ -30,6 +31,8 @@ struct State {
     ids: HashMap<Uuid, usize>,
     /// Aggregate ids in order of their first event.
     aggregate_order: Vec<Uuid>,
+    /// Outbox entries (when the store has an outbox); the entry `i` has id `i + 1`.
+    outbox: Vec<OutboxEntry>,
 }
 
 impl State {
@@ -51,6 +54,7 @@ impl State {
 pub struct InMemoryEventStore {
     state: Arc<RwLock<State>>,
     registry: Arc<EventRegistry>,
+    outbox: bool,
 }
 
 impl fmt::Debug for InMemoryEventStore {
@@ -78,7 +82,15 @@ impl InMemoryEventStore {
         InMemoryEventStore {
             state: Arc::new(RwLock::new(State::default())),
             registry,
+            outbox: false,
         }
+    }
+
+    /// Writes an outbox entry for every appended event, atomically with the append (see
+    /// [`OutboxStore`]).
+    pub fn with_outbox(mut self) -> Self {
+        self.outbox = true;
+        self
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -180,6 +192,14 @@ impl EventStore for InMemoryEventStore {
                     Ok(payload)
                 })
                 .collect::<Result<Vec<_>>>()?;
+            let outbox_data = if self.outbox {
+                payloads
+                    .iter()
+                    .map(|p| p.to_json_value().map(Some))
+                    .collect::<Result<Vec<_>>>()?
+            } else {
+                vec![None; payloads.len()]
+            };
             let mut state = self.write();
             let current = state.stream(aggregate_id, aggregate_type).len() as u64;
             let plan = plan_append(
@@ -229,6 +249,26 @@ impl EventStore for InMemoryEventStore {
                     payload: payloads[i].clone(),
                 });
                 state.ids.insert(event.event_id, index);
+                if let Some(data) = &outbox_data[i] {
+                    let id = state.outbox.len() as i64 + 1;
+                    let stored = &state.events[index];
+                    let entry = OutboxEntry {
+                        id,
+                        event_id: event.event_id,
+                        event_type: stored.envelope.event_type.clone(),
+                        aggregate_id,
+                        aggregate_type: aggregate_type.to_owned(),
+                        tenant_id: event.tenant_id,
+                        global_position: index as u64 + 1,
+                        event_data: data.clone(),
+                        created_at: stored_at,
+                        published_at: None,
+                        retry_count: 0,
+                        last_error: None,
+                        status: OutboxStatus::Pending,
+                    };
+                    state.outbox.push(entry);
+                }
                 let stream = state.streams.entry(aggregate_id).or_default();
                 let is_new_aggregate = stream.is_empty();
                 stream
@@ -374,5 +414,66 @@ impl EventStore for InMemoryEventStore {
             });
             Ok(counts)
         })
+    }
+}
+
+impl InMemoryEventStore {
+    fn outbox_entry<T>(&self, id: i64, change: impl FnOnce(&mut OutboxEntry) -> T) -> Result<T> {
+        let mut state = self.write();
+        let entry = usize::try_from(id - 1)
+            .ok()
+            .and_then(|i| state.outbox.get_mut(i))
+            .ok_or(Error::OutboxEntryNotFound { id })?;
+        Ok(change(entry))
+    }
+}
+
+#[async_trait]
+impl OutboxStore for InMemoryEventStore {
+    async fn add_event(&self, event: &StoredEvent) -> Result<i64> {
+        let mut entry = OutboxEntry::for_event(event)?;
+        let mut state = self.write();
+        entry.id = state.outbox.len() as i64 + 1;
+        let id = entry.id;
+        state.outbox.push(entry);
+        Ok(id)
+    }
+
+    async fn get_pending_events(&self, limit: u64) -> Result<Vec<OutboxEntry>> {
+        self.get_entries(Some(OutboxStatus::Pending), limit).await
+    }
+
+    async fn get_entries(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: u64,
+    ) -> Result<Vec<OutboxEntry>> {
+        Ok(self
+            .read()
+            .outbox
+            .iter()
+            .filter(|e| status.is_none_or(|s| e.status == s))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
+    }
+
+    async fn mark_published(&self, id: i64) -> Result<()> {
+        self.outbox_entry(id, |entry| {
+            entry.status = OutboxStatus::Published;
+            entry.published_at = Some(now());
+        })
+    }
+
+    async fn increment_retry(&self, id: i64, error: &str) -> Result<u32> {
+        self.outbox_entry(id, |entry| {
+            entry.retry_count += 1;
+            entry.last_error = Some(error.to_owned());
+            entry.retry_count
+        })
+    }
+
+    async fn mark_failed(&self, id: i64) -> Result<()> {
+        self.outbox_entry(id, |entry| entry.status = OutboxStatus::Failed)
     }
 }

@@ -28,6 +28,9 @@ const INSERT: &str = "INSERT INTO events (event_id, aggregate_id, aggregate_type
      actor_id, version, timestamp, payload, created_at, event_version, correlation_id, causation_id, metadata) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
+const OUTBOX_INSERT: &str = "INSERT INTO event_outbox (event_id, event_type, aggregate_id, aggregate_type, \
+     tenant_id, global_position, event_data, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')";
+
 /// A bound parameter of a dynamically built query.
 #[derive(Debug, Clone)]
 enum Bind {
@@ -372,7 +375,23 @@ impl EventStore for SqliteEventStore {
                     .execute(&mut *tx)
                     .await;
                 match result {
-                    Ok(done) => global_position = to_u64(done.last_insert_rowid()),
+                    Ok(done) => {
+                        global_position = to_u64(done.last_insert_rowid());
+                        if self.outbox {
+                            sqlx::query(OUTBOX_INSERT)
+                                .bind(event.event_id.to_string())
+                                .bind(event.event_type())
+                                .bind(&aggregate_id_text)
+                                .bind(aggregate_type)
+                                .bind(event.tenant_id.map(|t| t.to_string()))
+                                .bind(to_i64(global_position))
+                                .bind(&encoded[i].payload)
+                                .bind(&created_at)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_error(OP))?;
+                        }
+                    }
                     Err(e) if is_unique_violation(&e) => {
                         drop(tx);
                         return Err(self

@@ -17,6 +17,7 @@ use crate::registry::EventRegistry;
 mod checkpoint;
 mod dlq;
 mod events;
+mod outbox;
 mod row;
 mod schema;
 mod snapshot;
@@ -47,6 +48,7 @@ pub struct SqliteStoreOptions {
     registry: Option<Arc<EventRegistry>>,
     max_connections: u32,
     read_only: bool,
+    outbox: bool,
 }
 
 impl SqliteStoreOptions {
@@ -61,6 +63,7 @@ impl SqliteStoreOptions {
             registry: None,
             max_connections: 4,
             read_only: false,
+            outbox: false,
         }
     }
 
@@ -93,6 +96,13 @@ impl SqliteStoreOptions {
     /// [`Error::Database`].
     pub fn read_only(mut self, on: bool) -> Self {
         self.read_only = on;
+        self
+    }
+
+    /// Writes an `event_outbox` entry for every appended event in the append's
+    /// transaction (see [`crate::OutboxStore`], [`crate::OutboxRelay`]).
+    pub fn outbox(mut self, on: bool) -> Self {
+        self.outbox = on;
         self
     }
 
@@ -202,6 +212,7 @@ impl SqliteStoreOptions {
             wal_mode: journal_mode.eq_ignore_ascii_case("wal"),
             busy_timeout: self.busy_timeout,
             connect_options: connect,
+            outbox: self.outbox,
             select_columns: Arc::new(RwLock::new(Arc::from(""))),
         };
         store.refresh_columns().await?;
@@ -226,6 +237,8 @@ pub struct SqliteEventStore {
     wal_mode: bool,
     busy_timeout: Duration,
     connect_options: SqliteConnectOptions,
+    /// Appends write outbox entries.
+    outbox: bool,
     /// The `events` select list for this database's columns (see [`row::select_list`]).
     select_columns: Arc<RwLock<Arc<str>>>,
 }

@@ -24,7 +24,7 @@ const REQUIRED_COLUMNS: [&str; 11] = [
 ];
 
 /// Columns this library adds to tables an eventsource-py database already has.
-const ADDED_COLUMNS: [(&str, &str, &str); 6] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 7] = [
     ("events", "event_version", "INTEGER"),
     ("events", "correlation_id", "TEXT"),
     ("events", "causation_id", "TEXT"),
@@ -36,6 +36,11 @@ const ADDED_COLUMNS: [(&str, &str, &str); 6] = [
     ),
     (
         "dead_letter_queue",
+        "global_position",
+        "INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "event_outbox",
         "global_position",
         "INTEGER NOT NULL DEFAULT 0",
     ),

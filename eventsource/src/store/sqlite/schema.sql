@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS event_outbox (
     aggregate_id TEXT NOT NULL,
     aggregate_type TEXT NOT NULL,
     tenant_id TEXT,
+    global_position INTEGER NOT NULL DEFAULT 0,
     event_data TEXT NOT NULL,
     created_at TEXT NOT NULL,
     published_at TEXT,

@@ -1,0 +1,163 @@
+//! The [`OutboxStore`] of [`SqliteEventStore`]: the `event_outbox` table.
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::row::{format_timestamp, parse_timestamp};
+use super::{db_error, SqliteEventStore};
+use crate::envelope::now;
+use crate::error::{Error, Result};
+use crate::outbox::{OutboxEntry, OutboxStatus, OutboxStore};
+use crate::stored::StoredEvent;
+
+const COLUMNS: &str =
+    "id, event_id, event_type, aggregate_id, aggregate_type, tenant_id, global_position, \
+     event_data, created_at, published_at, retry_count, last_error, status";
+
+fn decode(row: &SqliteRow) -> Result<OutboxEntry> {
+    let op = "get_outbox_entries";
+    let id: i64 = row.try_get(0).map_err(db_error(op))?;
+    let invalid = |detail: String| Error::Database {
+        operation: op,
+        source: format!("outbox entry {id}: {detail}").into(),
+    };
+    let text = |i: usize| row.try_get::<String, _>(i).map_err(db_error(op));
+    let optional = |i: usize| row.try_get::<Option<String>, _>(i).map_err(db_error(op));
+    let uuid =
+        |value: String| Uuid::parse_str(&value).map_err(|e| invalid(format!("`{value}`: {e}")));
+    let timestamp = |value: String| {
+        parse_timestamp(&value).ok_or_else(|| invalid(format!("`{value}` is not a timestamp")))
+    };
+    let position: i64 = row.try_get(6).map_err(db_error(op))?;
+    let retries: i64 = row.try_get(10).map_err(db_error(op))?;
+    let status = text(12)?;
+    Ok(OutboxEntry {
+        id,
+        event_id: uuid(text(1)?)?,
+        event_type: text(2)?,
+        aggregate_id: uuid(text(3)?)?,
+        aggregate_type: text(4)?,
+        tenant_id: optional(5)?.map(uuid).transpose()?,
+        global_position: u64::try_from(position).unwrap_or(0),
+        event_data: serde_json::from_str(&text(7)?)
+            .map_err(|e| invalid(format!("event_data: {e}")))?,
+        created_at: timestamp(text(8)?)?,
+        published_at: optional(9)?.map(timestamp).transpose()?,
+        retry_count: u32::try_from(retries).unwrap_or(u32::MAX),
+        last_error: optional(11)?,
+        status: OutboxStatus::parse(&status)
+            .ok_or_else(|| invalid(format!("unknown status `{status}`")))?,
+    })
+}
+
+impl SqliteEventStore {
+    async fn update_outbox(
+        &self,
+        id: i64,
+        operation: &'static str,
+        sql: &str,
+        error: Option<&str>,
+    ) -> Result<()> {
+        self.ensure_open()?;
+        let mut query = sqlx::query(sql);
+        if let Some(error) = error {
+            query = query.bind(error);
+        } else {
+            query = query.bind(format_timestamp(now()));
+        }
+        let done = query
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(operation))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::OutboxEntryNotFound { id });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl OutboxStore for SqliteEventStore {
+    async fn add_event(&self, event: &StoredEvent) -> Result<i64> {
+        self.ensure_open()?;
+        let entry = OutboxEntry::for_event(event)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO event_outbox (event_id, event_type, aggregate_id, aggregate_type, tenant_id, \
+                 global_position, event_data, created_at, status) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending') RETURNING id",
+        )
+        .bind(entry.event_id.to_string())
+        .bind(&entry.event_type)
+        .bind(entry.aggregate_id.to_string())
+        .bind(&entry.aggregate_type)
+        .bind(entry.tenant_id.map(|t| t.to_string()))
+        .bind(i64::try_from(entry.global_position).unwrap_or(i64::MAX))
+        .bind(entry.event_data.to_string())
+        .bind(format_timestamp(now()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error("add_outbox_event"))?;
+        Ok(id)
+    }
+
+    async fn get_pending_events(&self, limit: u64) -> Result<Vec<OutboxEntry>> {
+        self.get_entries(Some(OutboxStatus::Pending), limit).await
+    }
+
+    async fn get_entries(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: u64,
+    ) -> Result<Vec<OutboxEntry>> {
+        self.ensure_open()?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM event_outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2"
+        ))
+        .bind(status.map(OutboxStatus::as_str))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("get_outbox_entries"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn mark_published(&self, id: i64) -> Result<()> {
+        self.update_outbox(
+            id,
+            "mark_published",
+            "UPDATE event_outbox SET status = 'published', published_at = ? WHERE id = ?",
+            None,
+        )
+        .await
+    }
+
+    async fn increment_retry(&self, id: i64, error: &str) -> Result<u32> {
+        self.ensure_open()?;
+        let count: Option<i64> = sqlx::query_scalar(
+            "UPDATE event_outbox SET retry_count = retry_count + 1, last_error = ? WHERE id = ? RETURNING retry_count",
+        )
+        .bind(error)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("increment_retry"))?;
+        let count = count.ok_or(Error::OutboxEntryNotFound { id })?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    async fn mark_failed(&self, id: i64) -> Result<()> {
+        self.ensure_open()?;
+        let done = sqlx::query("UPDATE event_outbox SET status = 'failed' WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("mark_failed"))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::OutboxEntryNotFound { id });
+        }
+        Ok(())
+    }
+}
