@@ -82,7 +82,9 @@ pub use registry::{EventRegistration, EventRegistry};
 pub use repository::{AggregateRepository, CommandError, EventPublisher};
 pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore, SnapshotStrategy};
 #[cfg(feature = "sqlite")]
-pub use store::sqlite::{SqliteEventStore, SqliteStoreOptions};
+pub use store::sqlite::{
+    BatchReport, SqliteEventStore, SqliteProjection, SqliteProjectionRunner, SqliteStoreOptions,
+};
 pub use store::{
     AppendResult, EventStore, EventTypeCount, ExpectedVersion, GetEventsOptions,
     InMemoryEventStore, ReadDirection, ReadOptions, StoredEventStream, StreamId,

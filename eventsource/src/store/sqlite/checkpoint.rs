@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::row::{format_timestamp, parse_timestamp};
@@ -41,6 +42,55 @@ fn decode(row: &SqliteRow) -> Result<Checkpoint> {
     })
 }
 
+/// The checkpoint upsert on one connection, so it can share a transaction with a read
+/// model's writes.
+pub(super) async fn save_progress_on(
+    conn: &mut SqliteConnection,
+    projection_name: &str,
+    position: u64,
+    last_event: Option<(Uuid, &str)>,
+    processed: u64,
+) -> Result<()> {
+    let at = format_timestamp(now());
+    sqlx::query(
+        "INSERT INTO projection_checkpoints \
+             (projection_name, global_position, last_event_id, last_event_type, events_processed, \
+              last_processed_at, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (projection_name) DO UPDATE SET \
+             global_position = excluded.global_position, \
+             last_event_id = COALESCE(excluded.last_event_id, projection_checkpoints.last_event_id), \
+             last_event_type = COALESCE(excluded.last_event_type, projection_checkpoints.last_event_type), \
+             events_processed = projection_checkpoints.events_processed + excluded.events_processed, \
+             last_processed_at = excluded.last_processed_at, \
+             updated_at = excluded.updated_at",
+    )
+    .bind(projection_name)
+    .bind(i64::try_from(position).unwrap_or(i64::MAX))
+    .bind(last_event.map(|(id, _)| id.to_string()))
+    .bind(last_event.map(|(_, t)| t))
+    .bind(i64::try_from(processed).unwrap_or(i64::MAX))
+    .bind(&at)
+    .bind(&at)
+    .bind(&at)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("save_checkpoint"))?;
+    Ok(())
+}
+
+/// The checkpoint position on one connection.
+pub(super) async fn position_on(conn: &mut SqliteConnection, projection_name: &str) -> Result<u64> {
+    let position: Option<i64> = sqlx::query_scalar(
+        "SELECT global_position FROM projection_checkpoints WHERE projection_name = ?",
+    )
+    .bind(projection_name)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("get_checkpoint"))?;
+    Ok(position.and_then(|p| u64::try_from(p).ok()).unwrap_or(0))
+}
+
 #[async_trait]
 impl CheckpointStore for SqliteEventStore {
     async fn get_checkpoint(&self, projection_name: &str) -> Result<Option<Checkpoint>> {
@@ -63,32 +113,12 @@ impl CheckpointStore for SqliteEventStore {
         processed: u64,
     ) -> Result<()> {
         self.ensure_open()?;
-        let at = format_timestamp(now());
-        sqlx::query(
-            "INSERT INTO projection_checkpoints \
-                 (projection_name, global_position, last_event_id, last_event_type, events_processed, \
-                  last_processed_at, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (projection_name) DO UPDATE SET \
-                 global_position = excluded.global_position, \
-                 last_event_id = COALESCE(excluded.last_event_id, projection_checkpoints.last_event_id), \
-                 last_event_type = COALESCE(excluded.last_event_type, projection_checkpoints.last_event_type), \
-                 events_processed = projection_checkpoints.events_processed + excluded.events_processed, \
-                 last_processed_at = excluded.last_processed_at, \
-                 updated_at = excluded.updated_at",
-        )
-        .bind(projection_name)
-        .bind(i64::try_from(position).unwrap_or(i64::MAX))
-        .bind(last_event.map(|(id, _)| id.to_string()))
-        .bind(last_event.map(|(_, t)| t))
-        .bind(i64::try_from(processed).unwrap_or(i64::MAX))
-        .bind(&at)
-        .bind(&at)
-        .bind(&at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error("save_checkpoint"))?;
-        Ok(())
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db_error("save_checkpoint"))?;
+        save_progress_on(&mut conn, projection_name, position, last_event, processed).await
     }
 
     async fn get_all_checkpoints(&self) -> Result<Vec<Checkpoint>> {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::row::{format_timestamp, parse_timestamp};
@@ -58,33 +59,45 @@ fn decode(row: &SqliteRow) -> Result<DeadLetter> {
     })
 }
 
+/// The dead-letter upsert on one connection, so it can share a transaction.
+pub(super) async fn add_failed_event_on(
+    conn: &mut SqliteConnection,
+    failed: &FailedEvent,
+) -> Result<i64> {
+    let at = format_timestamp(now());
+    sqlx::query_scalar(
+        "INSERT INTO dead_letter_queue (event_id, projection_name, event_type, global_position, event_data, \
+             error_message, retry_count, first_failed_at, last_failed_at, status) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'failed') \
+         ON CONFLICT (event_id, projection_name) DO UPDATE SET \
+             error_message = excluded.error_message, retry_count = excluded.retry_count, \
+             last_failed_at = excluded.last_failed_at, status = 'failed', resolved_at = NULL, resolved_by = NULL \
+         RETURNING id",
+    )
+    .bind(failed.event_id.to_string())
+    .bind(&failed.projection_name)
+    .bind(&failed.event_type)
+    .bind(i64::try_from(failed.global_position).unwrap_or(i64::MAX))
+    .bind(failed.event_data.to_string())
+    .bind(&failed.error)
+    .bind(i64::from(failed.retry_count))
+    .bind(&at)
+    .bind(&at)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error("add_failed_event"))
+}
+
 #[async_trait]
 impl DeadLetterStore for SqliteEventStore {
     async fn add_failed_event(&self, failed: FailedEvent) -> Result<i64> {
         self.ensure_open()?;
-        let at = format_timestamp(now());
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO dead_letter_queue (event_id, projection_name, event_type, global_position, event_data, \
-                 error_message, retry_count, first_failed_at, last_failed_at, status) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'failed') \
-             ON CONFLICT (event_id, projection_name) DO UPDATE SET \
-                 error_message = excluded.error_message, retry_count = excluded.retry_count, \
-                 last_failed_at = excluded.last_failed_at, status = 'failed', resolved_at = NULL, resolved_by = NULL \
-             RETURNING id",
-        )
-        .bind(failed.event_id.to_string())
-        .bind(&failed.projection_name)
-        .bind(&failed.event_type)
-        .bind(i64::try_from(failed.global_position).unwrap_or(i64::MAX))
-        .bind(failed.event_data.to_string())
-        .bind(&failed.error)
-        .bind(i64::from(failed.retry_count))
-        .bind(&at)
-        .bind(&at)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error("add_failed_event"))?;
-        Ok(id)
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db_error("add_failed_event"))?;
+        add_failed_event_on(&mut conn, &failed).await
     }
 
     async fn get_failed_events(

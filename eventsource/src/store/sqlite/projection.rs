@@ -1,0 +1,244 @@
+//! Exactly-once read models in the event store's SQLite database: a
+//! [`SqliteProjection`] writes its read model through the same transaction that moves its
+//! checkpoint, so after a crash at any point every event is applied exactly once.
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use sqlx::SqliteConnection;
+use uuid::Uuid;
+
+use super::checkpoint::{position_on, save_progress_on};
+use super::dlq::add_failed_event_on;
+use super::{db_error, SqliteEventStore};
+use crate::dlq::FailedEvent;
+use crate::error::{BoxError, Error, Result};
+use crate::store::{EventStore, ReadOptions};
+use crate::stored::StoredEvent;
+use crate::subscription::RetryPolicy;
+
+/// A read model kept in the event store's own SQLite database.
+///
+/// Its handler writes through `conn`, a connection inside the transaction that also saves
+/// the checkpoint (and any dead letter): a batch is committed whole or not at all.
+#[async_trait]
+pub trait SqliteProjection: Send + 'static {
+    /// The projection's name (its checkpoint and dead letters are kept under the name the
+    /// runner is given).
+    fn name(&self) -> &str;
+
+    /// The event types it handles.
+    fn handled_event_types(&self) -> &'static [&'static str];
+
+    /// Applies one event to the read model, writing through `conn`.
+    ///
+    /// # Errors
+    /// The handler's error: its writes for this event are rolled back, it is retried by
+    /// the policy, then dead-lettered (in the same transaction).
+    async fn handle(
+        &mut self,
+        event: &StoredEvent,
+        conn: &mut SqliteConnection,
+    ) -> Result<(), BoxError>;
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Events applied.
+    pub applied: u64,
+    /// Events dead-lettered.
+    pub dead_lettered: u64,
+    /// The checkpoint after the batch.
+    pub position: u64,
+    /// `true` when the batch reached the head of the store.
+    pub caught_up: bool,
+}
+
+/// Runs a [`SqliteProjection`] over its store's events in batches, each one transaction
+/// holding the read-model writes, the dead letters and the checkpoint.
+///
+/// One runner per name at a time: a second one notices the moved checkpoint and fails
+/// with [`Error::InvalidConfiguration`] rather than apply events twice.
+#[derive(Debug)]
+pub struct SqliteProjectionRunner<P> {
+    store: SqliteEventStore,
+    projection: P,
+    name: String,
+    batch_size: u64,
+    retry: RetryPolicy,
+}
+
+impl<P: SqliteProjection> SqliteProjectionRunner<P> {
+    /// A runner for `projection` under `name`: batches of 100, the default retry policy.
+    pub fn new(store: SqliteEventStore, projection: P, name: impl Into<String>) -> Self {
+        SqliteProjectionRunner {
+            store,
+            projection,
+            name: name.into(),
+            batch_size: 100,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Events per batch (and per transaction).
+    pub fn batch_size(mut self, batch_size: u64) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Retries of a failing handler.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// Runs batches until the head of the store; returns the events applied.
+    ///
+    /// # Errors
+    /// Database errors (the batch in progress is rolled back and nothing is lost).
+    pub async fn catch_up(&mut self) -> Result<u64> {
+        let mut applied = 0;
+        loop {
+            let report = self.run_batch().await?;
+            applied += report.applied;
+            if report.caught_up {
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// Reads the next batch after the checkpoint and applies it in one transaction.
+    ///
+    /// # Errors
+    /// Database errors; [`Error::InvalidConfiguration`] when another runner moved the
+    /// checkpoint meanwhile (nothing of this batch is committed).
+    pub async fn run_batch(&mut self) -> Result<BatchReport> {
+        const OP: &str = "run_projection";
+        let start = {
+            let mut conn = self.store.pool.acquire().await.map_err(db_error(OP))?;
+            position_on(&mut conn, &self.name).await?
+        };
+        let head = self.store.get_global_position().await?;
+        let options = ReadOptions::new()
+            .from_position(start)
+            .limit(self.batch_size)
+            .event_types(self.projection.handled_event_types().iter().copied());
+        let items: Vec<Result<StoredEvent>> = self.store.read_all(options).collect().await;
+        let read = items.len() as u64;
+
+        let mut tx = self
+            .store
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error(OP))?;
+        if position_on(&mut tx, &self.name).await? != start {
+            return Err(Error::InvalidConfiguration {
+                message: format!("another runner is applying projection `{}`", self.name),
+            });
+        }
+        let mut report = BatchReport {
+            position: start,
+            ..BatchReport::default()
+        };
+        let mut last_event = None;
+        for item in items {
+            match item {
+                Ok(event) => {
+                    if self.apply(&event, &mut tx).await? {
+                        report.applied += 1;
+                    } else {
+                        report.dead_lettered += 1;
+                    }
+                    report.position = event.global_position;
+                    last_event = Some((event.event_id(), event.event_type().to_owned()));
+                }
+                Err(Error::CorruptEvent {
+                    global_position,
+                    event_type,
+                    reason,
+                }) => {
+                    add_failed_event_on(
+                        &mut tx,
+                        &FailedEvent {
+                            event_id: Uuid::nil(),
+                            projection_name: self.name.clone(),
+                            event_type,
+                            global_position,
+                            event_data: serde_json::Value::Null,
+                            error: reason,
+                            retry_count: 0,
+                        },
+                    )
+                    .await?;
+                    report.dead_lettered += 1;
+                    report.position = global_position;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        report.caught_up = read < self.batch_size;
+        if report.caught_up {
+            report.position = report.position.max(head);
+        }
+        let last = last_event
+            .as_ref()
+            .map(|(id, t): &(Uuid, String)| (*id, t.as_str()));
+        save_progress_on(&mut tx, &self.name, report.position, last, report.applied).await?;
+        tx.commit().await.map_err(db_error(OP))?;
+        Ok(report)
+    }
+
+    /// Applies one event inside a savepoint, by the retry policy; `false` when it was
+    /// dead-lettered.
+    async fn apply(&mut self, event: &StoredEvent, conn: &mut SqliteConnection) -> Result<bool> {
+        const OP: &str = "run_projection";
+        let mut attempt = 1;
+        loop {
+            sqlx::raw_sql("SAVEPOINT event")
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error(OP))?;
+            let error = match self.projection.handle(event, conn).await {
+                Ok(()) => {
+                    sqlx::raw_sql("RELEASE event")
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_error(OP))?;
+                    return Ok(true);
+                }
+                Err(error) => error,
+            };
+            // Undo this attempt's writes, keep the batch's.
+            sqlx::raw_sql("ROLLBACK TO event; RELEASE event")
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error(OP))?;
+            if attempt < self.retry.max_attempts {
+                tokio::time::sleep(self.retry.backoff(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+            tracing::warn!(projection = %self.name, position = event.global_position, %error, "event dead-lettered");
+            add_failed_event_on(
+                conn,
+                &FailedEvent {
+                    event_id: event.event_id(),
+                    projection_name: self.name.clone(),
+                    event_type: event.event_type().to_owned(),
+                    global_position: event.global_position,
+                    event_data: event.payload_json().unwrap_or(serde_json::Value::Null),
+                    error: error.to_string(),
+                    retry_count: attempt,
+                },
+            )
+            .await?;
+            return Ok(false);
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Exactly-once read models in SQLite: read-model writes, dead letters and the checkpoint
+//! commit together, so a process killed (`kill -9`) at any point and restarted applies
+//! every event exactly once.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use eventsource::prelude::*;
+use eventsource::{
+    BoxError, DeadLetterStore, RetryPolicy, SqliteEventStore, SqliteProjection, SqliteProjectionRunner,
+};
+use sqlx::SqliteConnection;
+use support::{created, TaskCreated, TempDir};
+use uuid::Uuid;
+
+/// Counts how often each event was applied, in a table of the store's database.
+#[derive(Debug, Default)]
+struct AppliedCounter {
+    delay: Duration,
+    fail_title: Option<String>,
+}
+
+#[eventsource::async_trait]
+impl SqliteProjection for AppliedCounter {
+    fn name(&self) -> &str {
+        "applied"
+    }
+
+    fn handled_event_types(&self) -> &'static [&'static str] {
+        &["TaskCreated"]
+    }
+
+    async fn handle(&mut self, event: &StoredEvent, conn: &mut SqliteConnection) -> Result<(), BoxError> {
+        let title = &event.event::<TaskCreated>()?.title;
+        sqlx::query(
+            "INSERT INTO applied (event_id, title, times) VALUES (?, ?, 1) \
+             ON CONFLICT (event_id) DO UPDATE SET times = times + 1",
+        )
+        .bind(event.event_id().to_string())
+        .bind(title)
+        .execute(&mut *conn)
+        .await?;
+        if self.fail_title.as_deref() == Some(title.as_str()) {
+            // The write above must be undone with the attempt.
+            return Err(format!("cannot apply {title}").into());
+        }
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        Ok(())
+    }
+}
+
+async fn open(path: &std::path::Path) -> SqliteEventStore {
+    let store = SqliteEventStore::open(path).await.unwrap();
+    store.initialize().await.unwrap();
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS applied (event_id TEXT PRIMARY KEY, title TEXT NOT NULL, times INTEGER NOT NULL)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store
+}
+
+#[tokio::test]
+async fn a_failing_event_is_rolled_back_and_dead_lettered_in_the_batch() {
+    let dir = TempDir::new();
+    let store = open(&dir.file("events.db")).await;
+    for title in ["a", "poison", "b"] {
+        store
+            .append_events(Uuid::new_v4(), "Task", vec![created(title)], ExpectedVersion::Any)
+            .await
+            .unwrap();
+    }
+    let projection = AppliedCounter {
+        fail_title: Some("poison".into()),
+        ..AppliedCounter::default()
+    };
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(1),
+        ..RetryPolicy::default()
+    };
+    let mut runner = SqliteProjectionRunner::new(store.clone(), projection, "applied").retry(retry);
+    assert_eq!(runner.catch_up().await.unwrap(), 2);
+    let titles: Vec<String> = sqlx::query_scalar("SELECT title FROM applied ORDER BY title")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(titles, ["a", "b"], "the failed attempts' writes were rolled back");
+    let letters = store.get_failed_events(Some("applied"), None, 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!((letters[0].failed.global_position, letters[0].failed.retry_count), (2, 2));
+    assert_eq!(eventsource::CheckpointStore::get_position(&store, "applied").await.unwrap(), Some(3));
+    // Nothing more to do.
+    assert_eq!(runner.run_batch().await.unwrap().applied, 0);
+}
+
+const CHILD_DB: &str = "EVENTSOURCE_TEST_EXACTLY_ONCE_DB";
+
+/// Run by `kill_9_between_events_applies_every_event_exactly_once`: applies the read
+/// model slowly, in small batches, until caught up; prints DONE.
+#[tokio::test]
+#[ignore = "child process of kill_9_between_events_applies_every_event_exactly_once"]
+async fn exactly_once_child() {
+    let Ok(db) = std::env::var(CHILD_DB) else { return };
+    let store = open(std::path::Path::new(&db)).await;
+    let projection = AppliedCounter {
+        delay: Duration::from_millis(2),
+        ..AppliedCounter::default()
+    };
+    let mut runner = SqliteProjectionRunner::new(store, projection, "applied").batch_size(7);
+    runner.catch_up().await.unwrap();
+    println!("DONE");
+}
+
+#[tokio::test]
+async fn kill_9_between_events_applies_every_event_exactly_once() {
+    const EVENTS: usize = 400;
+    let dir = TempDir::new();
+    let path = dir.file("events.db");
+    let store = open(&path).await;
+    for batch in 0..(EVENTS / 50) {
+        let events = (0..50).map(|i| created(&format!("{}", batch * 50 + i))).collect();
+        store
+            .append_events(Uuid::new_v4(), "Task", events, ExpectedVersion::NoStream)
+            .await
+            .unwrap();
+    }
+    let child = || {
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "exactly_once_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(CHILD_DB, &path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // Kill the child at different moments: mid-batch, mid-handler, between batches.
+    let mut kills = 0;
+    for wait_ms in [150, 230, 310, 170, 260] {
+        let mut running = child();
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        if running.try_wait().unwrap().is_none() {
+            running.kill().unwrap(); // SIGKILL: no destructor, no rollback by us
+            kills += 1;
+        }
+        running.wait().unwrap();
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applied").fetch_one(store.pool()).await.unwrap();
+        let doubled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applied WHERE times > 1")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(doubled, 0, "after {kills} kills");
+        let position = eventsource::CheckpointStore::get_position(&store, "applied").await.unwrap().unwrap_or(0);
+        assert_eq!(applied as u64, position, "the checkpoint moved with the read model");
+    }
+    assert!(kills >= 2, "the child was killed mid-run at least twice ({kills})");
+    // Restart and finish.
+    let finished = child().wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&finished.stdout).contains("DONE"));
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT event_id, times FROM applied")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), EVENTS, "every event applied");
+    assert!(rows.iter().all(|(_, times)| *times == 1), "each exactly once");
+    assert_eq!(
+        eventsource::CheckpointStore::get_position(&store, "applied").await.unwrap(),
+        Some(EVENTS as u64)
+    );
+}
