@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use eventsource::prelude::*;
 use eventsource::{
-    BoxError, DeadLetterStore, RetryPolicy, SqliteEventStore, SqliteProjection, SqliteProjectionRunner,
+    BoxError, DeadLetterStore, RetryPolicy, SqliteEventStore, SqliteProjection,
+    SqliteProjectionRunner,
 };
 use sqlx::SqliteConnection;
 use support::{created, TaskCreated, TempDir};
@@ -32,7 +33,11 @@ impl SqliteProjection for AppliedCounter {
         &["TaskCreated"]
     }
 
-    async fn handle(&mut self, event: &StoredEvent, conn: &mut SqliteConnection) -> Result<(), BoxError> {
+    async fn handle(
+        &mut self,
+        event: &StoredEvent,
+        conn: &mut SqliteConnection,
+    ) -> Result<(), BoxError> {
         let title = &event.event::<TaskCreated>()?.title;
         sqlx::query(
             "INSERT INTO applied (event_id, title, times) VALUES (?, ?, 1) \
@@ -69,7 +74,12 @@ async fn a_failing_event_is_rolled_back_and_dead_lettered_in_the_batch() {
     let store = open(&dir.file("events.db")).await;
     for title in ["a", "poison", "b"] {
         store
-            .append_events(Uuid::new_v4(), "Task", vec![created(title)], ExpectedVersion::Any)
+            .append_events(
+                Uuid::new_v4(),
+                "Task",
+                vec![created(title)],
+                ExpectedVersion::Any,
+            )
             .await
             .unwrap();
     }
@@ -88,11 +98,29 @@ async fn a_failing_event_is_rolled_back_and_dead_lettered_in_the_batch() {
         .fetch_all(store.pool())
         .await
         .unwrap();
-    assert_eq!(titles, ["a", "b"], "the failed attempts' writes were rolled back");
-    let letters = store.get_failed_events(Some("applied"), None, 10).await.unwrap();
+    assert_eq!(
+        titles,
+        ["a", "b"],
+        "the failed attempts' writes were rolled back"
+    );
+    let letters = store
+        .get_failed_events(Some("applied"), None, 10)
+        .await
+        .unwrap();
     assert_eq!(letters.len(), 1);
-    assert_eq!((letters[0].failed.global_position, letters[0].failed.retry_count), (2, 2));
-    assert_eq!(eventsource::CheckpointStore::get_position(&store, "applied").await.unwrap(), Some(3));
+    assert_eq!(
+        (
+            letters[0].failed.global_position,
+            letters[0].failed.retry_count
+        ),
+        (2, 2)
+    );
+    assert_eq!(
+        eventsource::CheckpointStore::get_position(&store, "applied")
+            .await
+            .unwrap(),
+        Some(3)
+    );
     // Nothing more to do.
     assert_eq!(runner.run_batch().await.unwrap().applied, 0);
 }
@@ -104,7 +132,9 @@ const CHILD_DB: &str = "EVENTSOURCE_TEST_EXACTLY_ONCE_DB";
 #[tokio::test]
 #[ignore = "child process of kill_9_between_events_applies_every_event_exactly_once"]
 async fn exactly_once_child() {
-    let Ok(db) = std::env::var(CHILD_DB) else { return };
+    let Ok(db) = std::env::var(CHILD_DB) else {
+        return;
+    };
     let store = open(std::path::Path::new(&db)).await;
     let projection = AppliedCounter {
         delay: Duration::from_millis(2),
@@ -122,7 +152,9 @@ async fn kill_9_between_events_applies_every_event_exactly_once() {
     let path = dir.file("events.db");
     let store = open(&path).await;
     for batch in 0..(EVENTS / 50) {
-        let events = (0..50).map(|i| created(&format!("{}", batch * 50 + i))).collect();
+        let events = (0..50)
+            .map(|i| created(&format!("{}", batch * 50 + i)))
+            .collect();
         store
             .append_events(Uuid::new_v4(), "Task", events, ExpectedVersion::NoStream)
             .await
@@ -130,7 +162,13 @@ async fn kill_9_between_events_applies_every_event_exactly_once() {
     }
     let child = || {
         Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "exactly_once_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "exactly_once_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DB, &path)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -147,16 +185,28 @@ async fn kill_9_between_events_applies_every_event_exactly_once() {
             kills += 1;
         }
         running.wait().unwrap();
-        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applied").fetch_one(store.pool()).await.unwrap();
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applied")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
         let doubled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applied WHERE times > 1")
             .fetch_one(store.pool())
             .await
             .unwrap();
         assert_eq!(doubled, 0, "after {kills} kills");
-        let position = eventsource::CheckpointStore::get_position(&store, "applied").await.unwrap().unwrap_or(0);
-        assert_eq!(applied as u64, position, "the checkpoint moved with the read model");
+        let position = eventsource::CheckpointStore::get_position(&store, "applied")
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        assert_eq!(
+            applied as u64, position,
+            "the checkpoint moved with the read model"
+        );
     }
-    assert!(kills >= 2, "the child was killed mid-run at least twice ({kills})");
+    assert!(
+        kills >= 2,
+        "the child was killed mid-run at least twice ({kills})"
+    );
     // Restart and finish.
     let finished = child().wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&finished.stdout).contains("DONE"));
@@ -165,9 +215,59 @@ async fn kill_9_between_events_applies_every_event_exactly_once() {
         .await
         .unwrap();
     assert_eq!(rows.len(), EVENTS, "every event applied");
-    assert!(rows.iter().all(|(_, times)| *times == 1), "each exactly once");
+    assert!(
+        rows.iter().all(|(_, times)| *times == 1),
+        "each exactly once"
+    );
     assert_eq!(
-        eventsource::CheckpointStore::get_position(&store, "applied").await.unwrap(),
+        eventsource::CheckpointStore::get_position(&store, "applied")
+            .await
+            .unwrap(),
         Some(EVENTS as u64)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_runner_goes_live_and_stops() {
+    let dir = TempDir::new();
+    let store = open(&dir.file("events.db")).await;
+    let bus = eventsource::InMemoryEventBus::new();
+    let handle = SqliteProjectionRunner::new(store.clone(), AppliedCounter::default(), "applied")
+        .spawn(Some(&bus), Duration::from_secs(30));
+    let mut events = Vec::new();
+    for title in ["live 1", "live 2"] {
+        store
+            .append_events(
+                Uuid::new_v4(),
+                "Task",
+                vec![created(title)],
+                ExpectedVersion::Any,
+            )
+            .await
+            .unwrap();
+        events
+            .extend(support::collect(store.read_all(ReadOptions::new().backward().limit(1))).await);
+    }
+    // The bus wakes it long before the 30 s poll.
+    eventsource::EventBus::publish(&bus, &events).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let position = eventsource::CheckpointStore::get_position(&store, "applied")
+            .await
+            .unwrap();
+        if position == Some(2) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner did not go live"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    handle.stop().await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applied")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 2);
 }

@@ -83,7 +83,8 @@ pub use repository::{AggregateRepository, CommandError, EventPublisher};
 pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore, SnapshotStrategy};
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::{
-    BatchReport, SqliteEventStore, SqliteProjection, SqliteProjectionRunner, SqliteStoreOptions,
+    BatchReport, SqliteEventStore, SqliteProjection, SqliteProjectionHandle,
+    SqliteProjectionRunner, SqliteStoreOptions,
 };
 pub use store::{
     AppendResult, EventStore, EventTypeCount, ExpectedVersion, GetEventsOptions,

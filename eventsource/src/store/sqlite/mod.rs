@@ -17,7 +17,9 @@ use crate::registry::EventRegistry;
 mod checkpoint;
 mod dlq;
 mod events;
-pub use projection::{BatchReport, SqliteProjection, SqliteProjectionRunner};
+pub use projection::{
+    BatchReport, SqliteProjection, SqliteProjectionHandle, SqliteProjectionRunner,
+};
 mod outbox;
 mod projection;
 mod row;

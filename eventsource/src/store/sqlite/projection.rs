@@ -2,14 +2,19 @@
 //! [`SqliteProjection`] writes its read model through the same transaction that moves its
 //! checkpoint, so after a crash at any point every event is applied exactly once.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use futures::StreamExt;
-use sqlx::SqliteConnection;
+use sqlx::{Connection, SqliteConnection};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::checkpoint::{position_on, save_progress_on};
 use super::dlq::add_failed_event_on;
 use super::{db_error, SqliteEventStore};
+use crate::bus::{BusFilter, EventBus};
 use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::store::{EventStore, ReadOptions};
@@ -39,6 +44,27 @@ pub trait SqliteProjection: Send + 'static {
         event: &StoredEvent,
         conn: &mut SqliteConnection,
     ) -> Result<(), BoxError>;
+}
+
+/// A running [`SqliteProjectionRunner`].
+#[derive(Debug)]
+pub struct SqliteProjectionHandle<P> {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<SqliteProjectionRunner<P>>,
+}
+
+impl<P: SqliteProjection> SqliteProjectionHandle<P> {
+    /// Stops after the batch in progress (committed or rolled back whole) and returns
+    /// the runner.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] if the task panicked (a handler panicked).
+    pub async fn stop(self) -> Result<SqliteProjectionRunner<P>> {
+        self.stop.send_replace(true);
+        self.task.await.map_err(|e| Error::InvalidConfiguration {
+            message: format!("the projection task panicked: {e}"),
+        })
+    }
 }
 
 /// What one batch did.
@@ -110,6 +136,44 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
                 return Ok(applied);
             }
         }
+    }
+
+    /// Runs in a task: catches up, then applies new events as they come, woken by `bus`
+    /// (any published event) and by polling every `poll_interval`; errors are logged
+    /// and retried at the next wake-up. [`SqliteProjectionHandle::stop`] ends it after the
+    /// batch in progress.
+    pub fn spawn(
+        mut self,
+        bus: Option<&dyn EventBus>,
+        poll_interval: Duration,
+    ) -> SqliteProjectionHandle<P> {
+        let (stop, mut stopped) = watch::channel(false);
+        let mut wake = bus.map(|bus| bus.subscribe(BusFilter::All));
+        let task = tokio::spawn(async move {
+            loop {
+                if let Err(error) = self.catch_up().await {
+                    tracing::warn!(projection = %self.name, %error, "projection batch failed; retrying");
+                }
+                let woken = async {
+                    match wake.as_mut() {
+                        Some(wake) => {
+                            let _ = wake.recv().await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    _ = tokio::time::sleep(poll_interval) => {}
+                    _ = woken => {}
+                }
+                if *stopped.borrow() {
+                    break;
+                }
+            }
+            self
+        });
+        SqliteProjectionHandle { stop, task }
     }
 
     /// Reads the next batch after the checkpoint and applies it in one transaction.
@@ -200,25 +264,18 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         const OP: &str = "run_projection";
         let mut attempt = 1;
         loop {
-            sqlx::raw_sql("SAVEPOINT event")
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error(OP))?;
-            let error = match self.projection.handle(event, conn).await {
+            // A nested transaction is a savepoint: committed with the batch, or
+            // rolled back alone.
+            let mut savepoint = conn.begin().await.map_err(db_error(OP))?;
+            let error = match self.projection.handle(event, &mut savepoint).await {
                 Ok(()) => {
-                    sqlx::raw_sql("RELEASE event")
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_error(OP))?;
+                    savepoint.commit().await.map_err(db_error(OP))?;
                     return Ok(true);
                 }
                 Err(error) => error,
             };
             // Undo this attempt's writes, keep the batch's.
-            sqlx::raw_sql("ROLLBACK TO event; RELEASE event")
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error(OP))?;
+            savepoint.rollback().await.map_err(db_error(OP))?;
             if attempt < self.retry.max_attempts {
                 tokio::time::sleep(self.retry.backoff(attempt)).await;
                 attempt += 1;
