@@ -1,0 +1,876 @@
+//! W1..W6 (see `../shared/WORKLOADS.md`): each measured through the framework's public API
+//! and as hand-written sqlx on the same schema and settings (a SQLite file, WAL,
+//! `synchronous=NORMAL`), in the same process and run. Also W1..W5 on the in-memory
+//! store, to show the framework's own cost apart from SQLite.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventsource::prelude::*;
+use eventsource::{
+    InMemoryCheckpointStore, InMemoryEventBus, StartFrom, SubscriptionConfig, SubscriptionManager,
+};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Row;
+use uuid::Uuid;
+
+type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+pub const USAGE: &str = "usage: cargo bench --bench workloads -- [--runs N] [--scale F] [--json FILE] [--memory] [--w4-rss]
+  --runs N     runs per workload, the median is reported (default 3)
+  --scale F    shrink every workload by F, e.g. 0.01 for a smoke run (default 1)
+  --json FILE  also write the results as JSON
+  --memory     also run W1..W5 on the in-memory store
+  --w4-rss     also check W4's peak RSS at 100,000 and 1,000,000 events";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub runs: usize,
+    pub scale: f64,
+    pub json: Option<PathBuf>,
+    pub memory: bool,
+    pub w4_rss: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            runs: 3,
+            scale: 1.0,
+            json: None,
+            memory: false,
+            w4_rss: false,
+        }
+    }
+}
+
+impl Config {
+    pub fn from_args(args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut config = Config::default();
+        let mut args = args.peekable();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+            match arg.as_str() {
+                "--runs" => {
+                    config.runs = value("--runs")?
+                        .parse()
+                        .map_err(|e| format!("--runs: {e}"))?
+                }
+                "--scale" => {
+                    config.scale = value("--scale")?
+                        .parse()
+                        .map_err(|e| format!("--scale: {e}"))?
+                }
+                "--json" => config.json = Some(PathBuf::from(value("--json")?)),
+                "--memory" => config.memory = true,
+                "--w4-rss" => config.w4_rss = true,
+                // cargo bench passes --bench to harness=false targets.
+                "--bench" => {}
+                other => return Err(format!("unknown argument `{other}`")),
+            }
+        }
+        if config.runs == 0 || !(config.scale > 0.0 && config.scale <= 1.0) {
+            return Err("--runs must be at least 1 and --scale in (0, 1]".into());
+        }
+        Ok(config)
+    }
+
+    fn n(&self, full: usize, min: usize) -> usize {
+        ((full as f64 * self.scale) as usize).max(min)
+    }
+}
+
+// The workload's domain.
+
+#[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+#[event(aggregate = "Account")]
+pub struct MoneyDeposited {
+    pub amount: f64,
+    pub note: String,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub balance: f64,
+    pub deposits: u64,
+}
+
+#[aggregate(name = "Account")]
+impl Account {
+    #[apply]
+    fn deposited(&mut self, event: &MoneyDeposited) {
+        self.balance += event.amount;
+        self.deposits += 1;
+    }
+}
+
+/// W5's projection: per-aggregate balance in memory.
+#[derive(Debug, Default)]
+pub struct Balances {
+    pub balances: HashMap<Uuid, f64>,
+    pub events: u64,
+}
+
+#[projection]
+impl Balances {
+    #[handles]
+    async fn deposited(&mut self, event: &MoneyDeposited, ctx: &EventContext<'_>) {
+        *self.balances.entry(ctx.aggregate_id()).or_default() += event.amount;
+        self.events += 1;
+    }
+}
+
+fn deposit(i: usize) -> MoneyDeposited {
+    MoneyDeposited {
+        amount: i as f64 * 0.01,
+        note: format!("note-{i:027}"),
+    }
+}
+
+// Measurements.
+
+/// One measured figure: operations per second, and the peak RSS while measuring.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sample {
+    pub per_second: f64,
+    pub peak_rss_kb: u64,
+}
+
+/// Resets the process's peak RSS (Linux: `echo 5 > /proc/self/clear_refs`).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The process's peak RSS since the last reset, in KiB (0 where unknown).
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+async fn measure<F, Fut>(operations: usize, work: F) -> BoxResult<Sample>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = BoxResult<()>>,
+{
+    reset_peak_rss();
+    let start = Instant::now();
+    work().await?;
+    let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+    Ok(Sample {
+        per_second: operations as f64 / elapsed,
+        peak_rss_kb: peak_rss_kb(),
+    })
+}
+
+/// Median, min and max of samples.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Summary {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub peak_rss_kb: u64,
+}
+
+fn summarize(samples: &[Sample]) -> Summary {
+    let mut values: Vec<f64> = samples.iter().map(|s| s.per_second).collect();
+    values.sort_by(|a, b| a.total_cmp(b));
+    Summary {
+        median: values.get(values.len() / 2).copied().unwrap_or(0.0),
+        min: values.first().copied().unwrap_or(0.0),
+        max: values.last().copied().unwrap_or(0.0),
+        peak_rss_kb: samples.iter().map(|s| s.peak_rss_kb).max().unwrap_or(0),
+    }
+}
+
+/// One workload's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadResult {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub framework: Summary,
+    pub raw: Option<Summary>,
+    pub ratio: Option<f64>,
+}
+
+/// Everything one benchmark run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub runs: usize,
+    pub scale: f64,
+    pub sqlite: Vec<WorkloadResult>,
+    pub memory: Vec<WorkloadResult>,
+    pub w6_rounds: usize,
+    pub w6_correct_rounds: usize,
+    pub w4_rss_kb: Vec<(u64, u64)>,
+    pub w3_median_ms_per_load: f64,
+}
+
+// Raw sqlx: the same schema and settings, no framework.
+
+async fn raw_pool(path: &Path) -> BoxResult<SqlitePool> {
+    // The schema (tables and indexes) is the framework's, created once.
+    let schema = SqliteEventStore::open(path).await?;
+    schema.initialize().await?;
+    schema.close().await;
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5));
+    Ok(SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?)
+}
+
+const RAW_INSERT: &str = "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, tenant_id, \
+     actor_id, version, timestamp, payload, created_at, event_version, correlation_id, causation_id, metadata) \
+     VALUES (?, ?, 'Account', 'MoneyDeposited', NULL, NULL, ?, ?, ?, ?, 1, NULL, NULL, '{}')";
+
+/// One transaction that checks the stream version and inserts the batch; `false` on a
+/// version conflict.
+async fn raw_append(
+    pool: &SqlitePool,
+    id: Uuid,
+    expected: i64,
+    events: &[MoneyDeposited],
+) -> BoxResult<bool> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let id_text = id.to_string();
+    let current: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = ? AND aggregate_type = 'Account'",
+    )
+    .bind(&id_text)
+    .fetch_one(&mut *tx)
+    .await?;
+    if current != expected {
+        return Ok(false);
+    }
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        .to_string();
+    for (i, event) in events.iter().enumerate() {
+        sqlx::query(RAW_INSERT)
+            .bind(Uuid::new_v4().to_string())
+            .bind(&id_text)
+            .bind(expected + 1 + i as i64)
+            .bind(&now)
+            .bind(serde_json::to_string(event)?)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn raw_load(pool: &SqlitePool, id: Uuid) -> BoxResult<Account> {
+    let rows = sqlx::query("SELECT payload FROM events WHERE aggregate_id = ? AND aggregate_type = 'Account' ORDER BY version")
+        .bind(id.to_string())
+        .fetch_all(pool)
+        .await?;
+    let mut account = Account::default();
+    for row in rows {
+        let payload: &str = row.try_get(0)?;
+        let event: MoneyDeposited = serde_json::from_str(payload)?;
+        account.balance += event.amount;
+        account.deposits += 1;
+    }
+    Ok(account)
+}
+
+// The workloads.
+
+struct Sizes {
+    w1: usize,
+    w2_aggregates: usize,
+    w3_events: usize,
+    w3_loads: usize,
+    w6_rounds: usize,
+}
+
+impl Sizes {
+    fn of(config: &Config) -> Self {
+        Sizes {
+            w1: config.n(10_000, 20),
+            w2_aggregates: config.n(1_000, 2),
+            w3_events: config.n(10_000, 200),
+            w3_loads: config.n(20, 2),
+            w6_rounds: config.n(1_000, 5),
+        }
+    }
+}
+
+async fn w1_framework(store: &dyn EventStore, n: usize) -> BoxResult<Sample> {
+    measure(n, || async {
+        for i in 0..n {
+            store
+                .append_events(
+                    Uuid::new_v4(),
+                    "Account",
+                    vec![NewEvent::new(deposit(i))],
+                    ExpectedVersion::NoStream,
+                )
+                .await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn w1_raw(pool: &SqlitePool, n: usize) -> BoxResult<Sample> {
+    measure(n, || async {
+        for i in 0..n {
+            raw_append(pool, Uuid::new_v4(), 0, &[deposit(i)]).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn w2_framework(store: &dyn EventStore, aggregates: usize) -> BoxResult<Sample> {
+    measure(aggregates * 100, || async {
+        for a in 0..aggregates {
+            let id = Uuid::new_v4();
+            for call in 0..10u64 {
+                let events = (0..10)
+                    .map(|i| NewEvent::new(deposit(a * 100 + call as usize * 10 + i)))
+                    .collect();
+                store
+                    .append_events(id, "Account", events, ExpectedVersion::from(call * 10))
+                    .await?;
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn w2_raw(pool: &SqlitePool, aggregates: usize) -> BoxResult<Sample> {
+    measure(aggregates * 100, || async {
+        for a in 0..aggregates {
+            let id = Uuid::new_v4();
+            for call in 0..10i64 {
+                let events: Vec<MoneyDeposited> = (0..10)
+                    .map(|i| deposit(a * 100 + call as usize * 10 + i))
+                    .collect();
+                if !raw_append(pool, id, call * 10, &events).await? {
+                    return Err("unexpected conflict".into());
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// W3: returns the sample and the median milliseconds per load.
+async fn w3_framework(
+    store: Arc<dyn EventStore>,
+    events: usize,
+    loads: usize,
+) -> BoxResult<(Sample, f64)> {
+    let id = Uuid::new_v4();
+    for batch in 0..events / 100 {
+        let batch_events = (0..100)
+            .map(|i| NewEvent::new(deposit(batch * 100 + i)))
+            .collect();
+        store
+            .append_events(
+                id,
+                "Account",
+                batch_events,
+                ExpectedVersion::from(batch as u64 * 100),
+            )
+            .await?;
+    }
+    let repo = AggregateRepository::<Account>::new(store);
+    let mut times = Vec::with_capacity(loads);
+    let sample = measure(events / 100 * 100 * loads, || async {
+        for _ in 0..loads {
+            let start = Instant::now();
+            let account = repo.load(id).await?;
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+            if account.state().deposits != (events / 100 * 100) as u64 {
+                return Err("wrong state".into());
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok((sample, times[times.len() / 2]))
+}
+
+async fn w3_raw(pool: &SqlitePool, events: usize, loads: usize) -> BoxResult<Sample> {
+    let id = Uuid::new_v4();
+    for batch in 0..events / 100 {
+        let batch_events: Vec<MoneyDeposited> =
+            (0..100).map(|i| deposit(batch * 100 + i)).collect();
+        raw_append(pool, id, batch as i64 * 100, &batch_events).await?;
+    }
+    measure(events / 100 * 100 * loads, || async {
+        for _ in 0..loads {
+            let account = raw_load(pool, id).await?;
+            if account.deposits != (events / 100 * 100) as u64 {
+                return Err("wrong state".into());
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn w4_framework(store: &dyn EventStore, expected: usize) -> BoxResult<Sample> {
+    measure(expected, || async {
+        let mut stream = store.read_all(ReadOptions::new());
+        let mut count = 0;
+        let mut total = 0.0;
+        while let Some(event) = stream.try_next().await? {
+            total += event.event::<MoneyDeposited>()?.amount;
+            count += 1;
+        }
+        if count != expected || total < 0.0 {
+            return Err(format!("read {count} events, expected {expected}").into());
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn w4_raw(pool: &SqlitePool, expected: usize) -> BoxResult<Sample> {
+    measure(expected, || async {
+        let mut rows =
+            sqlx::query("SELECT global_position, payload FROM events ORDER BY global_position")
+                .fetch(pool);
+        let mut count = 0;
+        let mut total = 0.0;
+        while let Some(row) = rows.try_next().await? {
+            let payload: &str = row.try_get(1)?;
+            let event: MoneyDeposited = serde_json::from_str(payload)?;
+            total += event.amount;
+            count += 1;
+        }
+        if count != expected || total < 0.0 {
+            return Err(format!("read {count} events, expected {expected}").into());
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn w5_framework(
+    store: Arc<dyn EventStore>,
+    checkpoints: Arc<dyn eventsource::CheckpointStore>,
+    expected: usize,
+) -> BoxResult<Sample> {
+    let head = store.get_global_position().await?;
+    let manager = SubscriptionManager::new(store, Arc::new(InMemoryEventBus::new()), checkpoints);
+    let config = SubscriptionConfig::new()
+        .start_from(StartFrom::Beginning)
+        .batch_size(1000);
+    let subscription = manager
+        .subscribe(Balances::default(), config, "w5-balances")
+        .await?;
+    let sample = measure(expected, || async {
+        manager.start().await?;
+        subscription
+            .wait_for(head, Duration::from_secs(600))
+            .await?;
+        Ok(())
+    })
+    .await?;
+    manager.stop().await;
+    let events = subscription.projection().lock().await.events;
+    if events as usize != expected {
+        return Err(format!("projected {events} events, expected {expected}").into());
+    }
+    Ok(sample)
+}
+
+async fn w5_raw(pool: &SqlitePool, expected: usize) -> BoxResult<Sample> {
+    measure(expected, || async {
+        let mut balances: HashMap<String, f64> = HashMap::new();
+        let mut rows = sqlx::query("SELECT global_position, aggregate_id, payload FROM events ORDER BY global_position")
+            .fetch(pool);
+        let mut count = 0usize;
+        let mut last = 0i64;
+        let mut checkpoints = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            last = row.try_get(0)?;
+            let aggregate: String = row.try_get(1)?;
+            let payload: &str = row.try_get(2)?;
+            let event: MoneyDeposited = serde_json::from_str(payload)?;
+            *balances.entry(aggregate).or_default() += event.amount;
+            count += 1;
+            if count % 1000 == 0 {
+                checkpoints.push(last);
+            }
+        }
+        drop(rows);
+        // The checkpoint upserts (at every 1,000 events) on the same database; written
+        // after the streaming read so the read does not hold the connection the write
+        // needs (a single in-flight statement per connection).
+        for position in checkpoints.into_iter().chain(std::iter::once(last)) {
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (projection_name, global_position) VALUES ('raw-w5', ?) \
+                 ON CONFLICT (projection_name) DO UPDATE SET global_position = excluded.global_position",
+            )
+            .bind(position)
+            .execute(pool)
+            .await?;
+        }
+        if count != expected {
+            return Err(format!("projected {count} events, expected {expected}").into());
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// W6: returns the sample and the number of rounds with exactly one winner.
+async fn w6_framework(store: Arc<dyn EventStore>, rounds: usize) -> BoxResult<(Sample, usize)> {
+    let repo = Arc::new(AggregateRepository::<Account>::new(store));
+    let mut correct = 0;
+    let sample = measure(rounds, || async {
+        for i in 0..rounds {
+            let id = Uuid::new_v4();
+            let mut account = repo.create_new(id);
+            account.apply_event(deposit(i));
+            repo.save(&mut account).await?;
+            let racer = |repo: Arc<AggregateRepository<Account>>| async move {
+                let mut account = repo.load(id).await?;
+                account.apply_event(deposit(1));
+                repo.save(&mut account).await
+            };
+            let (a, b) = tokio::join!(
+                tokio::spawn(racer(repo.clone())),
+                tokio::spawn(racer(repo.clone()))
+            );
+            let results = [a?, b?];
+            let wins = results.iter().filter(|r| r.is_ok()).count();
+            let conflicts = results
+                .iter()
+                .filter(|r| matches!(r, Err(eventsource::Error::OptimisticLock { .. })))
+                .count();
+            if wins == 1 && conflicts == 1 {
+                correct += 1;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok((sample, correct))
+}
+
+async fn w6_raw(pool: &SqlitePool, rounds: usize) -> BoxResult<(Sample, usize)> {
+    let mut correct = 0;
+    let sample = measure(rounds, || async {
+        for i in 0..rounds {
+            let id = Uuid::new_v4();
+            raw_append(pool, id, 0, &[deposit(i)]).await?;
+            let racer = |pool: SqlitePool| async move {
+                let account = raw_load(&pool, id).await?;
+                raw_append(&pool, id, account.deposits as i64, &[deposit(1)]).await
+            };
+            let (a, b) = tokio::join!(
+                tokio::spawn(racer(pool.clone())),
+                tokio::spawn(racer(pool.clone()))
+            );
+            let wins = [a??, b??].iter().filter(|won| **won).count();
+            if wins == 1 {
+                correct += 1;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok((sample, correct))
+}
+
+/// A fresh temporary directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> BoxResult<Self> {
+        let dir = std::env::temp_dir().join(format!("eventsource-bench-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn sqlite_store(path: &Path) -> BoxResult<Arc<SqliteEventStore>> {
+    let store = SqliteEventStore::open(path).await?;
+    store.initialize().await?;
+    Ok(Arc::new(store))
+}
+
+#[derive(Default)]
+struct Samples {
+    framework: Vec<Sample>,
+    raw: Vec<Sample>,
+}
+
+/// Runs everything the config asks for and prints the tables.
+pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
+    let sizes = Sizes::of(config);
+    let mut sqlite: [Samples; 6] = Default::default();
+    let mut memory: [Samples; 5] = Default::default();
+    let mut w3_ms = Vec::new();
+    let mut w6_correct = 0;
+    for run in 0..config.runs {
+        writeln!(out, "run {} of {}...", run + 1, config.runs)?;
+        let scratch = Scratch::new()?;
+        // W1
+        let store = sqlite_store(&scratch.file("w1-framework.db")).await?;
+        sqlite[0]
+            .framework
+            .push(w1_framework(store.as_ref(), sizes.w1).await?);
+        store.close().await;
+        let pool = raw_pool(&scratch.file("w1-raw.db")).await?;
+        sqlite[0].raw.push(w1_raw(&pool, sizes.w1).await?);
+        pool.close().await;
+        // W2, then W4 and W5 on its data
+        let store = sqlite_store(&scratch.file("w2-framework.db")).await?;
+        sqlite[1]
+            .framework
+            .push(w2_framework(store.as_ref(), sizes.w2_aggregates).await?);
+        let pool = raw_pool(&scratch.file("w2-raw.db")).await?;
+        sqlite[1]
+            .raw
+            .push(w2_raw(&pool, sizes.w2_aggregates).await?);
+        let w2_events = sizes.w2_aggregates * 100;
+        sqlite[3]
+            .framework
+            .push(w4_framework(store.as_ref(), w2_events).await?);
+        sqlite[3].raw.push(w4_raw(&pool, w2_events).await?);
+        sqlite[4]
+            .framework
+            .push(w5_framework(store.clone(), store.clone(), w2_events).await?);
+        sqlite[4].raw.push(w5_raw(&pool, w2_events).await?);
+        store.close().await;
+        pool.close().await;
+        // W3
+        let store = sqlite_store(&scratch.file("w3-framework.db")).await?;
+        let (sample, ms) = w3_framework(store.clone(), sizes.w3_events, sizes.w3_loads).await?;
+        sqlite[2].framework.push(sample);
+        w3_ms.push(ms);
+        store.close().await;
+        let pool = raw_pool(&scratch.file("w3-raw.db")).await?;
+        sqlite[2]
+            .raw
+            .push(w3_raw(&pool, sizes.w3_events, sizes.w3_loads).await?);
+        pool.close().await;
+        // W6
+        let store = sqlite_store(&scratch.file("w6-framework.db")).await?;
+        let (sample, correct) = w6_framework(store.clone(), sizes.w6_rounds).await?;
+        sqlite[5].framework.push(sample);
+        w6_correct = correct;
+        store.close().await;
+        let pool = raw_pool(&scratch.file("w6-raw.db")).await?;
+        let (sample, raw_correct) = w6_raw(&pool, sizes.w6_rounds).await?;
+        sqlite[5].raw.push(sample);
+        pool.close().await;
+        if correct != sizes.w6_rounds || raw_correct != sizes.w6_rounds {
+            return Err(format!(
+                "W6: exactly one winner in {correct} (framework) and {raw_correct} (raw) of {} rounds",
+                sizes.w6_rounds
+            )
+            .into());
+        }
+        // In memory: the framework without SQLite.
+        if config.memory {
+            let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+            memory[0]
+                .framework
+                .push(w1_framework(store.as_ref(), sizes.w1).await?);
+            let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+            memory[1]
+                .framework
+                .push(w2_framework(store.as_ref(), sizes.w2_aggregates).await?);
+            memory[3]
+                .framework
+                .push(w4_framework(store.as_ref(), sizes.w2_aggregates * 100).await?);
+            memory[4].framework.push(
+                w5_framework(
+                    store.clone(),
+                    Arc::new(InMemoryCheckpointStore::new()),
+                    sizes.w2_aggregates * 100,
+                )
+                .await?,
+            );
+            let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+            memory[2].framework.push(
+                w3_framework(store, sizes.w3_events, sizes.w3_loads)
+                    .await?
+                    .0,
+            );
+        }
+    }
+
+    const NAMES: [(&str, &str, &str); 6] = [
+        ("W1", "append-single", "appends/s"),
+        ("W2", "append-batch", "events/s"),
+        ("W3", "rehydrate", "events applied/s"),
+        ("W4", "read-all", "events/s"),
+        ("W5", "catch-up", "events/s"),
+        ("W6", "conflict", "rounds/s"),
+    ];
+    let result = |i: usize, samples: &Samples| {
+        let framework = summarize(&samples.framework);
+        let raw = (!samples.raw.is_empty()).then(|| summarize(&samples.raw));
+        WorkloadResult {
+            id: NAMES[i].0,
+            name: NAMES[i].1,
+            unit: NAMES[i].2,
+            framework,
+            raw,
+            ratio: raw.map(|r| framework.median / r.median.max(1e-9)),
+        }
+    };
+    let mut w3_sorted = w3_ms.clone();
+    w3_sorted.sort_by(|a, b| a.total_cmp(b));
+    let mut report = Report {
+        runs: config.runs,
+        scale: config.scale,
+        sqlite: sqlite
+            .iter()
+            .enumerate()
+            .map(|(i, s)| result(i, s))
+            .collect(),
+        memory: if config.memory {
+            memory
+                .iter()
+                .enumerate()
+                .map(|(i, s)| result(i, s))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        w6_rounds: sizes.w6_rounds,
+        w6_correct_rounds: w6_correct,
+        w4_rss_kb: Vec::new(),
+        w3_median_ms_per_load: w3_sorted.get(w3_sorted.len() / 2).copied().unwrap_or(0.0),
+    };
+    if config.w4_rss {
+        for events in [100_000usize, 1_000_000] {
+            report
+                .w4_rss_kb
+                .push((events as u64, w4_rss(events).await?));
+        }
+    }
+    print_report(&report, out)?;
+    if let Some(path) = &config.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        writeln!(out, "\nJSON written to {}", path.display())?;
+    }
+    Ok(report)
+}
+
+/// W4's peak RSS reading `events` events through the framework (data inserted raw, in
+/// bulk, to keep the setup short).
+async fn w4_rss(events: usize) -> BoxResult<u64> {
+    let scratch = Scratch::new()?;
+    let path = scratch.file("w4-rss.db");
+    let pool = raw_pool(&path).await?;
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        .to_string();
+    for chunk in 0..events.div_ceil(10_000) {
+        let mut tx = pool.begin().await?;
+        for i in 0..10_000.min(events - chunk * 10_000) {
+            let n = chunk * 10_000 + i;
+            sqlx::query(RAW_INSERT)
+                .bind(Uuid::new_v4().to_string())
+                .bind(Uuid::new_v4().to_string())
+                .bind(1i64)
+                .bind(&now)
+                .bind(serde_json::to_string(&deposit(n))?)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    pool.close().await;
+    let store = sqlite_store(&path).await?;
+    let sample = w4_framework(store.as_ref(), events).await?;
+    store.close().await;
+    Ok(sample.peak_rss_kb)
+}
+
+fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "\nmedian of {} runs [min..max], scale {}; SQLite file, WAL, synchronous=NORMAL",
+        report.runs, report.scale
+    )?;
+    let figure = |s: &Summary| format!("{:>10.0} [{:.0}..{:.0}]", s.median, s.min, s.max);
+    let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
+    for (label, results) in [("sqlite", &report.sqlite), ("memory", &report.memory)] {
+        if results.is_empty() {
+            continue;
+        }
+        writeln!(out, "\n{label}:")?;
+        writeln!(
+            out,
+            "{:<22} {:>32} {:>32} {:>7} {:>10} {:>10}",
+            "workload", "framework", "raw sqlx", "ratio", "RSS fw", "RSS raw"
+        )?;
+        for r in results.iter() {
+            writeln!(
+                out,
+                "{:<22} {:>32} {:>32} {:>7} {:>10} {:>10}",
+                format!("{} {} ({})", r.id, r.name, r.unit),
+                figure(&r.framework),
+                r.raw.as_ref().map(figure).unwrap_or_else(|| "-".into()),
+                r.ratio
+                    .map(|x| format!("{x:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+                mb(r.framework.peak_rss_kb),
+                r.raw
+                    .as_ref()
+                    .map(|s| mb(s.peak_rss_kb))
+                    .unwrap_or_else(|| "-".into()),
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "\nW3 median per load: {:.2} ms; W6: exactly one winner in {}/{} rounds",
+        report.w3_median_ms_per_load, report.w6_correct_rounds, report.w6_rounds
+    )?;
+    for (events, kb) in &report.w4_rss_kb {
+        writeln!(out, "W4 peak RSS reading {events} events: {}", mb(*kb))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! The benchmark at smoke scale, so it cannot rot: every workload runs through the
+//! framework and raw sqlx and is checked for correctness. No timing is asserted.
+
+#[path = "../benches/workloads_lib.rs"]
+mod workloads_lib;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_runs_at_smoke_scale() {
+    let config = workloads_lib::Config {
+        runs: 1,
+        scale: 0.002,
+        memory: true,
+        ..workloads_lib::Config::default()
+    };
+    let mut out = Vec::new();
+    let report = workloads_lib::run(&config, &mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(report.sqlite.len(), 6, "{text}");
+    assert_eq!(report.memory.len(), 5);
+    assert_eq!(report.w6_correct_rounds, report.w6_rounds);
+    assert!(report
+        .sqlite
+        .iter()
+        .all(|r| r.framework.median > 0.0 && r.raw.is_some()));
+    assert!(text.contains("W5 catch-up"), "{text}");
+}
