@@ -3,7 +3,7 @@
 //! `synchronous=NORMAL`), in the same process and run. Also W1..W5 on the in-memory
 //! store, to show the framework's own cost apart from SQLite.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -31,7 +31,8 @@ pub const USAGE: &str = "usage: cargo bench --bench workloads -- [--runs N] [--s
   --scale F    shrink every workload by F, e.g. 0.01 for a smoke run (default 1)
   --json FILE  also write the results as JSON
   --memory     also run W1..W5 on the in-memory store
-  --w4-rss     also check W4's peak RSS at 100,000 and 1,000,000 events";
+  --w4-rss     also check W4's peak RSS at 100,000 and 1,000,000 events
+  --reads-only set up W2's data once, then run only W3..W5 (for profiling)";
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub struct Config {
     pub json: Option<PathBuf>,
     pub memory: bool,
     pub w4_rss: bool,
+    /// Only the read workloads W3..W5 (for profiling).
+    pub reads_only: bool,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             json: None,
             memory: false,
             w4_rss: false,
+            reads_only: false,
         }
     }
 }
@@ -75,6 +79,7 @@ impl Config {
                 "--json" => config.json = Some(PathBuf::from(value("--json")?)),
                 "--memory" => config.memory = true,
                 "--w4-rss" => config.w4_rss = true,
+                "--reads-only" => config.reads_only = true,
                 // cargo bench passes --bench to harness=false targets.
                 "--bench" => {}
                 other => return Err(format!("unknown argument `{other}`")),
@@ -557,14 +562,18 @@ async fn w6_framework(store: Arc<dyn EventStore>, rounds: usize) -> BoxResult<(S
             let mut account = repo.create_new(id);
             account.apply_event(deposit(i));
             repo.save(&mut account).await?;
-            let racer = |repo: Arc<AggregateRepository<Account>>| async move {
+            // Both load version 1 before either saves, then both save at once.
+            let barrier = Arc::new(tokio::sync::Barrier::new(2));
+            let racer = |repo: Arc<AggregateRepository<Account>>,
+                         barrier: Arc<tokio::sync::Barrier>| async move {
                 let mut account = repo.load(id).await?;
                 account.apply_event(deposit(1));
+                barrier.wait().await;
                 repo.save(&mut account).await
             };
             let (a, b) = tokio::join!(
-                tokio::spawn(racer(repo.clone())),
-                tokio::spawn(racer(repo.clone()))
+                tokio::spawn(racer(repo.clone(), barrier.clone())),
+                tokio::spawn(racer(repo.clone(), barrier.clone()))
             );
             let results = [a?, b?];
             let wins = results.iter().filter(|r| r.is_ok()).count();
@@ -588,13 +597,15 @@ async fn w6_raw(pool: &SqlitePool, rounds: usize) -> BoxResult<(Sample, usize)> 
         for i in 0..rounds {
             let id = Uuid::new_v4();
             raw_append(pool, id, 0, &[deposit(i)]).await?;
-            let racer = |pool: SqlitePool| async move {
+            let barrier = Arc::new(tokio::sync::Barrier::new(2));
+            let racer = |pool: SqlitePool, barrier: Arc<tokio::sync::Barrier>| async move {
                 let account = raw_load(&pool, id).await?;
+                barrier.wait().await;
                 raw_append(&pool, id, account.deposits as i64, &[deposit(1)]).await
             };
             let (a, b) = tokio::join!(
-                tokio::spawn(racer(pool.clone())),
-                tokio::spawn(racer(pool.clone()))
+                tokio::spawn(racer(pool.clone(), barrier.clone())),
+                tokio::spawn(racer(pool.clone(), barrier.clone()))
             );
             let wins = [a??, b??].iter().filter(|won| **won).count();
             if wins == 1 {
@@ -643,6 +654,9 @@ struct Samples {
 /// Runs everything the config asks for and prints the tables.
 pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
     let sizes = Sizes::of(config);
+    if config.reads_only {
+        return profile_reads(config, &sizes, out).await;
+    }
     let mut sqlite: [Samples; 6] = Default::default();
     let mut memory: [Samples; 5] = Default::default();
     let mut w3_ms = Vec::new();
@@ -794,6 +808,31 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
         writeln!(out, "\nJSON written to {}", path.display())?;
     }
     Ok(report)
+}
+
+/// W3..W5 through the framework only, on data set up once: for `perf record`.
+async fn profile_reads(config: &Config, sizes: &Sizes, out: &mut dyn Write) -> BoxResult<Report> {
+    let scratch = Scratch::new()?;
+    let store = sqlite_store(&scratch.file("reads.db")).await?;
+    w2_framework(store.as_ref(), sizes.w2_aggregates).await?;
+    let w3 = sqlite_store(&scratch.file("w3.db")).await?;
+    let events = sizes.w2_aggregates * 100;
+    for _ in 0..config.runs {
+        let w4 = w4_framework(store.as_ref(), events).await?;
+        let w5 = w5_framework(
+            store.clone(),
+            Arc::new(InMemoryCheckpointStore::new()),
+            events,
+        )
+        .await?;
+        let (w3, _) = w3_framework(w3.clone(), sizes.w3_events, sizes.w3_loads).await?;
+        writeln!(
+            out,
+            "W3 {:.0}/s  W4 {:.0}/s  W5 {:.0}/s",
+            w3.per_second, w4.per_second, w5.per_second
+        )?;
+    }
+    Err("--reads-only prints figures only".into())
 }
 
 /// W4's peak RSS reading `events` events through the framework (data inserted raw, in

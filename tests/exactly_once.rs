@@ -177,6 +177,7 @@ async fn kill_9_between_events_applies_every_event_exactly_once() {
     };
     // Kill the child at different moments: mid-batch, mid-handler, between batches.
     let mut kills = 0;
+    let mut killed_mid_run = 0;
     for wait_ms in [150, 230, 310, 170, 260] {
         let mut running = child();
         std::thread::sleep(Duration::from_millis(wait_ms));
@@ -202,10 +203,13 @@ async fn kill_9_between_events_applies_every_event_exactly_once() {
             applied as u64, position,
             "the checkpoint moved with the read model"
         );
+        if (1..EVENTS as i64).contains(&applied) {
+            killed_mid_run += 1;
+        }
     }
     assert!(
-        kills >= 2,
-        "the child was killed mid-run at least twice ({kills})"
+        kills >= 2 && killed_mid_run >= 1,
+        "the child was killed {kills} times, {killed_mid_run} of them with part of the work done"
     );
     // Restart and finish.
     let finished = child().wait_with_output().unwrap();
@@ -234,6 +238,19 @@ async fn a_spawned_runner_goes_live_and_stops() {
     let bus = eventsource::InMemoryEventBus::new();
     let handle = SqliteProjectionRunner::new(store.clone(), AppliedCounter::default(), "applied")
         .spawn(Some(&bus), Duration::from_secs(30));
+    // Let the first (empty) catch-up finish, so only the bus can wake it for what follows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while eventsource::CheckpointStore::get_position(&store, "applied")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut events = Vec::new();
     for title in ["live 1", "live 2"] {
         store
@@ -270,4 +287,70 @@ async fn a_spawned_runner_goes_live_and_stops() {
         .await
         .unwrap();
     assert_eq!(count, 2);
+}
+
+#[tokio::test]
+async fn a_handler_that_fails_once_is_retried_outside_the_write_lock() {
+    let dir = TempDir::new();
+    let store = open(&dir.file("events.db")).await;
+    for title in ["a", "flaky", "b"] {
+        store
+            .append_events(
+                Uuid::new_v4(),
+                "Task",
+                vec![created(title)],
+                ExpectedVersion::Any,
+            )
+            .await
+            .unwrap();
+    }
+    let projection = AppliedCounter {
+        fail_title: Some("flaky".into()),
+        ..AppliedCounter::default()
+    };
+    let retry = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(200),
+        ..RetryPolicy::default()
+    };
+    let mut runner = SqliteProjectionRunner::new(store.clone(), projection, "applied").retry(retry);
+    let report = runner.run_batch().await.unwrap();
+    assert_eq!(
+        (report.applied, report.position),
+        (1, 1),
+        "the batch ends before the failing event"
+    );
+    assert_eq!(report.retry_after, Some(Duration::from_millis(200)));
+    // During the backoff the database is free: an append goes through at once.
+    store
+        .append_events(
+            Uuid::new_v4(),
+            "Task",
+            vec![created("c")],
+            ExpectedVersion::Any,
+        )
+        .await
+        .unwrap();
+    let report = runner.run_batch().await.unwrap();
+    assert_eq!(
+        report.retry_after,
+        Some(Duration::from_millis(400)),
+        "second failure, longer wait"
+    );
+    let report = runner.run_batch().await.unwrap();
+    assert_eq!(
+        (report.dead_lettered, report.applied),
+        (1, 2),
+        "third failure: dead-lettered, then the rest"
+    );
+    assert!(report.caught_up);
+    assert_eq!(
+        store
+            .get_failed_events(Some("applied"), None, 10)
+            .await
+            .unwrap()[0]
+            .failed
+            .retry_count,
+        3
+    );
 }

@@ -453,6 +453,10 @@ async fn polling_finds_events_nobody_published() {
         .await
         .unwrap();
     manager.start().await.unwrap();
+    // Live (caught up on the empty store) before the append, so only polling can find it.
+    while ledger.health().state != SubscriptionState::Live {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     store
         .append_events(
             Uuid::new_v4(),
@@ -507,4 +511,126 @@ async fn the_bus_filters_and_reports_lag() {
     drop(bus);
     while all.recv().await.is_ok() {}
     assert_eq!(all.recv().await.err(), Some(BusRecvError::Closed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_rows_are_dead_lettered_one_by_one_and_passed_over() {
+    let dir = support::TempDir::new();
+    let store = Arc::new(
+        eventsource::SqliteEventStore::open(dir.file("events.db"))
+            .await
+            .unwrap(),
+    );
+    store.initialize().await.unwrap();
+    for title in ["first", "broken 1", "broken 2", "last"] {
+        store
+            .append_events(
+                Uuid::new_v4(),
+                "Task",
+                vec![created(title)],
+                ExpectedVersion::Any,
+            )
+            .await
+            .unwrap();
+    }
+    // Two rows whose payload no longer decodes, one with an unreadable event id as well.
+    sqlx::query("UPDATE events SET payload = '{broken' WHERE global_position IN (2, 3)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE events SET event_id = 'not-a-uuid' WHERE global_position = 3")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let manager = manager(
+        store.clone(),
+        Arc::new(InMemoryEventBus::new()),
+        store.clone(),
+    )
+    .with_dead_letters(store.clone());
+    let ledger = manager
+        .subscribe(Ledger::default(), SubscriptionConfig::new(), "ledger")
+        .await
+        .unwrap();
+    manager.start().await.unwrap();
+    ledger.wait_for(4, WAIT).await.unwrap();
+    manager.stop().await;
+    let seen: Vec<u64> = ledger
+        .projection()
+        .lock()
+        .await
+        .seen
+        .iter()
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(seen, [1, 4]);
+    let letters = store
+        .get_failed_events(Some("ledger"), None, 10)
+        .await
+        .unwrap();
+    let positions: Vec<u64> = letters.iter().map(|l| l.failed.global_position).collect();
+    assert_eq!(positions, [2, 3], "one dead letter per corrupt row");
+    assert_eq!(ledger.health().events_failed, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_then_start_resumes_without_doubling() {
+    let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+    let manager = manager(
+        store.clone(),
+        Arc::new(InMemoryEventBus::new()),
+        Arc::new(InMemoryCheckpointStore::new()),
+    );
+    let ledger = manager
+        .subscribe(
+            Ledger::default(),
+            SubscriptionConfig::new().start_from(StartFrom::Beginning),
+            "ledger",
+        )
+        .await
+        .unwrap();
+    manager.start().await.unwrap();
+    store
+        .append_events(
+            Uuid::new_v4(),
+            "Task",
+            vec![created("a")],
+            ExpectedVersion::Any,
+        )
+        .await
+        .unwrap();
+    ledger.wait_for(1, WAIT).await.unwrap();
+    manager.stop().await;
+    store
+        .append_events(
+            Uuid::new_v4(),
+            "Task",
+            vec![created("b")],
+            ExpectedVersion::Any,
+        )
+        .await
+        .unwrap();
+    manager.start().await.unwrap();
+    ledger.wait_for(2, WAIT).await.unwrap();
+    // A subscription added to a running manager starts at once.
+    let late = manager
+        .subscribe(Ledger::default(), SubscriptionConfig::new(), "late")
+        .await
+        .unwrap();
+    late.wait_for(2, WAIT).await.unwrap();
+    manager.stop().await;
+    let seen: Vec<u64> = ledger
+        .projection()
+        .lock()
+        .await
+        .seen
+        .iter()
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(
+        seen,
+        [1, 2],
+        "resumed where it stopped, not from the beginning again"
+    );
+    assert_eq!(late.projection().lock().await.seen.len(), 2);
 }

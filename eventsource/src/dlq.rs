@@ -134,6 +134,12 @@ pub trait DeadLetterStore: Send + Sync + fmt::Debug {
     async fn mark_resolved(&self, id: i64, resolution: &str) -> Result<()>;
 }
 
+/// The dead-letter event id of a stored row whose own event id cannot be read: made from
+/// its global position, so each such row keeps its own dead letter.
+pub(crate) fn corrupt_row_id(global_position: u64) -> Uuid {
+    Uuid::from_u64_pair(u64::MAX, global_position)
+}
+
 /// Reads a dead-lettered event back from the store and hands it to `projection` again;
 /// on success the dead letter is resolved as `"replayed"`, on failure its retry count and
 /// error are updated.

@@ -176,6 +176,8 @@ pub enum Error {
     CorruptEvent {
         /// Global position of the offending row.
         global_position: u64,
+        /// Its event id, when that column at least is readable.
+        event_id: Option<Uuid>,
         /// Its stored event type name.
         event_type: String,
         /// What is wrong with it.

@@ -201,7 +201,9 @@ impl OutboxPublisher for BusOutboxPublisher {
 
 /// Publishes pending outbox entries in order: an entry that fails is retried (with
 /// backoff) before any later one is published; after `retry.max_attempts` it is marked
-/// failed and the relay moves on.
+/// failed and the relay moves on, so one poison entry cannot stop the outbox (the entries
+/// after it then go out before it would have). Delivery is at least once: an entry whose
+/// `mark_published` fails after a successful publish is published again.
 #[derive(Debug, Clone)]
 pub struct OutboxRelay {
     outbox: Arc<dyn OutboxStore>,
@@ -328,7 +330,7 @@ pub struct OutboxRelayHandle {
 }
 
 impl OutboxRelayHandle {
-    /// Stops the relay after the entry being published, and waits for it.
+    /// Stops the relay after the round in progress (at most one batch), and waits for it.
     pub async fn stop(self) {
         self.stop.send_replace(true);
         if let Err(error) = self.task.await {

@@ -266,6 +266,7 @@ impl EventRegistry {
     ) -> Result<EventPayload> {
         let corrupt = |reason: String| Error::CorruptEvent {
             global_position,
+            event_id: None,
             event_type: event_type.to_owned(),
             reason,
         };
@@ -305,6 +306,7 @@ impl EventRegistry {
                 .map(EventPayload::Typed)
                 .map_err(|e| Error::CorruptEvent {
                     global_position: 0,
+                    event_id: None,
                     event_type: raw.event_type.clone(),
                     reason: format!(
                         "payload does not decode to `{}`: {e}",

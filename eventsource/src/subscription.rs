@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::bus::{BusFilter, BusRecvError, BusSubscription, EventBus};
 use crate::checkpoint::{lag_metrics, CheckpointStore, LagMetrics};
-use crate::dlq::{DeadLetterStore, FailedEvent, InMemoryDeadLetterStore};
+use crate::dlq::{corrupt_row_id, DeadLetterStore, FailedEvent, InMemoryDeadLetterStore};
 use crate::error::{BoxError, Error, Result};
 use crate::projection::Projection;
 use crate::store::{EventStore, ReadOptions};
@@ -79,8 +79,8 @@ impl RetryPolicy {
             .multiplier
             .max(1.0)
             .powi(i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX));
-        self.initial_backoff
-            .mul_f64(factor.min(1e6))
+        Duration::try_from_secs_f64(self.initial_backoff.as_secs_f64() * factor)
+            .unwrap_or(self.max_backoff)
             .min(self.max_backoff)
     }
 }
@@ -200,6 +200,8 @@ struct Shared {
     position: watch::Sender<u64>,
     health: StdMutex<SubscriptionHealth>,
     started: StdMutex<bool>,
+    /// Set once it has run: a restart in this process resumes from `position`.
+    has_run: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -324,6 +326,7 @@ pub struct SubscriptionManager {
     subscriptions: StdMutex<Vec<Arc<Shared>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stop: watch::Sender<bool>,
+    running: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for SubscriptionManager {
@@ -337,7 +340,9 @@ impl fmt::Debug for SubscriptionManager {
 
 impl SubscriptionManager {
     /// A manager reading `store`, woken by `bus`, saving positions in `checkpoints`, with
-    /// dead letters kept in memory (see [`with_dead_letters`](Self::with_dead_letters)).
+    /// dead letters kept in memory. With durable checkpoints, give it a durable dead-letter
+    /// store too ([`with_dead_letters`](Self::with_dead_letters)): otherwise the record of
+    /// a failed event (the event itself stays in the store) is gone after a restart.
     pub fn new(
         store: Arc<dyn EventStore>,
         bus: Arc<dyn EventBus>,
@@ -351,6 +356,7 @@ impl SubscriptionManager {
             subscriptions: StdMutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
             stop: watch::channel(false).0,
+            running: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -404,6 +410,7 @@ impl SubscriptionManager {
                 last_error: None,
             }),
             started: StdMutex::new(false),
+            has_run: std::sync::atomic::AtomicBool::new(false),
         });
         {
             let mut subscriptions = self.subscriptions();
@@ -421,11 +428,7 @@ impl SubscriptionManager {
     }
 
     fn is_running(&self) -> bool {
-        !*self.stop.borrow()
-            && self
-                .subscriptions()
-                .iter()
-                .any(|s| *s.started.lock().unwrap_or_else(PoisonError::into_inner))
+        self.running.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Starts every subscription: each catches up from its start position, then goes live.
@@ -437,6 +440,8 @@ impl SubscriptionManager {
     /// pending; call `start` again).
     pub async fn start(&self) -> Result<()> {
         self.stop.send_replace(false);
+        self.running
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.spawn_pending().await
     }
 
@@ -453,19 +458,32 @@ impl SubscriptionManager {
         let mut tasks = self.tasks.lock().await;
         let mut first_error = None;
         for shared in pending {
-            let position =
-                match start_position(&shared, self.store.as_ref(), self.checkpoints.as_ref()).await
-                {
-                    Ok(position) => position,
-                    Err(error) => {
-                        *shared
-                            .started
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner) = false;
-                        first_error.get_or_insert(error);
-                        continue;
-                    }
-                };
+            // A restart in this process goes on where it stopped, into the same read
+            // model; the configured start applies to the first run.
+            let resumed = shared
+                .has_run
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+                .then(|| *shared.position.borrow());
+            let start = match resumed {
+                Some(position) => Ok(position),
+                None => {
+                    start_position(&shared, self.store.as_ref(), self.checkpoints.as_ref()).await
+                }
+            };
+            let position = match start {
+                Ok(position) => position,
+                Err(error) => {
+                    *shared
+                        .started
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = false;
+                    shared
+                        .has_run
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                    first_error.get_or_insert(error);
+                    continue;
+                }
+            };
             let worker = Worker {
                 store: self.store.clone(),
                 checkpoints: self.checkpoints.clone(),
@@ -490,6 +508,8 @@ impl SubscriptionManager {
     /// checkpoint is saved; then the tasks end.
     pub async fn stop(&self) {
         self.stop.send_replace(true);
+        self.running
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         let tasks: Vec<JoinHandle<()>> = self.tasks.lock().await.drain(..).collect();
         for task in tasks {
             if let Err(error) = task.await {
@@ -517,7 +537,11 @@ impl SubscriptionManager {
     /// # Errors
     /// [`Error::WaitTimeout`] naming the first subscription that did not get there.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let now = tokio::time::Instant::now();
+        // A timeout too long to add is as good as none.
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
         let subscriptions: Vec<Arc<Shared>> = self.subscriptions().clone();
         for shared in subscriptions {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -654,13 +678,21 @@ impl Worker {
         let mut failed = 0;
         let mut last_event = None;
         let mut read_error = None;
+        let start = *position;
         {
             let mut projection = self.shared.projection.lock().await;
             for item in items {
                 match item {
                     Ok(event) => {
-                        if !self.handle(&mut *projection, &event).await? {
-                            failed += 1;
+                        // A failure to record a dead letter stops the batch; what was
+                        // handled before it is checkpointed below.
+                        match self.handle(&mut *projection, &event).await {
+                            Ok(true) => {}
+                            Ok(false) => failed += 1,
+                            Err(error) => {
+                                read_error = Some(error);
+                                break;
+                            }
                         }
                         processed += 1;
                         *position = event.global_position;
@@ -668,20 +700,28 @@ impl Worker {
                     }
                     Err(Error::CorruptEvent {
                         global_position,
+                        event_id,
                         event_type,
                         reason,
                     }) => {
                         // Undecodable: kept in the store, reported here, and passed over.
-                        self.dead_letter(FailedEvent {
-                            event_id: Uuid::nil(),
-                            projection_name: self.shared.name.clone(),
-                            event_type,
-                            global_position,
-                            event_data: serde_json::Value::Null,
-                            error: reason,
-                            retry_count: 0,
-                        })
-                        .await?;
+                        let recorded = self
+                            .dead_letter(FailedEvent {
+                                // One dead letter per row: its id, or one made from its position.
+                                event_id: event_id
+                                    .unwrap_or_else(|| corrupt_row_id(global_position)),
+                                projection_name: self.shared.name.clone(),
+                                event_type,
+                                global_position,
+                                event_data: serde_json::Value::Null,
+                                error: reason,
+                                retry_count: 0,
+                            })
+                            .await;
+                        if let Err(error) = recorded {
+                            read_error = Some(error);
+                            break;
+                        }
                         failed += 1;
                         *position = global_position;
                     }
@@ -700,9 +740,12 @@ impl Worker {
         let last = last_event
             .as_ref()
             .map(|(id, t): &(Uuid, String)| (*id, t.as_str()));
-        self.checkpoints
-            .save_progress(&self.shared.name, *position, last, processed)
-            .await?;
+        // Nothing new (an empty poll): no write.
+        if *position != start || processed > 0 {
+            self.checkpoints
+                .save_progress(&self.shared.name, *position, last, processed)
+                .await?;
+        }
         {
             let mut health = self.shared.health();
             health.position = *position;

@@ -420,8 +420,9 @@ impl EventStore for InMemoryEventStore {
 impl InMemoryEventStore {
     fn outbox_entry<T>(&self, id: i64, change: impl FnOnce(&mut OutboxEntry) -> T) -> Result<T> {
         let mut state = self.write();
-        let entry = usize::try_from(id - 1)
-            .ok()
+        let entry = id
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| state.outbox.get_mut(i))
             .ok_or(Error::OutboxEntryNotFound { id })?;
         Ok(change(entry))

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::checkpoint::{position_on, save_progress_on};
 use super::dlq::add_failed_event_on;
 use super::{db_error, SqliteEventStore};
-use crate::bus::{BusFilter, EventBus};
-use crate::dlq::FailedEvent;
+use crate::bus::{BusFilter, BusRecvError, EventBus};
+use crate::dlq::{corrupt_row_id, FailedEvent};
 use crate::error::{BoxError, Error, Result};
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
@@ -24,7 +24,9 @@ use crate::subscription::RetryPolicy;
 /// A read model kept in the event store's own SQLite database.
 ///
 /// Its handler writes through `conn`, a connection inside the transaction that also saves
-/// the checkpoint (and any dead letter): a batch is committed whole or not at all.
+/// the checkpoint (and any dead letter): a batch is committed whole or not at all. The
+/// handler must not use the store itself meanwhile: the transaction holds the database's
+/// write lock (and, on `:memory:`, the pool's only connection).
 #[async_trait]
 pub trait SqliteProjection: Send + 'static {
     /// The projection's name (its checkpoint and dead letters are kept under the name the
@@ -78,6 +80,9 @@ pub struct BatchReport {
     pub position: u64,
     /// `true` when the batch reached the head of the store.
     pub caught_up: bool,
+    /// When a handler failed and will be retried: the batch ended before that event,
+    /// and the runner waits this long (outside any transaction) before trying again.
+    pub retry_after: Option<Duration>,
 }
 
 /// Runs a [`SqliteProjection`] over its store's events in batches, each one transaction
@@ -92,6 +97,8 @@ pub struct SqliteProjectionRunner<P> {
     name: String,
     batch_size: u64,
     retry: RetryPolicy,
+    /// The event that failed last, and its failed attempts so far.
+    failing: Option<(Uuid, u32)>,
 }
 
 impl<P: SqliteProjection> SqliteProjectionRunner<P> {
@@ -103,6 +110,7 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             name: name.into(),
             batch_size: 100,
             retry: RetryPolicy::default(),
+            failing: None,
         }
     }
 
@@ -132,7 +140,9 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         loop {
             let report = self.run_batch().await?;
             applied += report.applied;
-            if report.caught_up {
+            if let Some(wait) = report.retry_after {
+                tokio::time::sleep(wait).await;
+            } else if report.caught_up {
                 return Ok(applied);
             }
         }
@@ -140,8 +150,8 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
 
     /// Runs in a task: catches up, then applies new events as they come, woken by `bus`
     /// (any published event) and by polling every `poll_interval`; errors are logged
-    /// and retried at the next wake-up. [`SqliteProjectionHandle::stop`] ends it after the
-    /// batch in progress.
+    /// and retried. [`SqliteProjectionHandle::stop`] ends it after the batch in progress,
+    /// also in the middle of a catch-up.
     pub fn spawn(
         mut self,
         bus: Option<&dyn EventBus>,
@@ -151,24 +161,36 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         let mut wake = bus.map(|bus| bus.subscribe(BusFilter::All));
         let task = tokio::spawn(async move {
             loop {
-                if let Err(error) = self.catch_up().await {
-                    tracing::warn!(projection = %self.name, %error, "projection batch failed; retrying");
+                if *stopped.borrow() {
+                    break;
                 }
+                let wait = match self.run_batch().await {
+                    Ok(report) if report.retry_after.is_some() => report.retry_after,
+                    // More to read: the next batch at once (after the stop check).
+                    Ok(report) if !report.caught_up => continue,
+                    Ok(_) => None,
+                    Err(error) => {
+                        tracing::warn!(projection = %self.name, %error, "projection batch failed; retrying");
+                        Some(poll_interval)
+                    }
+                };
                 let woken = async {
-                    match wake.as_mut() {
-                        Some(wake) => {
-                            let _ = wake.recv().await;
+                    match (wait, wake.as_mut()) {
+                        (Some(_), _) | (None, None) => std::future::pending::<bool>().await,
+                        (None, Some(wake)) => {
+                            wake.recv().await.is_err_and(|e| e == BusRecvError::Closed)
                         }
-                        None => std::future::pending().await,
                     }
                 };
                 tokio::select! {
                     _ = stopped.changed() => break,
-                    _ = tokio::time::sleep(poll_interval) => {}
-                    _ = woken => {}
-                }
-                if *stopped.borrow() {
-                    break;
+                    _ = tokio::time::sleep(wait.unwrap_or(poll_interval)) => {}
+                    closed = woken => {
+                        if closed {
+                            // The bus is gone: polling only, from now on.
+                            wake = None;
+                        }
+                    }
                 }
             }
             self
@@ -214,23 +236,28 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         for item in items {
             match item {
                 Ok(event) => {
-                    if self.apply(&event, &mut tx).await? {
-                        report.applied += 1;
-                    } else {
-                        report.dead_lettered += 1;
+                    match self.apply(&event, &mut tx).await? {
+                        Applied::Yes => report.applied += 1,
+                        Applied::DeadLettered => report.dead_lettered += 1,
+                        Applied::RetryAfter(wait) => {
+                            report.retry_after = Some(wait);
+                            break;
+                        }
                     }
                     report.position = event.global_position;
                     last_event = Some((event.event_id(), event.event_type().to_owned()));
                 }
                 Err(Error::CorruptEvent {
                     global_position,
+                    event_id,
                     event_type,
                     reason,
                 }) => {
                     add_failed_event_on(
                         &mut tx,
                         &FailedEvent {
-                            event_id: Uuid::nil(),
+                            // One dead letter per row: its id, or one made from its position.
+                            event_id: event_id.unwrap_or_else(|| corrupt_row_id(global_position)),
                             projection_name: self.name.clone(),
                             event_type,
                             global_position,
@@ -246,7 +273,7 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
                 Err(error) => return Err(error),
             }
         }
-        report.caught_up = read < self.batch_size;
+        report.caught_up = report.retry_after.is_none() && read < self.batch_size;
         if report.caught_up {
             report.position = report.position.max(head);
         }
@@ -260,42 +287,54 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
 
     /// Applies one event inside a savepoint, by the retry policy; `false` when it was
     /// dead-lettered.
-    async fn apply(&mut self, event: &StoredEvent, conn: &mut SqliteConnection) -> Result<bool> {
+    async fn apply(&mut self, event: &StoredEvent, conn: &mut SqliteConnection) -> Result<Applied> {
         const OP: &str = "run_projection";
-        let mut attempt = 1;
-        loop {
-            // A nested transaction is a savepoint: committed with the batch, or
-            // rolled back alone.
-            let mut savepoint = conn.begin().await.map_err(db_error(OP))?;
-            let error = match self.projection.handle(event, &mut savepoint).await {
-                Ok(()) => {
-                    savepoint.commit().await.map_err(db_error(OP))?;
-                    return Ok(true);
-                }
-                Err(error) => error,
-            };
-            // Undo this attempt's writes, keep the batch's.
-            savepoint.rollback().await.map_err(db_error(OP))?;
-            if attempt < self.retry.max_attempts {
-                tokio::time::sleep(self.retry.backoff(attempt)).await;
-                attempt += 1;
-                continue;
+        // A nested transaction is a savepoint: committed with the batch, or rolled back
+        // alone.
+        let mut savepoint = conn.begin().await.map_err(db_error(OP))?;
+        let error = match self.projection.handle(event, &mut savepoint).await {
+            Ok(()) => {
+                savepoint.commit().await.map_err(db_error(OP))?;
+                self.failing = None;
+                return Ok(Applied::Yes);
             }
-            tracing::warn!(projection = %self.name, position = event.global_position, %error, "event dead-lettered");
-            add_failed_event_on(
-                conn,
-                &FailedEvent {
-                    event_id: event.event_id(),
-                    projection_name: self.name.clone(),
-                    event_type: event.event_type().to_owned(),
-                    global_position: event.global_position,
-                    event_data: event.payload_json().unwrap_or(serde_json::Value::Null),
-                    error: error.to_string(),
-                    retry_count: attempt,
-                },
-            )
-            .await?;
-            return Ok(false);
+            Err(error) => error,
+        };
+        // Undo this attempt's writes, keep the batch's.
+        savepoint.rollback().await.map_err(db_error(OP))?;
+        let attempt = match self.failing {
+            Some((id, attempts)) if id == event.event_id() => attempts + 1,
+            _ => 1,
+        };
+        if attempt < self.retry.max_attempts {
+            // Retried in a later batch, after a backoff spent outside the transaction
+            // (which holds the database's write lock).
+            self.failing = Some((event.event_id(), attempt));
+            return Ok(Applied::RetryAfter(self.retry.backoff(attempt)));
         }
+        self.failing = None;
+        tracing::warn!(projection = %self.name, position = event.global_position, %error, "event dead-lettered");
+        add_failed_event_on(
+            conn,
+            &FailedEvent {
+                event_id: event.event_id(),
+                projection_name: self.name.clone(),
+                event_type: event.event_type().to_owned(),
+                global_position: event.global_position,
+                event_data: event.payload_json().unwrap_or(serde_json::Value::Null),
+                error: error.to_string(),
+                retry_count: attempt,
+            },
+        )
+        .await?;
+        Ok(Applied::DeadLettered)
     }
+}
+
+/// The outcome of one attempt at one event.
+enum Applied {
+    Yes,
+    DeadLettered,
+    /// Failed; the batch ends before this event and it is tried again after the wait.
+    RetryAfter(Duration),
 }

@@ -73,7 +73,25 @@ pub(super) fn decode(
         operation: "decode row",
         source: format!("negative global_position {position}").into(),
     })?;
-    Ok((position, decode_at(row, position, registry)))
+    let event = decode_at(row, position, registry).map_err(|error| match error {
+        // Name the event id in the error when that column at least reads.
+        Error::CorruptEvent {
+            global_position,
+            event_type,
+            reason,
+            ..
+        } => Error::CorruptEvent {
+            global_position,
+            event_id: row
+                .try_get::<String, _>(1)
+                .ok()
+                .and_then(|id| Uuid::parse_str(&id).ok()),
+            event_type,
+            reason,
+        },
+        other => other,
+    });
+    Ok((position, event))
 }
 
 fn decode_at(
@@ -84,6 +102,7 @@ fn decode_at(
     let event_type: String = row.try_get(4).unwrap_or_default();
     let corrupt = |reason: String| Error::CorruptEvent {
         global_position,
+        event_id: None,
         event_type: event_type.clone(),
         reason,
     };

@@ -104,6 +104,17 @@ async fn initialize_schema(store: &SqliteEventStore) -> Result<()> {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error(OP))?;
+            if table == "projection_checkpoints" {
+                // eventsource-py checkpoints name their last event: resume after it.
+                sqlx::raw_sql(
+                    "UPDATE projection_checkpoints SET global_position = COALESCE( \
+                         (SELECT e.global_position FROM events e WHERE e.event_id = last_event_id), 0) \
+                     WHERE last_event_id IS NOT NULL",
+                )
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error(OP))?;
+            }
         }
     }
     sqlx::raw_sql(INDEXES)
