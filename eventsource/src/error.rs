@@ -205,6 +205,14 @@ pub enum Error {
     #[error("the event store is closed")]
     StoreClosed,
 
+    /// An argument is not acceptable (e.g. a control character the stores use as a
+    /// separator in an aggregate type, event type or actor id).
+    #[error("invalid input: {message}")]
+    InvalidInput {
+        /// What is wrong.
+        message: String,
+    },
+
     /// A configuration value is invalid.
     #[error("invalid configuration: {message}")]
     InvalidConfiguration {

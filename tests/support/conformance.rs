@@ -347,6 +347,31 @@ pub async fn rejected_batch_leaves_nothing(store: Store) {
     );
     assert_eq!(store.get_stream_version(id, "Task").await.unwrap(), 0);
     assert_eq!(store.get_global_position().await.unwrap(), 0);
+    // So does a control character the stores reserve.
+    let reserved = store
+        .append_events(
+            id,
+            "Ta\u{1f}sk",
+            vec![created("a")],
+            ExpectedVersion::NoStream,
+        )
+        .await;
+    assert!(
+        matches!(reserved, Err(Error::InvalidInput { .. })),
+        "{reserved:?}"
+    );
+    let reserved = store
+        .append_events(
+            id,
+            "Task",
+            vec![created("a").with_actor_id("x\u{1f}y")],
+            ExpectedVersion::NoStream,
+        )
+        .await;
+    assert!(
+        matches!(reserved, Err(Error::InvalidInput { .. })),
+        "{reserved:?}"
+    );
     // A conflicting batch leaves nothing either.
     store
         .append_events(id, "Task", vec![created("a")], ExpectedVersion::NoStream)

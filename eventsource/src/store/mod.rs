@@ -414,6 +414,22 @@ pub(crate) fn plan_append(
     current: u64,
     stored: impl Fn(Uuid) -> StoredId,
 ) -> Result<AppendPlan> {
+    // U+001F separates the envelope fields the SQLite store reads back packed.
+    let separator = '\u{1f}';
+    let invalid = |what: &str, value: &str| Error::InvalidInput {
+        message: format!("{what} {value:?} contains the control character U+001F"),
+    };
+    if aggregate_type.contains(separator) {
+        return Err(invalid("aggregate type", aggregate_type));
+    }
+    for event in events {
+        if event.event_type().contains(separator) {
+            return Err(invalid("event type", event.event_type()));
+        }
+        if let Some(actor) = event.actor_id().filter(|a| a.contains(separator)) {
+            return Err(invalid("actor id", actor));
+        }
+    }
     let mut seen = std::collections::HashSet::with_capacity(events.len());
     let mut fresh = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {

@@ -165,10 +165,7 @@ fn paged_read<'a>(
                         }
                         let version = match &event {
                             Ok(e) => Some(e.stream_position),
-                            Err(_) => r
-                                .try_get::<i64, _>(7)
-                                .ok()
-                                .and_then(|v| u64::try_from(v).ok()),
+                            Err(_) => row::stream_version(r),
                         };
                         match (version, event) {
                             (Some(version), event) => Ok((version, event)),
@@ -573,7 +570,7 @@ impl EventStore for SqliteEventStore {
             self.ensure_open()?;
             // Rows written by eventsource-py keep the schema version in the payload.
             // (An uninitialized eventsource-py table has no event_version column.)
-            let column = if self.select_columns().contains("NULL AS event_version") {
+            let column = if !self.select_columns().contains("event_version") {
                 "NULL"
             } else {
                 "event_version"

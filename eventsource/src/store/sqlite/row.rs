@@ -11,10 +11,28 @@ use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::stored::StoredEvent;
 
-/// The columns every read selects, in the order [`decode`] expects.
-const COLUMNS: &str = "global_position, event_id, aggregate_id, aggregate_type, event_type, \
-     tenant_id, actor_id, version, timestamp, payload, created_at, event_version, correlation_id, \
-     causation_id, metadata";
+/// The separator of the packed envelope (U+001F, the ASCII unit separator). Appends
+/// refuse it in aggregate types, event types and actor ids.
+pub(super) const SEPARATOR: char = '\u{1f}';
+
+/// The envelope columns, packed in SQL into one text value, in the order
+/// [`Packed::parse`] reads them. sqlx copies every column value of every row; three values
+/// per row (position, payload, packed envelope) read several times faster than fifteen.
+const PACKED: [&str; 13] = [
+    "event_id",
+    "aggregate_id",
+    "aggregate_type",
+    "event_type",
+    "tenant_id",
+    "ifnull(actor_id, char(30))",
+    "version",
+    "timestamp",
+    "created_at",
+    "event_version",
+    "correlation_id",
+    "causation_id",
+    "metadata",
+];
 
 /// Columns that eventsource-py's `events` table does not have; `initialize()` adds them.
 const ADDED: [&str; 4] = [
@@ -24,18 +42,56 @@ const ADDED: [&str; 4] = [
     "metadata",
 ];
 
-/// The select list for an `events` table with these columns: an eventsource-py table that
-/// was not (or cannot be, read-only) initialized reads with NULL for the added columns.
+/// The select list for an `events` table with these columns: `global_position, payload`
+/// and the packed envelope. An eventsource-py table that was not (or cannot be, read-only)
+/// initialized reads with NULL for the added columns.
 pub(super) fn select_list(present: &std::collections::HashSet<String>) -> String {
-    let mut list = COLUMNS.to_owned();
-    if !present.is_empty() {
-        for column in ADDED {
-            if !present.contains(column) {
-                list = list.replace(&format!(", {column}"), &format!(", NULL AS {column}"));
+    let args: Vec<&str> = PACKED
+        .iter()
+        .map(|column| {
+            if !present.is_empty() && ADDED.contains(column) && !present.contains(*column) {
+                "NULL"
+            } else {
+                column
             }
+        })
+        .collect();
+    let format = vec!["%s"; PACKED.len()].join(&SEPARATOR.to_string());
+    format!(
+        "global_position, payload, printf('{format}', {})",
+        args.join(", ")
+    )
+}
+
+/// The version (stream position) of a row, if its packed envelope reads that far.
+pub(super) fn stream_version(row: &SqliteRow) -> Option<u64> {
+    let packed: &str = row.try_get(2).ok()?;
+    packed.split(SEPARATOR).nth(6)?.parse().ok()
+}
+
+/// The packed envelope of one row, split into its fields.
+struct Packed<'a> {
+    fields: [&'a str; 13],
+}
+
+impl<'a> Packed<'a> {
+    fn parse(text: &'a str) -> Option<Self> {
+        let mut fields = [""; 13];
+        let mut parts = text.splitn(13, SEPARATOR);
+        for field in fields.iter_mut() {
+            *field = parts.next()?;
         }
+        // The last field is the metadata JSON, which cannot hold a raw U+001F.
+        if fields[12].contains(SEPARATOR) {
+            return None;
+        }
+        Some(Packed { fields })
     }
-    list
+
+    /// A nullable field: printf writes NULL as "".
+    fn optional(&self, i: usize) -> Option<&'a str> {
+        Some(self.fields[i]).filter(|f| !f.is_empty())
+    }
 }
 
 /// A timestamp as stored: ISO 8601 with microseconds and an explicit UTC offset, the
@@ -46,6 +102,9 @@ pub(super) fn format_timestamp(t: DateTime<Utc>) -> String {
 
 /// Parses ISO 8601 / RFC 3339 with an offset, or SQLite's `datetime('now')` format (UTC).
 pub(super) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    if let Some(t) = parse_stored_timestamp(text) {
+        return Some(t);
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
@@ -53,6 +112,41 @@ pub(super) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
         .map(|t| t.and_utc())
+}
+
+/// The format this library writes, `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`, without the
+/// general parser.
+fn parse_stored_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    if b.len() != 32
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    if b[19] != b'.' || &b[26..] != b"+00:00" {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(number(0, 4)?).ok()?,
+        number(5, 7)?,
+        number(8, 10)?,
+    )?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(
+        number(11, 13)?,
+        number(14, 16)?,
+        number(17, 19)?,
+        number(20, 26)?,
+    )?;
+    Some(date.and_time(time).and_utc())
 }
 
 /// Decodes one row; the position is returned even when the rest is corrupt, so a reader
@@ -83,9 +177,10 @@ pub(super) fn decode(
         } => Error::CorruptEvent {
             global_position,
             event_id: row
-                .try_get::<String, _>(1)
+                .try_get::<&str, _>(2)
                 .ok()
-                .and_then(|id| Uuid::parse_str(&id).ok()),
+                .and_then(|packed| packed.split(SEPARATOR).next())
+                .and_then(|id| Uuid::parse_str(id).ok()),
             event_type,
             reason,
         },
@@ -99,66 +194,86 @@ fn decode_at(
     global_position: u64,
     registry: &EventRegistry,
 ) -> Result<StoredEvent> {
-    let event_type: String = row.try_get(4).unwrap_or_default();
+    let packed_text: &str = row.try_get(2).unwrap_or_default();
+    let packed = Packed::parse(packed_text);
+    let event_type = packed.as_ref().map_or("", |p| p.fields[3]);
     let corrupt = |reason: String| Error::CorruptEvent {
         global_position,
         event_id: None,
-        event_type: event_type.clone(),
+        event_type: event_type.to_owned(),
         reason,
     };
-    let text = |i: usize| -> Result<Option<String>> {
-        row.try_get::<Option<String>, _>(i)
-            .map_err(|e| corrupt(format!("column {i}: {e}")))
+    let Some(packed) = packed else {
+        return Err(corrupt(
+            "the envelope columns do not read (a type or actor id holding U+001F?)".into(),
+        ));
     };
-    let required = |i: usize, name: &str| -> Result<String> {
-        text(i)?.ok_or_else(|| corrupt(format!("{name} is NULL")))
+    let required = |i: usize| {
+        packed
+            .optional(i)
+            .ok_or_else(|| corrupt(format!("{} is NULL", PACKED[i])))
     };
     let uuid = |value: &str, name: &str| {
         Uuid::parse_str(value).map_err(|e| corrupt(format!("{name} `{value}` is not a UUID: {e}")))
     };
-    let optional_uuid =
-        |value: Option<String>, name: &str| value.map(|v| uuid(&v, name)).transpose();
-    let timestamp = |value: &str, name: &str| {
-        parse_timestamp(value)
-            .ok_or_else(|| corrupt(format!("{name} `{value}` is not an ISO 8601 timestamp")))
+    let optional_uuid = |i: usize| packed.optional(i).map(|v| uuid(v, PACKED[i])).transpose();
+    let timestamp = |i: usize| {
+        let value = required(i)?;
+        parse_timestamp(value).ok_or_else(|| {
+            corrupt(format!(
+                "{} `{value}` is not an ISO 8601 timestamp",
+                PACKED[i]
+            ))
+        })
     };
+    let payload: &str = row
+        .try_get(1)
+        .map_err(|e| corrupt(format!("payload: {e}")))?;
 
-    let event_id = uuid(&required(1, "event_id")?, "event_id")?;
-    let aggregate_id = uuid(&required(2, "aggregate_id")?, "aggregate_id")?;
-    let aggregate_type = required(3, "aggregate_type")?;
-    let tenant_id = optional_uuid(text(5)?, "tenant_id")?;
-    let actor_id = text(6)?;
-    let version: i64 = row
-        .try_get(7)
-        .map_err(|e| corrupt(format!("version: {e}")))?;
-    let aggregate_version =
-        u64::try_from(version).map_err(|_| corrupt(format!("version {version} is negative")))?;
-    let event_timestamp = timestamp(&required(8, "timestamp")?, "timestamp")?;
-    let payload = required(9, "payload")?;
-    let stored_at = timestamp(&required(10, "created_at")?, "created_at")?;
-    let event_version: Option<i64> = row
-        .try_get(11)
-        .map_err(|e| corrupt(format!("event_version: {e}")))?;
-    let metadata = text(14)?;
+    let event_id = uuid(required(0)?, "event_id")?;
+    let aggregate_id = uuid(required(1)?, "aggregate_id")?;
+    let aggregate_type = required(2)?.to_owned();
+    required(3)?;
+    let tenant_id = optional_uuid(4)?;
+    // NULL is written as U+001E, so that an empty actor id stays empty.
+    let actor_id = match packed.fields[5] {
+        "\u{1e}" => None,
+        actor => Some(actor.to_owned()),
+    };
+    let version = required(6)?;
+    let aggregate_version: u64 = version
+        .parse()
+        .map_err(|_| corrupt(format!("version `{version}` is not a stream version")))?;
+    let event_timestamp = timestamp(7)?;
+    let stored_at = timestamp(8)?;
+    let event_version = match packed.optional(9) {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .map_err(|_| corrupt(format!("event_version `{v}` is not a schema version")))?,
+        ),
+    };
 
     let mut envelope = EventEnvelope {
         event_id,
         aggregate_id,
         aggregate_type,
-        event_type: event_type.clone(),
+        event_type: event_type.to_owned(),
         event_version: 1,
         aggregate_version,
         timestamp: event_timestamp,
         tenant_id,
         actor_id,
-        correlation_id: optional_uuid(text(12)?, "correlation_id")?,
-        causation_id: optional_uuid(text(13)?, "causation_id")?,
+        correlation_id: optional_uuid(10)?,
+        causation_id: optional_uuid(11)?,
         metadata: Map::new(),
     };
-    match metadata {
+    match packed.optional(12) {
         Some(metadata) => {
-            envelope.metadata = serde_json::from_str(&metadata)
-                .map_err(|e| corrupt(format!("metadata is not a JSON object: {e}")))?;
+            if metadata != "{}" {
+                envelope.metadata = serde_json::from_str(metadata)
+                    .map_err(|e| corrupt(format!("metadata is not a JSON object: {e}")))?;
+            }
             envelope.event_version = event_version
                 .and_then(|v| u32::try_from(v).ok())
                 .ok_or_else(|| {
@@ -168,15 +283,11 @@ fn decode_at(
                 })?;
         }
         // A row written by eventsource-py: these envelope fields live in the payload.
-        None => fill_from_payload(&mut envelope, &payload, event_version, corrupt)?,
+        None => fill_from_payload(&mut envelope, payload, event_version, corrupt)?,
     }
 
-    let payload = registry.decode_str(
-        global_position,
-        &event_type,
-        envelope.event_version,
-        &payload,
-    )?;
+    let payload =
+        registry.decode_str(global_position, event_type, envelope.event_version, payload)?;
     Ok(StoredEvent {
         envelope,
         global_position,
@@ -229,6 +340,48 @@ mod tests {
         let text = format_timestamp(t);
         assert!(text.ends_with("+00:00"), "{text}");
         assert_eq!(parse_timestamp(&text), Some(t));
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_chrono() {
+        for text in [
+            "2024-02-29T23:59:59.999999+00:00",
+            "1999-01-01T00:00:00.000000+00:00",
+        ] {
+            let fast = parse_stored_timestamp(text);
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(
+                fast,
+                DateTime::parse_from_rfc3339(text)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            );
+        }
+        for not_ours in [
+            "2024-02-30T00:00:00.000000+00:00",
+            "2024-01-01T00:00:00.000000+01:00",
+            "2024-01-01T00:00:00+00:00",
+        ] {
+            assert_eq!(parse_stored_timestamp(not_ours), None, "{not_ours}");
+        }
+    }
+
+    #[test]
+    fn packed_envelopes_split_into_thirteen_fields() {
+        let sep = SEPARATOR.to_string();
+        let ok = [
+            "a", "b", "Task", "Created", "", "\u{1e}", "1", "t", "t", "1", "", "", "{}",
+        ]
+        .join(&sep);
+        let packed = Packed::parse(&ok).unwrap();
+        assert_eq!(packed.fields[3], "Created");
+        assert_eq!(packed.optional(4), None);
+        assert!(Packed::parse(&["a", "b"].join(&sep)).is_none());
+        let extra = format!("{ok}{sep}x");
+        assert!(
+            Packed::parse(&extra).is_none(),
+            "a separator inside a field is detected"
+        );
     }
 
     #[test]
