@@ -873,7 +873,7 @@ fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         "\nmedian of {} runs [min..max], scale {}; SQLite file, WAL, synchronous=NORMAL",
         report.runs, report.scale
     )?;
-    let figure = |s: &Summary| format!("{:>10.0} [{:.0}..{:.0}]", s.median, s.min, s.max);
+    let figure = |s: &Summary| format!("{:.0} [{:.0}..{:.0}]", s.median, s.min, s.max);
     let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
     for (label, results) in [("sqlite", &report.sqlite), ("memory", &report.memory)] {
         if results.is_empty() {
@@ -882,13 +882,13 @@ fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "\n{label}:")?;
         writeln!(
             out,
-            "{:<22} {:>32} {:>32} {:>7} {:>10} {:>10}",
+            "{:<36} {:>30} {:>30} {:>6} {:>9} {:>9}",
             "workload", "framework", "raw sqlx", "ratio", "RSS fw", "RSS raw"
         )?;
         for r in results.iter() {
             writeln!(
                 out,
-                "{:<22} {:>32} {:>32} {:>7} {:>10} {:>10}",
+                "{:<36} {:>30} {:>30} {:>6} {:>9} {:>9}",
                 format!("{} {} ({})", r.id, r.name, r.unit),
                 figure(&r.framework),
                 r.raw.as_ref().map(figure).unwrap_or_else(|| "-".into()),

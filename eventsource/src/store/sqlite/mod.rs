@@ -278,11 +278,14 @@ impl SqliteEventStore {
     pub async fn close(&self) {
         self.pool.close().await;
         // sqlx's `Pool::close` can return while a connection that was being handed back
-        // to the pool is still closing in a background task; wait for it (bounded), so
-        // the caller may move or delete the file right away.
+        // to the pool is still on its way; it then lands among the idle ones after the
+        // close looked at them, and stays open. Closing again closes those; wait
+        // (bounded) until every connection is gone, so the caller may move or delete the
+        // file right away.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while self.pool.size() > 0 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(1)).await;
+            self.pool.close().await;
         }
         // Connections closing at the same moment can each see the other still open and
         // leave the WAL for the last one. One more connection, alone, closes last: it
