@@ -29,6 +29,7 @@ async fn add_to_outbox(
         customer_email: "customer@example.com".into(),
         total: 149.99,
     });
+    let event_id = event.event_id();
     store
         .append_events(
             Uuid::new_v4(),
@@ -37,8 +38,10 @@ async fn add_to_outbox(
             ExpectedVersion::NoStream,
         )
         .await?;
-    for entry in store.get_pending_events(10).await? {
-        writeln!(out, "Added to outbox: {}", entry.id)?;
+    for entry in store.get_entries(None, 100).await? {
+        if entry.event_id == event_id {
+            writeln!(out, "Added to outbox: {}", entry.id)?;
+        }
     }
     Ok(())
 }
@@ -96,13 +99,17 @@ async fn run(db: &Path, out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     publish_outbox_events(&store, out).await?;
     publish_outbox_events(&store, out).await?;
 
-    // The same with the relay, which keeps order and retries with backoff.
+    // The same with the relay worker, which keeps order and retries with backoff.
     let broker = Arc::new(PrintingBroker::default());
+    let relay = OutboxRelay::new(Arc::new(store.clone()), broker.clone())
+        .poll_interval(std::time::Duration::from_millis(10))
+        .spawn();
     add_to_outbox(&store, out).await?;
-    let round = OutboxRelay::new(Arc::new(store.clone()), broker.clone())
-        .run_once()
-        .await?;
-    writeln!(out, "Relay published {} entries:", round.published)?;
+    while !store.get_pending_events(1).await?.is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    relay.stop().await;
+    writeln!(out, "Relay worker published:")?;
     for message in broker.sent.lock().map_err(|e| e.to_string())?.iter() {
         writeln!(out, "  {message}")?;
     }
@@ -136,7 +143,7 @@ Publishing event OrderPlaced
 Marked as published: 1
 No pending events
 Added to outbox: 2
-Relay published 1 entries:
+Relay worker published:
   OrderPlaced {\"customer_email\":\"customer@example.com\",\"total\":149.99}
 "
         );
