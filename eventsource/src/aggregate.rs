@@ -189,18 +189,7 @@ impl<A: Aggregate> AggregateRoot<A> {
     /// [`Error::UnhandledEvent`] when the aggregate has no `#[apply]` method for the
     /// event's type (nothing is applied or recorded).
     pub fn apply_new_event(&mut self, mut event: NewEvent) -> Result<()> {
-        let handled = match event.payload() {
-            EventPayload::Typed(typed) => self.state.apply_any(typed.as_ref()),
-            EventPayload::Raw(_) => false,
-        };
-        if !handled {
-            return Err(Error::UnhandledEvent {
-                aggregate_type: A::AGGREGATE_TYPE.to_owned(),
-                event_type: event.event_type().to_owned(),
-                global_position: None,
-                registered: event.payload().is_typed(),
-            });
-        }
+        self.apply_payload(event.payload(), None)?;
         self.stamp(&mut event);
         self.uncommitted.push(event);
         self.version += 1;
@@ -260,20 +249,34 @@ impl<A: Aggregate> AggregateRoot<A> {
     /// [`Error::UnhandledEvent`] naming the type and position when the aggregate does not
     /// handle it, or its type is not registered.
     pub(crate) fn replay(&mut self, event: &StoredEvent) -> Result<()> {
-        let handled = match &event.payload {
+        self.apply_payload(&event.payload, Some(event.global_position))?;
+        self.version = event.aggregate_version();
+        Ok(())
+    }
+
+    /// Applies a type-erased payload to the state.
+    ///
+    /// # Errors
+    /// [`Error::UnhandledEvent`] when the aggregate has no `#[apply]` method for it, or its
+    /// type is not registered (the state is unchanged).
+    fn apply_payload(
+        &mut self,
+        payload: &EventPayload,
+        global_position: Option<u64>,
+    ) -> Result<()> {
+        let handled = match payload {
             EventPayload::Typed(typed) => self.state.apply_any(typed.as_ref()),
             EventPayload::Raw(_) => false,
         };
-        if !handled {
-            return Err(Error::UnhandledEvent {
-                aggregate_type: A::AGGREGATE_TYPE.to_owned(),
-                event_type: event.event_type().to_owned(),
-                global_position: Some(event.global_position),
-                registered: event.is_typed(),
-            });
+        if handled {
+            return Ok(());
         }
-        self.version = event.aggregate_version();
-        Ok(())
+        Err(Error::UnhandledEvent {
+            aggregate_type: A::AGGREGATE_TYPE.to_owned(),
+            event_type: payload.event_type().to_owned(),
+            global_position,
+            registered: payload.is_typed(),
+        })
     }
 
     /// Takes the uncommitted events (after a successful save).

@@ -14,6 +14,7 @@ use crate::envelope::now;
 use crate::error::{Error, Result};
 use crate::projection::Projection;
 use crate::store::{EventStore, ReadOptions};
+use crate::stored::StoredEvent;
 
 /// Where a dead letter stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -134,10 +135,43 @@ pub trait DeadLetterStore: Send + Sync + fmt::Debug {
     async fn mark_resolved(&self, id: i64, resolution: &str) -> Result<()>;
 }
 
-/// The dead-letter event id of a stored row whose own event id cannot be read: made from
-/// its global position, so each such row keeps its own dead letter.
-pub(crate) fn corrupt_row_id(global_position: u64) -> Uuid {
-    Uuid::from_u64_pair(u64::MAX, global_position)
+impl FailedEvent {
+    /// The failure of `projection` on a stored event, after `retry_count` attempts.
+    pub fn for_event(projection: &str, event: &StoredEvent, error: &str, retry_count: u32) -> Self {
+        FailedEvent {
+            event_id: event.event_id(),
+            projection_name: projection.to_owned(),
+            event_type: event.event_type().to_owned(),
+            global_position: event.global_position,
+            event_data: event.payload_json().unwrap_or(serde_json::Value::Null),
+            error: error.to_owned(),
+            retry_count,
+        }
+    }
+
+    /// A stored row that does not read back ([`Error::CorruptEvent`]): one dead letter per
+    /// row, keyed by its event id, or by an id made from its position when that does not
+    /// read either. `None` for any other error.
+    pub fn for_corrupt_row(projection: &str, error: &Error) -> Option<Self> {
+        let Error::CorruptEvent {
+            global_position,
+            event_id,
+            event_type,
+            reason,
+        } = error
+        else {
+            return None;
+        };
+        Some(FailedEvent {
+            event_id: event_id.unwrap_or_else(|| Uuid::from_u64_pair(u64::MAX, *global_position)),
+            projection_name: projection.to_owned(),
+            event_type: event_type.clone(),
+            global_position: *global_position,
+            event_data: serde_json::Value::Null,
+            error: reason.clone(),
+            retry_count: 0,
+        })
+    }
 }
 
 /// Reads a dead-lettered event back from the store and hands it to `projection` again;

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::bus::{BusFilter, BusRecvError, BusSubscription, EventBus};
 use crate::checkpoint::{lag_metrics, CheckpointStore, LagMetrics};
-use crate::dlq::{corrupt_row_id, DeadLetterStore, FailedEvent, InMemoryDeadLetterStore};
+use crate::dlq::{DeadLetterStore, FailedEvent, InMemoryDeadLetterStore};
 use crate::error::{BoxError, Error, Result};
 use crate::projection::Projection;
 use crate::store::{EventStore, ReadOptions};
@@ -698,37 +698,22 @@ impl Worker {
                         *position = event.global_position;
                         last_event = Some((event.event_id(), event.event_type().to_owned()));
                     }
-                    Err(Error::CorruptEvent {
-                        global_position,
-                        event_id,
-                        event_type,
-                        reason,
-                    }) => {
-                        // Undecodable: kept in the store, reported here, and passed over.
-                        let recorded = self
-                            .dead_letter(FailedEvent {
-                                // One dead letter per row: its id, or one made from its position.
-                                event_id: event_id
-                                    .unwrap_or_else(|| corrupt_row_id(global_position)),
-                                projection_name: self.shared.name.clone(),
-                                event_type,
-                                global_position,
-                                event_data: serde_json::Value::Null,
-                                error: reason,
-                                retry_count: 0,
-                            })
-                            .await;
-                        if let Err(error) = recorded {
+                    // Undecodable: kept in the store, dead-lettered, and passed over.
+                    Err(error) => match FailedEvent::for_corrupt_row(&self.shared.name, &error) {
+                        Some(letter) => {
+                            let at = letter.global_position;
+                            if let Err(error) = self.dead_letter(letter).await {
+                                read_error = Some(error);
+                                break;
+                            }
+                            failed += 1;
+                            *position = at;
+                        }
+                        None => {
                             read_error = Some(error);
                             break;
                         }
-                        failed += 1;
-                        *position = global_position;
-                    }
-                    Err(error) => {
-                        read_error = Some(error);
-                        break;
-                    }
+                    },
                 }
             }
         }
@@ -794,15 +779,12 @@ impl Worker {
                 event.event_type(),
                 event.global_position
             ));
-            self.dead_letter(FailedEvent {
-                event_id: event.event_id(),
-                projection_name: self.shared.name.clone(),
-                event_type: event.event_type().to_owned(),
-                global_position: event.global_position,
-                event_data: event.payload_json().unwrap_or(serde_json::Value::Null),
-                error: error.to_string(),
-                retry_count: attempt,
-            })
+            self.dead_letter(FailedEvent::for_event(
+                &self.shared.name,
+                event,
+                &error.to_string(),
+                attempt,
+            ))
             .await?;
             return Ok(false);
         }

@@ -15,7 +15,7 @@ use super::checkpoint::{position_on, save_progress_on};
 use super::dlq::add_failed_event_on;
 use super::{db_error, SqliteEventStore};
 use crate::bus::{BusFilter, BusRecvError, EventBus};
-use crate::dlq::{corrupt_row_id, FailedEvent};
+use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
@@ -247,30 +247,12 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
                     report.position = event.global_position;
                     last_event = Some((event.event_id(), event.event_type().to_owned()));
                 }
-                Err(Error::CorruptEvent {
-                    global_position,
-                    event_id,
-                    event_type,
-                    reason,
-                }) => {
-                    add_failed_event_on(
-                        &mut tx,
-                        &FailedEvent {
-                            // One dead letter per row: its id, or one made from its position.
-                            event_id: event_id.unwrap_or_else(|| corrupt_row_id(global_position)),
-                            projection_name: self.name.clone(),
-                            event_type,
-                            global_position,
-                            event_data: serde_json::Value::Null,
-                            error: reason,
-                            retry_count: 0,
-                        },
-                    )
-                    .await?;
+                Err(error) => {
+                    let letter = FailedEvent::for_corrupt_row(&self.name, &error).ok_or(error)?;
+                    report.position = letter.global_position;
+                    add_failed_event_on(&mut tx, &letter).await?;
                     report.dead_lettered += 1;
-                    report.position = global_position;
                 }
-                Err(error) => return Err(error),
             }
         }
         report.caught_up = report.retry_after.is_none() && read < self.batch_size;
@@ -316,15 +298,7 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         tracing::warn!(projection = %self.name, position = event.global_position, %error, "event dead-lettered");
         add_failed_event_on(
             conn,
-            &FailedEvent {
-                event_id: event.event_id(),
-                projection_name: self.name.clone(),
-                event_type: event.event_type().to_owned(),
-                global_position: event.global_position,
-                event_data: event.payload_json().unwrap_or(serde_json::Value::Null),
-                error: error.to_string(),
-                retry_count: attempt,
-            },
+            &FailedEvent::for_event(&self.name, event, &error.to_string(), attempt),
         )
         .await?;
         Ok(Applied::DeadLettered)
