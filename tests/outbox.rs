@@ -1,4 +1,4 @@
-//! The transactional outbox on memory and SQLite, and the relay.
+//! The transactional outbox on memory, SQLite and PostgreSQL, and the relay.
 
 mod support;
 
@@ -24,10 +24,18 @@ async fn stores_with_outbox() -> Vec<(&'static str, Arc<dyn Both>)> {
         .await
         .unwrap();
     sqlite.initialize().await.unwrap();
-    vec![
+    #[allow(unused_mut)]
+    let mut stores: Vec<(&'static str, Arc<dyn Both>)> = vec![
         ("memory", Arc::new(InMemoryEventStore::new().with_outbox())),
         ("sqlite", Arc::new(sqlite)),
-    ]
+    ];
+    #[cfg(feature = "postgres")]
+    if let Some(server) = support::postgres::server() {
+        let postgres = server.options().outbox(true).connect().await.unwrap();
+        postgres.initialize().await.unwrap();
+        stores.push(("postgres", Arc::new(postgres)));
+    }
+    stores
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! The projection macro's dispatch, and the checkpoint and dead-letter stores on memory
-//! and SQLite.
+//! The projection macro's dispatch, and the checkpoint and dead-letter stores on memory,
+//! SQLite and PostgreSQL.
 
 mod support;
 
@@ -193,6 +193,11 @@ async fn checkpoint_stores() {
     let sqlite = SqliteEventStore::open(":memory:").await.unwrap();
     sqlite.initialize().await.unwrap();
     checkpoint_store_behaves(&sqlite, &sqlite).await;
+    #[cfg(feature = "postgres")]
+    if let Some(server) = support::postgres::server() {
+        let postgres = server.store().await;
+        checkpoint_store_behaves(&postgres, &postgres).await;
+    }
 }
 
 async fn dead_letter_store_behaves(dlq: &dyn DeadLetterStore, events: &dyn EventStore) {
@@ -305,4 +310,9 @@ async fn dead_letter_stores() {
     let sqlite = Arc::new(SqliteEventStore::open(":memory:").await.unwrap());
     sqlite.initialize().await.unwrap();
     dead_letter_store_behaves(sqlite.as_ref(), sqlite.as_ref()).await;
+    #[cfg(feature = "postgres")]
+    if let Some(server) = support::postgres::server() {
+        let postgres = server.store().await;
+        dead_letter_store_behaves(&postgres, &postgres).await;
+    }
 }

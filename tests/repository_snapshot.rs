@@ -147,7 +147,19 @@ async fn a_snapshot_ahead_of_the_stream_is_ignored() {
 #[tokio::test]
 async fn sqlite_snapshot_store_round_trips_and_keeps_the_newest() {
     let dir = TempDir::new();
-    let store = sqlite(&dir).await;
+    snapshot_store_round_trips_and_keeps_the_newest(sqlite(&dir).await.as_ref()).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_snapshot_store_round_trips_and_keeps_the_newest() {
+    let Some(server) = support::postgres::server() else {
+        return;
+    };
+    snapshot_store_round_trips_and_keeps_the_newest(&server.store().await).await;
+}
+
+async fn snapshot_store_round_trips_and_keeps_the_newest(store: &dyn SnapshotStore) {
     let id = Uuid::new_v4();
     let at = |version: u64| Snapshot {
         aggregate_id: id,

@@ -56,6 +56,15 @@ pub struct BusSubscription {
 }
 
 impl BusSubscription {
+    /// A subscriber on a broadcast channel of stored events.
+    pub(crate) fn new(receiver: broadcast::Receiver<Arc<StoredEvent>>, filter: BusFilter) -> Self {
+        BusSubscription {
+            receiver,
+            filter,
+            missed: 0,
+        }
+    }
+
     /// The next event that passes the filter.
     ///
     /// # Errors
@@ -138,11 +147,7 @@ impl EventBus for InMemoryEventBus {
     }
 
     fn subscribe(&self, filter: BusFilter) -> BusSubscription {
-        BusSubscription {
-            receiver: self.sender.subscribe(),
-            filter,
-            missed: 0,
-        }
+        BusSubscription::new(self.sender.subscribe(), filter)
     }
 }
 

@@ -81,6 +81,8 @@ pub use projection::{EventContext, Projection};
 pub use registry::{EventRegistration, EventRegistry};
 pub use repository::{AggregateRepository, CommandError, EventPublisher};
 pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore, SnapshotStrategy};
+#[cfg(feature = "postgres")]
+pub use store::postgres::{PostgresEventBus, PostgresEventStore, PostgresStoreOptions};
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::{
     BatchReport, SqliteEventStore, SqliteProjection, SqliteProjectionHandle,

@@ -33,7 +33,7 @@ pub struct EventRegistration {
     aggregate_type: Option<&'static str>,
     type_name: &'static str,
     type_id: fn() -> TypeId,
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     decode_str: DecodeStr,
     decode_value: DecodeValue,
 }
@@ -253,7 +253,7 @@ impl EventRegistry {
     }
 
     /// Decodes a payload read from a store as JSON text.
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     ///
     /// Unregistered types become [`EventPayload::Raw`]; a payload that is not JSON, or
     /// does not fit the registered type, is [`Error::CorruptEvent`] naming the position.

@@ -4,6 +4,8 @@
 
 pub mod bank;
 pub mod conformance;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -108,13 +110,47 @@ pub async fn sqlite_file_fixture() -> Fixture {
     }
 }
 
+/// A store in a fresh schema of the test PostgreSQL server, or `None` (said loudly) where
+/// there is none.
+#[cfg(feature = "postgres")]
+pub async fn postgres_fixture() -> Option<Fixture> {
+    let server = postgres::server()?;
+    Some(Fixture {
+        store: Arc::new(server.store().await),
+        dir: None,
+    })
+}
+
+/// What a fixture function returns: a fixture, or none when its backend is unavailable.
+pub trait IntoFixture {
+    fn into_fixture(self) -> Option<Fixture>;
+}
+
+impl IntoFixture for Fixture {
+    fn into_fixture(self) -> Option<Fixture> {
+        Some(self)
+    }
+}
+
+impl IntoFixture for Option<Fixture> {
+    fn into_fixture(self) -> Option<Fixture> {
+        self
+    }
+}
+
 /// A store of every backend, for tests that run the same body on each.
 pub async fn every_store() -> Vec<(&'static str, Fixture)> {
-    vec![
+    #[allow(unused_mut)]
+    let mut stores = vec![
         ("memory", memory_fixture().await),
         ("sqlite :memory:", sqlite_memory_fixture().await),
         ("sqlite file", sqlite_file_fixture().await),
-    ]
+    ];
+    #[cfg(feature = "postgres")]
+    if let Some(fixture) = postgres_fixture().await {
+        stores.push(("postgres", fixture));
+    }
+    stores
 }
 
 /// Drains a stream of stored events, panicking on an error item.

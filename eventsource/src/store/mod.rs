@@ -32,6 +32,8 @@ macro_rules! traced {
 
 mod memory;
 mod page;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -1,0 +1,109 @@
+//! The [`CheckpointStore`] of [`PostgresEventStore`]: the `projection_checkpoints` table.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{db_error, to_i64, PostgresEventStore};
+use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::error::{Error, Result};
+
+const COLUMNS: &str =
+    "projection_name, global_position, last_event_id, last_event_type, events_processed, last_processed_at";
+
+fn decode(row: &PgRow) -> Result<Checkpoint> {
+    let op = "get_checkpoint";
+    let name: String = row.try_get(0).map_err(db_error(op))?;
+    let position: i64 = row.try_get(1).map_err(db_error(op))?;
+    let event_id: Option<Uuid> = row.try_get(2).map_err(db_error(op))?;
+    let event_type: Option<String> = row.try_get(3).map_err(db_error(op))?;
+    let processed: i64 = row.try_get(4).map_err(db_error(op))?;
+    let processed_at: Option<DateTime<Utc>> = row.try_get(5).map_err(db_error(op))?;
+    Ok(Checkpoint {
+        global_position: u64::try_from(position).map_err(|_| Error::Database {
+            operation: op,
+            source: format!("checkpoint `{name}` has position {position}").into(),
+        })?,
+        last_event_id: event_id,
+        last_event_type: event_type,
+        events_processed: u64::try_from(processed).unwrap_or(0),
+        last_processed_at: processed_at,
+        projection_name: name,
+    })
+}
+
+#[async_trait]
+impl CheckpointStore for PostgresEventStore {
+    async fn get_checkpoint(&self, projection_name: &str) -> Result<Option<Checkpoint>> {
+        self.ensure_open()?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM {} WHERE projection_name = $1",
+            self.tables.checkpoints
+        ))
+        .bind(projection_name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("get_checkpoint"))?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn save_progress(
+        &self,
+        projection_name: &str,
+        position: u64,
+        last_event: Option<(Uuid, &str)>,
+        processed: u64,
+    ) -> Result<()> {
+        self.ensure_open()?;
+        let table = &self.tables.checkpoints;
+        sqlx::query(&format!(
+            "INSERT INTO {table} AS c \
+                 (projection_name, global_position, last_event_id, last_event_type, events_processed, \
+                  last_processed_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, now(), now(), now()) \
+             ON CONFLICT (projection_name) DO UPDATE SET \
+                 global_position = excluded.global_position, \
+                 last_event_id = COALESCE(excluded.last_event_id, c.last_event_id), \
+                 last_event_type = COALESCE(excluded.last_event_type, c.last_event_type), \
+                 events_processed = c.events_processed + excluded.events_processed, \
+                 last_processed_at = excluded.last_processed_at, \
+                 updated_at = excluded.updated_at"
+        ))
+        .bind(projection_name)
+        .bind(to_i64(position))
+        .bind(last_event.map(|(id, _)| id))
+        .bind(last_event.map(|(_, t)| t))
+        .bind(to_i64(processed))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("save_checkpoint"))?;
+        Ok(())
+    }
+
+    async fn get_all_checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        self.ensure_open()?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM {} ORDER BY projection_name",
+            self.tables.checkpoints
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("get_all_checkpoints"))?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn reset(&self, projection_name: &str) -> Result<()> {
+        self.ensure_open()?;
+        sqlx::query(&format!(
+            "DELETE FROM {} WHERE projection_name = $1",
+            self.tables.checkpoints
+        ))
+        .bind(projection_name)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("reset_checkpoint"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,413 @@
+//! [`PostgresEventStore`]: the backend for deployments with several processes or machines.
+//!
+//! # Global order under concurrent writers
+//!
+//! PostgreSQL hands out identity values when a row is inserted, not when its transaction
+//! commits. With two writers, position 12 can commit while position 11 is still in flight;
+//! a reader that saw 12 and moved its cursor past it would never see 11. Recording each
+//! row's transaction id and reading only rows older than the oldest running transaction
+//! (`pg_snapshot_xmin(pg_current_snapshot())`) is not enough on its own: a transaction
+//! with an older id can still take a *larger* position than a younger one, so a reader
+//! that orders by position must also order by transaction id, and then subscribers no
+//! longer see global-position order.
+//!
+//! This store therefore makes positions follow commit order: every append takes a
+//! transaction-scoped advisory lock of its schema (`pg_advisory_xact_lock`) before it
+//! reads the stream version and inserts, and holds it until its commit is visible. A
+//! committed position `p` thus implies that every smaller position is committed (or was
+//! rolled back and is a gap no one will ever fill), so `read_all` and every catch-up can
+//! page by position with no sleep and no gap timeout. The price is that appends to one
+//! schema are serialized for the few statements of the append (like SQLite's write
+//! lock); reads never wait for it. Rows written around this store (raw SQL without the
+//! lock) lose the guarantee.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::error::{Error, Result};
+use crate::registry::EventRegistry;
+
+mod bus;
+mod checkpoint;
+mod dlq;
+mod events;
+mod outbox;
+mod row;
+mod schema;
+mod snapshot;
+
+pub use bus::PostgresEventBus;
+
+/// The schema used when none is configured.
+pub const DEFAULT_SCHEMA: &str = "public";
+
+/// Longest schema name: the notification channel `eventsource_<schema>` must stay within
+/// PostgreSQL's 63-byte identifiers.
+const MAX_SCHEMA_LEN: usize = 48;
+
+/// Options of a [`PostgresEventStore`]; [`PostgresStoreOptions::connect`] connects.
+///
+/// ```no_run
+/// # async fn f() -> eventsource::Result<()> {
+/// use eventsource::PostgresEventStore;
+///
+/// let store = PostgresEventStore::options("postgres://app@localhost/app")
+///     .schema("billing")
+///     .max_connections(20)
+///     .connect()
+///     .await?;
+/// store.initialize().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresStoreOptions {
+    url: String,
+    schema: String,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    registry: Option<Arc<EventRegistry>>,
+    outbox: bool,
+}
+
+impl PostgresStoreOptions {
+    /// Options for the database at `url` (`postgres://user:password@host:port/database`,
+    /// or `postgres:///database?host=/run/postgresql` for a unix socket), with the
+    /// defaults: schema `public`, at most 10 connections, a 30 s acquire timeout, the
+    /// global registry, no outbox.
+    pub fn new(url: impl Into<String>) -> Self {
+        PostgresStoreOptions {
+            url: url.into(),
+            schema: DEFAULT_SCHEMA.to_owned(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(30),
+            registry: None,
+            outbox: false,
+        }
+    }
+
+    /// The schema that holds the tables (created by `initialize` when missing), so that
+    /// several applications can share one database. A letter or `_`, then letters, digits
+    /// and `_`, at most 48 bytes.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// The size of the connection pool (at least 1). A [`PostgresEventBus`] keeps one of
+    /// them for `LISTEN`.
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// How long an operation waits for a free connection (or for the server to accept
+    /// one) before it fails.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The registry that decodes events read back (default: [`EventRegistry::global`]).
+    pub fn registry(mut self, registry: Arc<EventRegistry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Writes an `event_outbox` entry for every appended event in the append's
+    /// transaction (see [`crate::OutboxStore`], [`crate::OutboxRelay`]).
+    pub fn outbox(mut self, on: bool) -> Self {
+        self.outbox = on;
+        self
+    }
+
+    fn check(&self) -> Result<PgConnectOptions> {
+        let invalid = |message: String| Err(Error::InvalidConfiguration { message });
+        if !valid_schema_name(&self.schema) {
+            return invalid(format!(
+                "schema name {:?} is not a plain identifier (a letter or `_`, then letters, digits or `_`, at most {MAX_SCHEMA_LEN} bytes)",
+                self.schema
+            ));
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections must be at least 1".into());
+        }
+        if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
+            return invalid(format!(
+                "`{}` is not a PostgreSQL URL (postgres://user:password@host:port/database)",
+                redact(&self.url)
+            ));
+        }
+        if self.acquire_timeout.is_zero() {
+            return invalid("acquire_timeout must be positive".into());
+        }
+        PgConnectOptions::from_str(&self.url)
+            .map(|options| options.application_name("eventsource"))
+            .or_else(|e| invalid(format!("invalid PostgreSQL URL: {e}")))
+    }
+
+    /// Connects (the server must be reachable). Call [`PostgresEventStore::initialize`]
+    /// to create the schema.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] for invalid options or URL; [`Error::Connection`]
+    /// when the server cannot be reached or refuses the login.
+    pub async fn connect(self) -> Result<PostgresEventStore> {
+        let connect = self.check()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| Error::Connection {
+                database: redact(&self.url),
+                source: Box::new(e),
+            })?;
+        Ok(self.with_pool(pool))
+    }
+
+    /// A store on an existing pool (its size and timeouts are the pool's; the URL of
+    /// these options is not used).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] for an invalid schema name.
+    pub fn open_with_pool(self, pool: PgPool) -> Result<PostgresEventStore> {
+        if !valid_schema_name(&self.schema) {
+            return Err(Error::InvalidConfiguration {
+                message: format!("schema name {:?} is not a plain identifier", self.schema),
+            });
+        }
+        Ok(self.with_pool(pool))
+    }
+
+    fn with_pool(self, pool: PgPool) -> PostgresEventStore {
+        let tables = Tables::new(&self.schema);
+        PostgresEventStore {
+            pool,
+            registry: self.registry.unwrap_or_else(EventRegistry::global),
+            database: redact(&self.url),
+            tables: Arc::new(tables),
+            outbox: self.outbox,
+        }
+    }
+}
+
+/// `true` for a schema name this store accepts (and can splice into SQL unquoted-safe).
+fn valid_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    first_ok && name.len() <= MAX_SCHEMA_LEN && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The qualified table names, the notification channel and the append lock of a schema.
+#[derive(Debug)]
+pub(crate) struct Tables {
+    schema: String,
+    events: String,
+    outbox: String,
+    checkpoints: String,
+    dead_letters: String,
+    snapshots: String,
+    /// The `LISTEN/NOTIFY` channel announcing committed appends.
+    channel: String,
+    /// The advisory lock (two 32-bit keys) that orders appends by commit.
+    append_lock: (i32, i32),
+}
+
+impl Tables {
+    fn new(schema: &str) -> Self {
+        let qualified = |table: &str| format!("\"{schema}\".{table}");
+        let hash = fnv1a(format!("eventsource:{schema}").as_bytes());
+        Tables {
+            schema: schema.to_owned(),
+            events: qualified("events"),
+            outbox: qualified("event_outbox"),
+            checkpoints: qualified("projection_checkpoints"),
+            dead_letters: qualified("dead_letter_queue"),
+            snapshots: qualified("snapshots"),
+            channel: format!("eventsource_{schema}"),
+            // 0x4553 ('E', 'S') as the first key keeps clear of an application's own
+            // single-key locks.
+            append_lock: (0x4553, hash as i32),
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: a stable hash (not keyed per process like std's).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// An event store in a PostgreSQL database, shared by any number of processes.
+///
+/// One value owns the connection pool; clones share it. [`initialize`](Self::initialize)
+/// creates the schema: the `events`, `event_outbox`, `projection_checkpoints`,
+/// `dead_letter_queue` and `snapshots` tables, with native `UUID`, `JSONB`,
+/// `TIMESTAMPTZ` and `BIGINT` identity columns. Optimistic concurrency is enforced by an
+/// append lock per schema and the unique `(aggregate_id, aggregate_type, version)` key;
+/// positions follow commit order (see the [module docs](self)), and every append
+/// notifies the channel `eventsource_<schema>` on commit, which [`PostgresEventBus`]
+/// listens to.
+#[derive(Debug, Clone)]
+pub struct PostgresEventStore {
+    pool: PgPool,
+    registry: Arc<EventRegistry>,
+    database: String,
+    tables: Arc<Tables>,
+    outbox: bool,
+}
+
+impl PostgresEventStore {
+    /// Connects to `url` with the default options.
+    ///
+    /// # Errors
+    /// See [`PostgresStoreOptions::connect`].
+    pub async fn connect(url: impl Into<String>) -> Result<Self> {
+        PostgresStoreOptions::new(url).connect().await
+    }
+
+    /// Options to connect to `url` with.
+    pub fn options(url: impl Into<String>) -> PostgresStoreOptions {
+        PostgresStoreOptions::new(url)
+    }
+
+    /// Creates the schema, tables and indexes that do not exist yet; safe to call any
+    /// number of times, from any number of processes at once.
+    ///
+    /// # Errors
+    /// [`Error::SchemaMismatch`] when an `events` table exists without the event store's
+    /// columns; [`Error::StoreClosed`]; database errors.
+    pub async fn initialize(&self) -> Result<()> {
+        schema::initialize(self).await
+    }
+
+    /// Closes every connection; later operations fail with [`Error::StoreClosed`], and a
+    /// [`PostgresEventBus`] on this store stops.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// `true` until [`close`](Self::close) is called.
+    pub fn is_connected(&self) -> bool {
+        !self.pool.is_closed()
+    }
+
+    /// The database URL, with the password masked.
+    pub fn url(&self) -> &str {
+        &self.database
+    }
+
+    /// The schema holding the tables.
+    pub fn schema(&self) -> &str {
+        &self.tables.schema
+    }
+
+    /// The `LISTEN/NOTIFY` channel on which committed appends are announced (the payload
+    /// is the global position of the batch's last event).
+    pub fn notification_channel(&self) -> &str {
+        &self.tables.channel
+    }
+
+    /// The registry that decodes events read back.
+    pub fn registry(&self) -> &Arc<EventRegistry> {
+        &self.registry
+    }
+
+    /// This store reading with another registry, on the same pool.
+    pub fn with_registry(&self, registry: Arc<EventRegistry>) -> Self {
+        PostgresEventStore {
+            registry,
+            ..self.clone()
+        }
+    }
+
+    /// The connection pool, for read models that live in the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        if self.pool.is_closed() {
+            Err(Error::StoreClosed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Maps a sqlx error to [`Error`]: one place for every operation of this backend.
+fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| match e {
+        sqlx::Error::PoolClosed => Error::StoreClosed,
+        other => Error::Database {
+            operation,
+            source: Box::new(other),
+        },
+    }
+}
+
+/// `true` for a violation of a unique key.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        for ok in ["public", "billing_v2", "_x", "A1"] {
+            assert!(valid_schema_name(ok), "{ok}");
+        }
+        for bad in ["", "1abc", "a-b", "a\"b", "a b", "é", &"x".repeat(49)] {
+            assert!(!valid_schema_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://app:secret@db:5432/app"),
+            "postgres://app:***@db:5432/app"
+        );
+        assert_eq!(redact("postgres://app@db/app"), "postgres://app@db/app");
+        assert_eq!(redact("postgres:///app"), "postgres:///app");
+    }
+
+    #[test]
+    fn lock_keys_differ_by_schema_and_are_stable() {
+        assert_eq!(Tables::new("a").append_lock, Tables::new("a").append_lock);
+        assert_ne!(Tables::new("a").append_lock, Tables::new("b").append_lock);
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+    }
+}

@@ -1,0 +1,78 @@
+//! Schema creation on PostgreSQL.
+
+use super::{db_error, PostgresEventStore};
+use crate::error::{Error, Result};
+
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// Columns the `events` table must have for this store to use it.
+const REQUIRED_COLUMNS: [&str; 15] = [
+    "global_position",
+    "event_id",
+    "aggregate_id",
+    "aggregate_type",
+    "event_type",
+    "event_version",
+    "tenant_id",
+    "actor_id",
+    "version",
+    "timestamp",
+    "payload",
+    "metadata",
+    "correlation_id",
+    "causation_id",
+    "created_at",
+];
+
+pub(super) async fn initialize(store: &PostgresEventStore) -> Result<()> {
+    let span =
+        tracing::debug_span!("initialize", backend = "postgres", schema = %store.tables.schema);
+    tracing::Instrument::instrument(initialize_schema(store), span).await
+}
+
+async fn initialize_schema(store: &PostgresEventStore) -> Result<()> {
+    store.ensure_open()?;
+    const OP: &str = "initialize";
+    let mut tx = store.pool.begin().await.map_err(db_error(OP))?;
+    // `CREATE ... IF NOT EXISTS` is not safe against itself running at the same moment in
+    // another session: serialize initializations of this schema.
+    let (class, object) = store.tables.append_lock;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(class)
+        .bind(object.wrapping_add(1))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(OP))?;
+    let ddl = SCHEMA.replace("__SCHEMA__", &format!("\"{}\"", store.tables.schema));
+    let (tables, indexes) = ddl.split_once("-- @indexes").unwrap_or((&ddl, ""));
+    sqlx::raw_sql(tables)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(OP))?;
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'events'",
+    )
+    .bind(&store.tables.schema)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_error(OP))?;
+    let missing: Vec<&str> = REQUIRED_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !columns.iter().any(|have| have == c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::SchemaMismatch {
+            table: format!("{}.events", store.tables.schema),
+            detail: format!(
+                "missing columns {}; this table is not an eventsource event store",
+                missing.join(", ")
+            ),
+        });
+    }
+    sqlx::raw_sql(indexes)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(OP))?;
+    tx.commit().await.map_err(db_error(OP))
+}
