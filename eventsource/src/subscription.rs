@@ -719,7 +719,10 @@ impl Worker {
         }
         let caught_up = read_error.is_none() && read < config.batch_size;
         if caught_up {
-            // Every handled event up to `head` was in this read.
+            // Every handled event up to `head` was in this read: `head` was read first,
+            // and every store makes positions follow commit order (memory and SQLite by
+            // their write lock, PostgreSQL by its append lock), so no event at or below
+            // `head` can commit later.
             *position = (*position).max(head);
         }
         let last = last_event
