@@ -1,5 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+/// The throwaway PostgreSQL server of the tests and the PostgreSQL examples' own tests.
+/// Not part of any API.
+#[cfg(feature = "postgres")]
+#[doc(hidden)]
+pub mod postgres_harness;
+
 /// Helpers shared by the examples' own tests. Not part of any API.
 #[doc(hidden)]
 pub mod example_support {

@@ -239,6 +239,14 @@ pub enum Error {
         detail: String,
     },
 
+    /// A migration between stores cannot go on, or its result does not match its source
+    /// (see `migrate_sqlite_to_postgres`). Nothing is deleted on either side.
+    #[error("migration failed: {message}")]
+    Migration {
+        /// What does not fit.
+        message: String,
+    },
+
     /// The database reported an error.
     #[error("database error during {operation}: {source}")]
     Database {

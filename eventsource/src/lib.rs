@@ -48,6 +48,8 @@ pub mod dlq;
 mod envelope;
 mod error;
 mod event;
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+pub mod migrate;
 pub mod outbox;
 pub mod prelude;
 pub mod projection;
@@ -73,6 +75,10 @@ pub use dlq::{
 pub use envelope::{EventEnvelope, NewEvent};
 pub use error::{BoxError, Error, Result};
 pub use event::{AnyEvent, DomainEvent, EventPayload, RawEvent};
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
+pub use migrate::{
+    migrate_sqlite_to_postgres, MigrationOptions, MigrationProgress, MigrationReport,
+};
 pub use outbox::{
     BusOutboxPublisher, OutboxEntry, OutboxPublisher, OutboxRelay, OutboxRelayHandle, OutboxStatus,
     OutboxStore, RelayRound,

@@ -34,6 +34,8 @@ mod bus;
 mod checkpoint;
 mod dlq;
 mod events;
+#[cfg(feature = "sqlite")]
+mod import;
 mod outbox;
 mod row;
 mod schema;
@@ -253,7 +255,12 @@ impl Tables {
 
 /// FNV-1a, 64 bits: a stable hash (not keyed per process like std's).
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+    fnv1a_extend(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+/// Continues an FNV-1a hash over more bytes.
+pub(crate) fn fnv1a_extend(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }

@@ -324,6 +324,15 @@ impl SqliteEventStore {
         &self.registry
     }
 
+    /// This store reading with another registry, on the same pool (e.g. an empty
+    /// [`EventRegistry::new`] reads every payload as raw JSON, exactly as stored).
+    pub fn with_registry(&self, registry: Arc<EventRegistry>) -> Self {
+        SqliteEventStore {
+            registry,
+            ..self.clone()
+        }
+    }
+
     /// The connection pool, for read models that live in the same database.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
