@@ -48,7 +48,7 @@ pub struct PostgresEventBus {
 #[derive(Debug)]
 struct Shared {
     task: JoinHandle<()>,
-    reconnects: AtomicU64,
+    losses: AtomicU64,
     delivered: AtomicU64,
 }
 
@@ -94,16 +94,17 @@ impl PostgresEventBus {
             };
             Shared {
                 task: tokio::spawn(relay.run(listener)),
-                reconnects: AtomicU64::new(0),
+                losses: AtomicU64::new(0),
                 delivered: AtomicU64::new(0),
             }
         });
         Ok(PostgresEventBus { sender, shared })
     }
 
-    /// How often the `LISTEN` connection was lost and re-established.
-    pub fn reconnects(&self) -> u64 {
-        self.shared.reconnects.load(Ordering::Relaxed)
+    /// How often the `LISTEN` connection was lost (each loss is followed by reconnection
+    /// attempts until the server answers again).
+    pub fn connection_losses(&self) -> u64 {
+        self.shared.losses.load(Ordering::Relaxed)
     }
 
     /// Events delivered to this process's subscribers so far.
@@ -147,23 +148,34 @@ struct Relay {
 impl Relay {
     async fn run(mut self, mut listener: PgListener) {
         let mut pause = Duration::from_millis(50);
+        let mut connected = true;
         loop {
             match listener.try_recv().await {
                 Ok(Some(_)) => {
                     // Every notification means "read after your position": coalesce.
                     while listener.next_buffered().is_some() {}
                     pause = Duration::from_millis(50);
+                    connected = true;
                 }
                 Ok(None) => {
                     // The connection was lost and is re-established: notifications sent
                     // meanwhile are gone, the store has the events.
-                    self.count_reconnect();
+                    if connected {
+                        self.count_loss();
+                    }
+                    connected = true;
                     tracing::info!("event bus: LISTEN connection re-established");
                 }
                 Err(sqlx::Error::PoolClosed) => return,
                 Err(error) => {
                     if self.store.pool().is_closed() {
                         return;
+                    }
+                    // E.g. the server shutting down, or refusing while it starts: the
+                    // next `try_recv` reconnects and listens again.
+                    if connected {
+                        self.count_loss();
+                        connected = false;
                     }
                     tracing::warn!(%error, "event bus: LISTEN connection lost; reconnecting");
                     tokio::time::sleep(pause).await;
@@ -185,9 +197,9 @@ impl Relay {
         }
     }
 
-    fn count_reconnect(&self) {
+    fn count_loss(&self) {
         if let Some(shared) = self.shared.upgrade() {
-            shared.reconnects.fetch_add(1, Ordering::Relaxed);
+            shared.losses.fetch_add(1, Ordering::Relaxed);
         }
     }
 
