@@ -11,6 +11,7 @@
 use std::error::Error;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use eventsource::prelude::*;
 use eventsource::{migrate_sqlite_to_postgres, MigrationOptions, PostgresEventStore};
@@ -54,17 +55,20 @@ async fn demo_source(path: &Path) -> eventsource::Result<SqliteEventStore> {
     Ok(store)
 }
 
-async fn run(
+async fn run<W: Write + Send + 'static>(
     sqlite_path: &Path,
     postgres_url: &str,
     schema: &str,
-    out: &mut (dyn Write + Send),
+    out: Arc<Mutex<W>>,
 ) -> Result<(), Box<dyn Error>> {
-    writeln!(
-        out,
+    let print = move |line: String| {
+        let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = writeln!(out, "{line}");
+    };
+    print(format!(
         "Starting migration from {} to PostgreSQL...",
         sqlite_path.display()
-    )?;
+    ));
     let source = if sqlite_path.exists() {
         SqliteEventStore::open(sqlite_path).await?
     } else {
@@ -76,30 +80,25 @@ async fn run(
         .await?;
     target.initialize().await?;
 
-    let (sender, receiver) = std::sync::mpsc::channel();
+    let progress = print.clone();
     let report = migrate_sqlite_to_postgres(
         &source,
         &target,
         MigrationOptions::new()
             .batch_size(1000)
             .on_progress(move |p| {
-                let _ = sender.send(format!("Migrated {} of {} events...", p.read, p.total));
+                progress(format!("Migrated {} of {} events...", p.read, p.total));
             }),
     )
     .await?;
-    for line in receiver.try_iter() {
-        writeln!(out, "{line}")?;
-    }
-    writeln!(
-        out,
+    print(format!(
         "Migration complete: {} events transferred ({} already there)",
         report.copied, report.skipped
-    )?;
-    writeln!(
-        out,
+    ));
+    print(format!(
         "Verified: {} events on both sides, checksum {}",
         report.target_events, report.checksum
-    )?;
+    ));
     source.close().await;
     target.close().await;
     Ok(())
@@ -117,7 +116,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         None => std::env::temp_dir().join(format!("migrate-demo-{}.db", Uuid::new_v4())),
     };
     let schema = std::env::var("EVENTSOURCE_SCHEMA").unwrap_or_else(|_| "public".into());
-    run(&path, &url, &schema, &mut std::io::stdout()).await
+    let stdout = Arc::new(Mutex::new(std::io::stdout()));
+    run(&path, &url, &schema, stdout).await
 }
 
 #[cfg(test)]
@@ -150,20 +150,20 @@ Verified: 2500 events on both sides, checksum [HEX]
         let dir = std::env::temp_dir().join(format!("eventsource-migrate-{}", Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let schema = format!("m_{}", Uuid::new_v4().simple());
-        let mut out = Vec::new();
-        run(&dir.join("events.db"), server.url(), &schema, &mut out)
+        let out = Arc::new(Mutex::new(Vec::new()));
+        run(&dir.join("events.db"), server.url(), &schema, out.clone())
             .await
             .unwrap();
-        let text = String::from_utf8(out)
+        let text = String::from_utf8(out.lock().unwrap().clone())
             .unwrap()
             .replace(&dir.display().to_string(), ".");
         assert_eq!(mask_checksum(&text), EXPECTED);
         // Run again: resumable, so everything is skipped and verified once more.
-        let mut out = Vec::new();
-        run(&dir.join("events.db"), server.url(), &schema, &mut out)
+        let out = Arc::new(Mutex::new(Vec::new()));
+        run(&dir.join("events.db"), server.url(), &schema, out.clone())
             .await
             .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
         assert!(
             text.contains("0 events transferred (2500 already there)"),
             "{text}"

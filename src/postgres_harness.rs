@@ -10,6 +10,7 @@
 //!
 //! Each test works in a schema of its own, so tests run in parallel on one server.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -103,8 +104,15 @@ impl Cluster {
     }
 
     fn pg_ctl(&self, args: &[&str]) {
-        let status = self
-            .command("pg_ctl")
+        assert!(
+            self.try_pg_ctl(args),
+            "pg_ctl {args:?} failed; see {}",
+            self.dir.join("server.log").display()
+        );
+    }
+
+    fn try_pg_ctl(&self, args: &[&str]) -> bool {
+        self.command("pg_ctl")
             .arg("-D")
             .arg(self.data())
             .arg("-l")
@@ -112,12 +120,8 @@ impl Cluster {
             .args(args)
             .stdout(Stdio::null())
             .status()
-            .expect("run pg_ctl");
-        assert!(
-            status.success(),
-            "pg_ctl {args:?} failed; see {}",
-            self.dir.join("server.log").display()
-        );
+            .expect("run pg_ctl")
+            .success()
     }
 }
 
@@ -144,6 +148,16 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// Not root, or root with a `postgres` user to run the server as.
+fn can_run_server() -> bool {
+    !is_root()
+        || Command::new("id")
+            .arg("-u")
+            .arg("postgres")
+            .output()
+            .is_ok_and(|o| o.status.success())
 }
 
 fn free_port() -> u16 {
@@ -190,13 +204,22 @@ fn start_cluster(bin: PathBuf) -> PgServer {
             .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]),
         "initdb",
     );
-    let port = free_port();
-    let options = format!(
-        "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='{}' \
-         -c max_connections=400 -c fsync=off -c full_page_writes=off",
-        dir.display()
+    // TCP only (a unix socket path in a long TMPDIR can exceed the 107-byte limit). The
+    // port is free when picked; another process may take it first: try again.
+    let mut port = 0;
+    let started = (0..3).any(|_| {
+        port = free_port();
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' \
+             -c max_connections=400 -c fsync=off -c full_page_writes=off"
+        );
+        cluster.try_pg_ctl(&["start", "-w", "-t", "60", "-o", &options])
+    });
+    assert!(
+        started,
+        "the test PostgreSQL server did not start; see {}",
+        dir.join("server.log").display()
     );
-    cluster.pg_ctl(&["start", "-w", "-t", "60", "-o", &options]);
     // The watchdog: when this process is gone, stop the cluster and remove its dir.
     let stop = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {ctl} -D '{data}' -m immediate -w stop >/dev/null 2>&1; rm -rf '{dir}'",
@@ -209,7 +232,10 @@ fn start_cluster(bin: PathBuf) -> PgServer {
         data = cluster.data().display(),
         dir = dir.display(),
     );
+    // In a process group of its own: a CI timeout that kills the tests' group still
+    // leaves the watchdog to stop the server.
     Command::new("sh")
+        .process_group(0)
         .arg("-c")
         .arg(stop)
         .stdin(Stdio::null())
@@ -225,7 +251,7 @@ fn start_cluster(bin: PathBuf) -> PgServer {
 
 fn unavailable() -> Option<PgServer> {
     let message = format!(
-        "PostgreSQL tests SKIPPED: no PostgreSQL binaries (initdb, pg_ctl) found and {URL_VAR} is not set"
+        "PostgreSQL tests SKIPPED: no PostgreSQL binaries (initdb, pg_ctl) found (or, as root, no `postgres` user to run them as) and {URL_VAR} is not set"
     );
     if std::env::var("EVENTSOURCE_REQUIRE_POSTGRES").as_deref() == Ok("1") {
         panic!("{message}, but EVENTSOURCE_REQUIRE_POSTGRES=1");
@@ -241,8 +267,8 @@ pub fn server() -> Option<&'static PgServer> {
         .get_or_init(|| match std::env::var(URL_VAR) {
             Ok(url) if !url.is_empty() => Some(PgServer { url, cluster: None }),
             _ => match find_binaries() {
-                Some(bin) => Some(start_cluster(bin)),
-                None => unavailable(),
+                Some(bin) if can_run_server() => Some(start_cluster(bin)),
+                _ => unavailable(),
             },
         })
         .as_ref()
@@ -252,8 +278,8 @@ pub fn server() -> Option<&'static PgServer> {
 /// start one (no binaries, or an external server: said loudly).
 pub fn dedicated_server() -> Option<PgServer> {
     match find_binaries() {
-        Some(bin) => Some(start_cluster(bin)),
-        None => {
+        Some(bin) if can_run_server() => Some(start_cluster(bin)),
+        _ => {
             eprintln!("\n*** a test needing its own PostgreSQL cluster is SKIPPED: no PostgreSQL binaries ***\n");
             unavailable()
         }

@@ -12,7 +12,8 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use eventsource::prelude::*;
 use eventsource::{
-    migrate_sqlite_to_postgres, Error, MigrationOptions, MigrationProgress, SqliteEventStore,
+    migrate_sqlite_to_postgres, CheckpointStore, Error, MigrationOptions, MigrationProgress,
+    SqliteEventStore,
 };
 use futures::TryStreamExt;
 use support::postgres::server;
@@ -81,6 +82,20 @@ async fn every_event_is_copied_as_it_was_and_verified() {
     let Some(server) = server() else { return };
     let dir = TempDir::new();
     let sqlite = source(&dir, 20).await;
+    // Every digit of a number is kept: the payload goes over as text.
+    let long_number = "123456789012345678901234567890.000000000000000000001";
+    sqlx::query(&format!(
+        "UPDATE events SET payload = '{{\"n\": {long_number}, \"text\": \"kept as stored\"}}' \
+         WHERE global_position = 2"
+    ))
+    .execute(sqlite.pool())
+    .await
+    .unwrap();
+    let last_of_first = all(&sqlite).await[0].event_id();
+    sqlite
+        .save_progress("ledger", 30, Some((last_of_first, "TaskCreated")), 30)
+        .await
+        .unwrap();
     let postgres = server.store().await;
     let reports = Arc::new(Mutex::new(Vec::<MigrationProgress>::new()));
     let sink = reports.clone();
@@ -94,7 +109,10 @@ async fn every_event_is_copied_as_it_was_and_verified() {
     .await
     .unwrap();
     assert_eq!((report.source_events, report.target_events), (60, 60));
-    assert_eq!((report.copied, report.skipped), (60, 0));
+    assert_eq!(
+        (report.copied, report.skipped, report.checkpoints),
+        (60, 0, 1)
+    );
     assert_eq!(report.checksum.len(), 16);
     let reports = reports.lock().unwrap().clone();
     assert_eq!(reports.len(), 9, "60 events in batches of 7");
@@ -112,6 +130,19 @@ async fn every_event_is_copied_as_it_was_and_verified() {
         same(a, b);
     }
     assert!(to[0].is_typed(), "registered types decode in the target");
+    let n: String = sqlx::query_scalar(&format!(
+        "SELECT payload->>'n' FROM \"{}\".events WHERE global_position = 2",
+        postgres.schema()
+    ))
+    .fetch_one(postgres.pool())
+    .await
+    .unwrap();
+    assert_eq!(n, long_number);
+    let (a, b) = (
+        sqlite.get_checkpoint("ledger").await.unwrap().unwrap(),
+        postgres.get_checkpoint("ledger").await.unwrap().unwrap(),
+    );
+    assert_eq!(a, b, "checkpoints are copied as they are");
     assert_eq!(to[1].raw().unwrap().payload["text"], "kept as stored");
 
     // The target goes on where the source stopped: positions and stream versions.

@@ -209,6 +209,13 @@ async fn writers_in_other_processes_reach_a_live_subscriber_through_notify() {
     manager.stop().await;
     let seen = ledger.projection().lock().await.seen.clone();
     assert_exactly_once_in_order(&store, &seen).await;
+    // The bus relays on its own schedule: give it time to catch up, then check it
+    // delivered each event once (never twice).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while bus.delivered() < written && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         bus.delivered(),
         written,

@@ -258,3 +258,98 @@ async fn text_postgres_cannot_store_is_an_error_not_a_loss() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_read_committed_data_whatever_the_default_isolation() {
+    let Some(server) = server() else { return };
+    // A server or role whose default is SERIALIZABLE: a snapshot taken before the append
+    // lock is granted would miss the previous append, and `Any` would conflict.
+    let url = format!(
+        "{}?options[default_transaction_isolation]=serializable",
+        server.url()
+    );
+    let schema = server
+        .options()
+        .connect()
+        .await
+        .unwrap()
+        .schema()
+        .to_owned();
+    let store = PostgresEventStore::options(url)
+        .schema(schema)
+        .max_connections(8)
+        .connect()
+        .await
+        .unwrap();
+    store.initialize().await.unwrap();
+    let level: String = sqlx::query_scalar("SHOW default_transaction_isolation")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(level, "serializable");
+    let id = Uuid::new_v4();
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..15 {
+                    store
+                        .append_events(
+                            id,
+                            "Task",
+                            vec![created(&format!("{w}-{i}"))],
+                            ExpectedVersion::Any,
+                        )
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert_eq!(store.get_stream_version(id, "Task").await.unwrap(), 90);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initialize_runs_no_ddl_once_the_schema_exists() {
+    let Some(server) = server() else { return };
+    let store = server.store().await;
+    // A role that may use the tables but not create anything.
+    let role = format!("app_{}", Uuid::new_v4().simple());
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE {role} LOGIN; \
+         GRANT USAGE ON SCHEMA \"{0}\" TO {role}; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{0}\" TO {role};",
+        store.schema()
+    ))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let url = server.url().replacen("postgres@", &format!("{role}@"), 1);
+    let app = PostgresEventStore::options(url)
+        .schema(store.schema())
+        .connect()
+        .await
+        .unwrap();
+    app.initialize().await.unwrap();
+    app.append_events(
+        Uuid::new_v4(),
+        "Task",
+        vec![created("by the app role")],
+        ExpectedVersion::NoStream,
+    )
+    .await
+    .unwrap();
+    // Where the schema does not exist, the same role cannot create it: a typed error.
+    let denied =
+        PostgresEventStore::options(server.url().replacen("postgres@", &format!("{role}@"), 1))
+            .schema(format!("{}_new", store.schema()))
+            .connect()
+            .await
+            .unwrap()
+            .initialize()
+            .await;
+    assert!(matches!(denied, Err(Error::Database { .. })), "{denied:?}");
+}

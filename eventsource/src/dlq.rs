@@ -95,6 +95,23 @@ pub struct DeadLetterStatistics {
     pub failed_by_projection: BTreeMap<String, u64>,
 }
 
+impl DeadLetterStatistics {
+    /// Adds `count` dead letters of `projection` in `status`.
+    pub(crate) fn add(&mut self, projection: &str, status: DeadLetterStatus, count: u64) {
+        self.total += count;
+        match status {
+            DeadLetterStatus::Failed => {
+                self.failed += count;
+                *self
+                    .failed_by_projection
+                    .entry(projection.to_owned())
+                    .or_default() += count;
+            }
+            DeadLetterStatus::Resolved => self.resolved += count,
+        }
+    }
+}
+
 /// Where dead letters are kept: one per event and projection (a new failure of the same
 /// pair updates it).
 #[async_trait]
@@ -296,17 +313,7 @@ impl DeadLetterStore for InMemoryDeadLetterStore {
         let letters = self.letters.read().unwrap_or_else(PoisonError::into_inner);
         let mut stats = DeadLetterStatistics::default();
         for letter in letters.iter() {
-            stats.total += 1;
-            match letter.status {
-                DeadLetterStatus::Failed => {
-                    stats.failed += 1;
-                    *stats
-                        .failed_by_projection
-                        .entry(letter.failed.projection_name.clone())
-                        .or_default() += 1;
-                }
-                DeadLetterStatus::Resolved => stats.resolved += 1,
-            }
+            stats.add(&letter.failed.projection_name, letter.status, 1);
         }
         Ok(stats)
     }

@@ -1,14 +1,17 @@
 //! Moving an event store from SQLite to PostgreSQL: [`migrate_sqlite_to_postgres`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use serde_json::Value;
 
+use crate::checkpoint::CheckpointStore;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::postgres::fnv1a_extend;
+use crate::store::sql::{db_error, to_i64, to_u64};
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
 use crate::{PostgresEventStore, SqliteEventStore};
@@ -90,6 +93,8 @@ pub struct MigrationReport {
     pub copied: u64,
     /// Events found in the target already and skipped.
     pub skipped: u64,
+    /// Projection checkpoints copied (their positions are valid in the target).
+    pub checkpoints: u64,
     /// The checksum of every event's ids, positions, versions, types, timestamps,
     /// metadata and payload, equal on both sides (FNV-1a, 64 bits, hex).
     pub checksum: String,
@@ -99,17 +104,24 @@ pub struct MigrationReport {
 ///
 /// Event ids, global positions, stream versions, timestamps (of the event and of its
 /// storage), tenants, actors, correlation and causation ids, metadata and payloads are
-/// kept as they are, so checkpoints of projections stay valid. Payloads are copied as
-/// stored (read as raw JSON, never through the Rust types). Events go over in global
-/// order, `batch_size` per transaction.
+/// kept as they are. Payloads go over as the JSON text SQLite holds (never through the
+/// Rust types, so every digit of a number is kept; `JSONB` then orders keys its way).
+/// Events go over in global order, `batch_size` per transaction. Projection checkpoints
+/// are copied too: they name global positions, which are kept. Snapshots, dead letters
+/// and outbox entries are not (snapshots are rebuilt from the events; resolve dead letters
+/// and drain the outbox before migrating).
 ///
 /// Resumable: events whose id is already in the target at the same position are skipped,
 /// so running it again after an interruption finishes the job. The target schema must
-/// otherwise be empty: run `target.initialize()` first, and stop writes to the source
+/// otherwise be empty (anything else is refused before a row is written): run
+/// `target.initialize()` first, and stop writes to the source
 /// (the seeds' migration checklist) so the verification compares like with like.
 ///
 /// At the end it counts and checksums both stores and fails with [`Error::Migration`]
-/// when they differ. Neither store is changed by a failure beyond the batches written.
+/// when they differ. The checksum covers every envelope field, the positions and the
+/// payload and metadata JSON with keys sorted and numbers as `serde_json` reads them
+/// (to `f64` beyond 64-bit integers). Neither store is changed by a failure beyond the
+/// batches written.
 ///
 /// # Errors
 /// [`Error::CorruptEvent`] for a source row that cannot be read (the migration stops
@@ -131,6 +143,7 @@ pub async fn migrate_sqlite_to_postgres(
     let source = source.with_registry(raw.clone());
     let target = target.with_registry(raw);
     let total = count(&source).await?;
+    check_target_is_a_prefix(&source, &target).await?;
     let mut progress = MigrationProgress {
         read: 0,
         copied: 0,
@@ -145,7 +158,8 @@ pub async fn migrate_sqlite_to_postgres(
         let end = next.is_none();
         batch.extend(next);
         if batch.len() == options.batch_size || (end && !batch.is_empty()) {
-            let imported = target.import(&batch).await?;
+            let payloads = payload_texts(&source, &batch).await?;
+            let imported = target.import(&batch, &payloads).await?;
             progress.read += batch.len() as u64;
             progress.copied += imported.copied;
             progress.skipped += imported.skipped;
@@ -168,7 +182,86 @@ pub async fn migrate_sqlite_to_postgres(
             break;
         }
     }
-    verify(&source, &target, progress).await
+    // Checkpoints name global positions, which are kept: copied, they stay valid.
+    let checkpoints = source.get_all_checkpoints().await?;
+    for checkpoint in &checkpoints {
+        target.import_checkpoint(checkpoint).await?;
+    }
+    let mut report = verify(&source, &target, progress).await?;
+    report.checkpoints = checkpoints.len() as u64;
+    Ok(report)
+}
+
+/// The payloads of `batch` as the source stores them (JSON text), in batch order.
+async fn payload_texts(source: &SqliteEventStore, batch: &[StoredEvent]) -> Result<Vec<String>> {
+    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT global_position, payload FROM events WHERE global_position BETWEEN ? AND ?",
+    )
+    .bind(to_i64(first.global_position))
+    .bind(to_i64(last.global_position))
+    .fetch_all(source.pool())
+    .await
+    .map_err(db_error("migrate"))?;
+    let texts: HashMap<u64, String> = rows.into_iter().map(|(p, t)| (to_u64(p), t)).collect();
+    batch
+        .iter()
+        .map(|event| {
+            texts
+                .get(&event.global_position)
+                .cloned()
+                .ok_or_else(|| Error::Migration {
+                    message: format!(
+                        "the source event at position {} disappeared during the migration",
+                        event.global_position
+                    ),
+                })
+        })
+        .collect()
+}
+
+/// Refuses a target that holds anything but the first events of this source (what an
+/// interrupted run of this migration leaves).
+async fn check_target_is_a_prefix(
+    source: &SqliteEventStore,
+    target: &PostgresEventStore,
+) -> Result<()> {
+    let held = count(target).await?;
+    if held == 0 {
+        return Ok(());
+    }
+    let head = target.get_global_position().await?;
+    let refuse = |why: String| Error::Migration {
+        message: format!(
+            "the target holds {held} events up to position {head} that are not the start of \
+             this source ({why}); migrate into an empty schema"
+        ),
+    };
+    let in_source: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE global_position <= ?")
+            .bind(to_i64(head))
+            .fetch_one(source.pool())
+            .await
+            .map_err(db_error("migrate"))?;
+    if to_u64(in_source) != held {
+        return Err(refuse(format!(
+            "the source has {in_source} events up to there"
+        )));
+    }
+    let target_last = first_event(target, ReadOptions::new().backward().limit(1)).await?;
+    let source_at =
+        first_event(source, ReadOptions::new().from_position(head - 1).limit(1)).await?;
+    match (target_last, source_at) {
+        (Some(t), Some(s)) if t.event_id() == s.event_id() && s.global_position == head => Ok(()),
+        _ => Err(refuse(format!("the event at position {head} differs"))),
+    }
+}
+
+/// The first event `options` reads, if any.
+async fn first_event(store: &dyn EventStore, options: ReadOptions) -> Result<Option<StoredEvent>> {
+    store.read_all(options).next().await.transpose()
 }
 
 async fn count(store: &dyn EventStore) -> Result<u64> {
@@ -201,6 +294,7 @@ async fn verify(
         target_events,
         copied: progress.copied,
         skipped: progress.skipped,
+        checkpoints: 0,
         checksum: format!("{source_sum:016x}"),
     })
 }

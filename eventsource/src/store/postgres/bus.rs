@@ -25,7 +25,9 @@ use crate::stored::StoredEvent;
 /// is lost (server restart, network), the bus reconnects with a growing pause (up to 1 s)
 /// and then reads from the store everything after the last event it delivered, so no
 /// event is skipped; notifications sent meanwhile are not needed. [`crate::SubscriptionManager`]
-/// uses a bus only as a wake-up and keeps polling as the fallback while it is down.
+/// uses a bus only as a wake-up and keeps polling as the fallback while it is down. A
+/// connection that dies silently (a half-open TCP connection, no error reported) is only
+/// noticed when the operating system reports it; subscriptions' polling covers that time.
 ///
 /// [`EventBus::publish`] is a no-op here: the store announces every committed append
 /// itself, so publishing again would deliver events twice.
@@ -63,7 +65,8 @@ impl PostgresEventBus {
     /// to 1024 events per subscriber.
     ///
     /// # Errors
-    /// [`Error::StoreClosed`]; database errors when the first `LISTEN` fails.
+    /// [`Error::InvalidConfiguration`] for a store whose pool has fewer than 2
+    /// connections; [`Error::StoreClosed`]; database errors when the first `LISTEN` fails.
     pub async fn start(store: &PostgresEventStore) -> Result<Self> {
         Self::with_capacity(store, 1024).await
     }
@@ -75,6 +78,13 @@ impl PostgresEventBus {
     /// See [`start`](Self::start).
     pub async fn with_capacity(store: &PostgresEventStore, capacity: usize) -> Result<Self> {
         store.ensure_open()?;
+        if store.pool().options().get_max_connections() < 2 {
+            return Err(Error::InvalidConfiguration {
+                message: "a PostgresEventBus keeps one connection of the store's pool: give the \
+                          store at least 2 (max_connections)"
+                    .into(),
+            });
+        }
         let mut listener = PgListener::connect_with(store.pool())
             .await
             .map_err(db_error("listen"))?;
@@ -102,7 +112,7 @@ impl PostgresEventBus {
     }
 
     /// How often the `LISTEN` connection was lost (each loss is followed by reconnection
-    /// attempts until the server answers again).
+    /// attempts until the server answers again, then a read of what was missed).
     pub fn connection_losses(&self) -> u64 {
         self.shared.losses.load(Ordering::Relaxed)
     }
@@ -148,38 +158,33 @@ struct Relay {
 impl Relay {
     async fn run(mut self, mut listener: PgListener) {
         let mut pause = Duration::from_millis(50);
-        let mut connected = true;
         loop {
             match listener.try_recv().await {
                 Ok(Some(_)) => {
                     // Every notification means "read after your position": coalesce.
                     while listener.next_buffered().is_some() {}
                     pause = Duration::from_millis(50);
-                    connected = true;
                 }
                 Ok(None) => {
-                    // The connection was lost and is re-established: notifications sent
-                    // meanwhile are gone, the store has the events.
-                    if connected {
-                        self.count_loss();
-                    }
-                    connected = true;
+                    // sqlx lost the connection and re-established it (LISTEN included):
+                    // notifications sent meanwhile are gone, the store has the events.
+                    self.count_loss();
                     tracing::info!("event bus: LISTEN connection re-established");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
                 }
                 Err(sqlx::Error::PoolClosed) => return,
                 Err(error) => {
-                    if self.store.pool().is_closed() {
-                        return;
-                    }
-                    // E.g. the server shutting down, or refusing while it starts: the
-                    // next `try_recv` reconnects and listens again.
-                    if connected {
-                        self.count_loss();
-                        connected = false;
-                    }
+                    // E.g. the server shutting down: start over on a new connection, and
+                    // read the store only once it listens, so that nothing committed
+                    // between the read and the LISTEN can wait for a later notification.
+                    self.count_loss();
                     tracing::warn!(%error, "event bus: LISTEN connection lost; reconnecting");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
+                    drop(listener);
+                    match self.listen_again(&mut pause).await {
+                        Some(fresh) => listener = fresh,
+                        None => return,
+                    }
                 }
             }
             // Read what is new (or may be, after a reconnect) until a read succeeds.
@@ -193,6 +198,31 @@ impl Relay {
                         pause = (pause * 2).min(Duration::from_secs(1));
                     }
                 }
+            }
+        }
+    }
+
+    /// A new listener on the channel, retried with a growing pause until the server
+    /// answers; `None` once the store is closed.
+    async fn listen_again(&self, pause: &mut Duration) -> Option<PgListener> {
+        loop {
+            if self.store.pool().is_closed() {
+                return None;
+            }
+            tokio::time::sleep(*pause).await;
+            *pause = (*pause * 2).min(Duration::from_secs(1));
+            let listener = async {
+                let mut listener = PgListener::connect_with(self.store.pool()).await?;
+                listener.listen(self.store.notification_channel()).await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            match listener.await {
+                Ok(listener) => {
+                    tracing::info!("event bus: listening again");
+                    return Some(listener);
+                }
+                Err(sqlx::Error::PoolClosed) => return None,
+                Err(error) => tracing::debug!(%error, "event bus: reconnecting failed; retrying"),
             }
         }
     }

@@ -271,6 +271,16 @@ impl PostgresEventStore {
         }
     }
 
+    /// A transaction for an append, at READ COMMITTED whatever the server's default: each
+    /// statement after the append lock must see what the previous lock holder committed
+    /// (a REPEATABLE READ snapshot would be taken before the lock is granted).
+    pub(super) async fn begin_append(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(db_error("append_events"))
+    }
+
     /// Takes the schema's append lock in `conn`'s transaction (see the module docs).
     pub(super) async fn lock_appends(&self, conn: &mut PgConnection) -> Result<()> {
         let (class, object) = self.tables.append_lock;
@@ -383,11 +393,20 @@ impl EventStore for PostgresEventStore {
             let encoded = events
                 .iter()
                 .map(|e| {
+                    if i32::try_from(e.event_version()).is_err() {
+                        return Err(Error::InvalidInput {
+                            message: format!(
+                                "event_version {} of `{}` does not fit PostgreSQL's INTEGER column",
+                                e.event_version(),
+                                e.event_type()
+                            ),
+                        });
+                    }
                     self.registry.resolve(e.payload.clone())?;
                     encode(e)
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let mut tx = self.pool.begin().await.map_err(db_error(OP))?;
+            let mut tx = self.begin_append().await?;
             self.lock_appends(&mut tx).await?;
             let stored = self
                 .stored_positions(&mut tx, &events, aggregate_id, aggregate_type)

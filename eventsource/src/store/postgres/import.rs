@@ -8,6 +8,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{db_error, is_unique_violation, to_i64, to_u64, PostgresEventStore};
+use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::stored::StoredEvent;
 
@@ -28,10 +29,17 @@ impl PostgresEventStore {
     /// # Errors
     /// [`Error::Migration`] when an id is stored at another position, or a position or
     /// stream version is taken by another event; database errors.
-    pub(crate) async fn import(&self, events: &[StoredEvent]) -> Result<Imported> {
+    ///
+    /// `payloads[i]` is the JSON text of `events[i]`'s payload as the source stored it
+    /// (copied as text, so numbers keep every digit).
+    pub(crate) async fn import(
+        &self,
+        events: &[StoredEvent],
+        payloads: &[String],
+    ) -> Result<Imported> {
         const OP: &str = "import";
         self.ensure_open()?;
-        let mut tx = self.pool.begin().await.map_err(db_error(OP))?;
+        let mut tx = self.begin_append().await?;
         self.lock_appends(&mut tx).await?;
         let ids: Vec<Uuid> = events.iter().map(StoredEvent::event_id).collect();
         let rows = sqlx::query(&format!(
@@ -49,9 +57,13 @@ impl PostgresEventStore {
             present.insert(id, to_u64(position));
         }
         let mut fresh = Vec::with_capacity(events.len());
-        for event in events {
+        let mut fresh_payloads = Vec::with_capacity(events.len());
+        for (event, payload) in events.iter().zip(payloads) {
             match present.get(&event.event_id()) {
-                None => fresh.push(event),
+                None => {
+                    fresh.push(event);
+                    fresh_payloads.push(payload.as_str());
+                }
                 Some(&at) if at == event.global_position => {}
                 Some(&at) => {
                     return Err(Error::Migration {
@@ -68,10 +80,8 @@ impl PostgresEventStore {
         if fresh.is_empty() {
             return Ok(Imported { copied: 0, skipped });
         }
-        let mut payloads = Vec::with_capacity(fresh.len());
         let mut metadata = Vec::with_capacity(fresh.len());
         for event in &fresh {
-            payloads.push(event.payload.to_json()?);
             metadata.push(
                 serde_json::to_string(&event.envelope.metadata).map_err(|source| {
                     Error::Serialization {
@@ -127,7 +137,7 @@ impl PostgresEventStore {
             .bind(actors)
             .bind(versions)
             .bind(timestamps)
-            .bind(payloads)
+            .bind(fresh_payloads)
             .bind(metadata)
             .bind(column(|e| e.envelope.correlation_id))
             .bind(column(|e| e.envelope.causation_id))
@@ -162,5 +172,30 @@ impl PostgresEventStore {
             copied: fresh.len() as u64,
             skipped,
         })
+    }
+
+    /// Writes a checkpoint as it is (position, last event, count, time), replacing the
+    /// one of the same name.
+    pub(crate) async fn import_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        self.ensure_open()?;
+        sqlx::query(&format!(
+            "INSERT INTO {} (projection_name, global_position, last_event_id, last_event_type, \
+                 events_processed, last_processed_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (projection_name) DO UPDATE SET global_position = excluded.global_position, \
+                 last_event_id = excluded.last_event_id, last_event_type = excluded.last_event_type, \
+                 events_processed = excluded.events_processed, \
+                 last_processed_at = excluded.last_processed_at, updated_at = now()",
+            self.tables.checkpoints
+        ))
+        .bind(&checkpoint.projection_name)
+        .bind(to_i64(checkpoint.global_position))
+        .bind(checkpoint.last_event_id)
+        .bind(checkpoint.last_event_type.as_deref())
+        .bind(to_i64(checkpoint.events_processed))
+        .bind(checkpoint.last_processed_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("import_checkpoint"))?;
+        Ok(())
     }
 }

@@ -29,6 +29,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
+use crate::store::sql::{db_error, is_unique_violation, to_i64, to_u64};
 
 mod bus;
 mod checkpoint;
@@ -92,7 +93,7 @@ impl PostgresStoreOptions {
 
     /// The schema that holds the tables (created by `initialize` when missing), so that
     /// several applications can share one database. A letter or `_`, then letters, digits
-    /// and `_`, at most 48 bytes.
+    /// and `_`, at most 48 bytes, not starting with `pg_` (reserved by PostgreSQL).
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = schema.into();
         self
@@ -202,7 +203,10 @@ fn valid_schema_name(name: &str) -> bool {
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    first_ok && name.len() <= MAX_SCHEMA_LEN && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    first_ok
+        && !name.to_ascii_lowercase().starts_with("pg_")
+        && name.len() <= MAX_SCHEMA_LEN
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The URL without its password, for error messages.
@@ -362,31 +366,6 @@ impl PostgresEventStore {
     }
 }
 
-/// Maps a sqlx error to [`Error`]: one place for every operation of this backend.
-fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |e| match e {
-        sqlx::Error::PoolClosed => Error::StoreClosed,
-        other => Error::Database {
-            operation,
-            source: Box::new(other),
-        },
-    }
-}
-
-/// `true` for a violation of a unique key.
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,7 +375,16 @@ mod tests {
         for ok in ["public", "billing_v2", "_x", "A1"] {
             assert!(valid_schema_name(ok), "{ok}");
         }
-        for bad in ["", "1abc", "a-b", "a\"b", "a b", "é", &"x".repeat(49)] {
+        for bad in [
+            "",
+            "1abc",
+            "a-b",
+            "a\"b",
+            "a b",
+            "é",
+            "pg_temp",
+            &"x".repeat(49),
+        ] {
             assert!(!valid_schema_name(bad), "{bad}");
         }
     }

@@ -5,6 +5,15 @@ use crate::error::{Error, Result};
 
 const SCHEMA: &str = include_str!("schema.sql");
 
+/// The tables `initialize` creates.
+const TABLES: [&str; 5] = [
+    "events",
+    "event_outbox",
+    "projection_checkpoints",
+    "dead_letter_queue",
+    "snapshots",
+];
+
 /// Columns the `events` table must have for this store to use it.
 const REQUIRED_COLUMNS: [&str; 15] = [
     "global_position",
@@ -45,10 +54,31 @@ async fn initialize_schema(store: &PostgresEventStore) -> Result<()> {
         .map_err(db_error(OP))?;
     let ddl = SCHEMA.replace("__SCHEMA__", &format!("\"{}\"", store.tables.schema));
     let (tables, indexes) = ddl.split_once("-- @indexes").unwrap_or((&ddl, ""));
-    sqlx::raw_sql(tables)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error(OP))?;
+    // When everything exists, run no DDL at all: an application role without CREATE
+    // rights can then call `initialize()` at every start, and appends are not blocked by
+    // the lock `CREATE INDEX` takes even when the index exists.
+    let index_names: Vec<&str> = indexes
+        .lines()
+        .filter_map(|line| line.strip_prefix("CREATE INDEX IF NOT EXISTS "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    let (have_tables, have_indexes): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM pg_tables WHERE schemaname = $1 AND tablename = ANY($2)), \
+                (SELECT COUNT(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = ANY($3))",
+    )
+    .bind(&store.tables.schema)
+    .bind(&TABLES[..])
+    .bind(&index_names)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_error(OP))?;
+    let complete = have_tables == TABLES.len() as i64 && have_indexes == index_names.len() as i64;
+    if !complete {
+        sqlx::raw_sql(tables)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(OP))?;
+    }
     let columns: Vec<String> = sqlx::query_scalar(
         "SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'events'",
     )
@@ -70,9 +100,11 @@ async fn initialize_schema(store: &PostgresEventStore) -> Result<()> {
             ),
         });
     }
-    sqlx::raw_sql(indexes)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error(OP))?;
+    if !complete {
+        sqlx::raw_sql(indexes)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(OP))?;
+    }
     tx.commit().await.map_err(db_error(OP))
 }

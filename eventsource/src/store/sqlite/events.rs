@@ -18,6 +18,7 @@ use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::page::{paginate, PageRow};
+use crate::store::sql::{to_i64, to_u64};
 use crate::store::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
     GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId, StreamId,
@@ -96,14 +97,6 @@ fn bind_all<'q>(
         };
     }
     query
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
 }
 
 /// Runs a SELECT of the event columns and decodes every row; the first corrupt row fails it.

@@ -13,6 +13,7 @@ use sqlx::Connection;
 
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
+use crate::store::sql::{db_error, is_unique_violation};
 
 mod checkpoint;
 mod dlq;
@@ -372,21 +373,4 @@ impl SqliteEventStore {
             Ok(())
         }
     }
-}
-
-/// Maps a sqlx error to [`Error`]: one place for every operation of this backend.
-fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |e| match e {
-        sqlx::Error::PoolClosed => Error::StoreClosed,
-        other => Error::Database {
-            operation,
-            source: Box::new(other),
-        },
-    }
-}
-
-/// `true` for a violation of a unique key.
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
 }
