@@ -99,20 +99,28 @@ fn bind_all<'q>(
     query
 }
 
-/// Runs a SELECT of the event columns and decodes every row; the first corrupt row fails it.
+/// Reads the events matching `filter` in `order_column` order as one page value, and
+/// decodes every row; the first corrupt row fails it.
 async fn fetch_events(
-    pool: &SqlitePool,
-    registry: &EventRegistry,
+    store: &SqliteEventStore,
     operation: &'static str,
-    sql: &str,
-    binds: &[Bind],
+    order_column: &str,
+    filter: &Filter,
 ) -> Result<Vec<StoredEvent>> {
-    let rows = bind_all(sqlx::query(sql), binds)
-        .fetch_all(pool)
+    let inner = format!(
+        "SELECT {} AS r, {order_column} AS n FROM events WHERE {} ORDER BY {order_column}",
+        store.select_columns(),
+        filter.where_sql()
+    );
+    let sql = row::page_sql(&inner, "ASC");
+    let page = bind_all(sqlx::query(&sql), &filter.binds)
+        .fetch_one(&store.pool)
         .await
         .map_err(db_error(operation))?;
-    rows.iter()
-        .map(|r| row::decode(r, registry).and_then(|(_, event)| event))
+    let page: Option<&str> = page.try_get(0).map_err(db_error(operation))?;
+    let page = page.unwrap_or_default();
+    row::records(page)
+        .map(|r| row::decode(r?, &store.registry).and_then(|(_, event)| event))
         .collect()
 }
 
@@ -131,11 +139,12 @@ fn paged_read<'a>(
         ReadDirection::Forward => (">", "ASC"),
         ReadDirection::Backward => ("<", "DESC"),
     };
-    let sql = format!(
-        "SELECT {columns} FROM events WHERE {position_column} {cmp} ? AND {} ORDER BY {position_column} {order} LIMIT ?",
+    let inner = format!(
+        "SELECT {columns} AS r, {position_column} AS n FROM events \
+         WHERE {position_column} {cmp} ? AND {} ORDER BY {position_column} {order} LIMIT ?",
         filter.where_sql()
     );
-    let sql: Arc<str> = sql.into();
+    let sql: Arc<str> = row::page_sql(&inner, order).into();
     let binds: Arc<[Bind]> = filter.binds.into();
     paginate(
         options,
@@ -148,9 +157,12 @@ fn paged_read<'a>(
                 }
                 let query =
                     bind_all(sqlx::query(&sql).bind(to_i64(cursor)), &binds).bind(limit as i64);
-                let rows = query.fetch_all(&pool).await.map_err(db_error(operation))?;
-                rows.iter()
+                let page = query.fetch_one(&pool).await.map_err(db_error(operation))?;
+                let page: Option<&str> = page.try_get(0).map_err(db_error(operation))?;
+                let page = page.unwrap_or_default();
+                row::records(page)
                     .map(|r| {
+                        let r = r?;
                         let (position, event) = row::decode(r, &registry)?;
                         // read_stream pages by version, read_all by global position.
                         if position_column != "version" {
@@ -426,19 +438,7 @@ impl EventStore for SqliteEventStore {
             if let Some(to) = options.to_timestamp {
                 filter.push("timestamp <= ?", [Bind::Text(format_timestamp(to))]);
             }
-            let sql = format!(
-                "SELECT {} FROM events WHERE {} ORDER BY version",
-                self.select_columns(),
-                filter.where_sql()
-            );
-            let events = fetch_events(
-                &self.pool,
-                &self.registry,
-                "get_events",
-                &sql,
-                &filter.binds,
-            )
-            .await?;
+            let events = fetch_events(self, "get_events", "version", &filter).await?;
             Ok(EventStream::new(aggregate_id, aggregate_type, events))
         })
     }
@@ -505,19 +505,7 @@ impl EventStore for SqliteEventStore {
                 if let Some(from) = from_timestamp {
                     filter.push("timestamp >= ?", [Bind::Text(format_timestamp(from))]);
                 }
-                let sql = format!(
-                    "SELECT {} FROM events WHERE {} ORDER BY global_position",
-                    self.select_columns(),
-                    filter.where_sql()
-                );
-                fetch_events(
-                    &self.pool,
-                    &self.registry,
-                    "get_events_by_type",
-                    &sql,
-                    &filter.binds,
-                )
-                .await
+                fetch_events(self, "get_events_by_type", "global_position", &filter).await
             }
         )
     }

@@ -2,8 +2,6 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 use uuid::Uuid;
 
 use crate::envelope::EventEnvelope;
@@ -65,17 +63,55 @@ pub(super) fn select_list(present: &std::collections::HashSet<String>) -> String
     )
 }
 
-/// A row's one value split into position, packed envelope and payload (the payload is
-/// JSON text, which holds no raw U+001F).
-fn split_row(row: &SqliteRow) -> Option<(&str, &str, &str)> {
-    let text: &str = row.try_get(0).ok()?;
+/// A query returning the rows of `inner` (whose select list is `<packed row> AS r,
+/// <position> AS n`) as one text value, each row prefixed by its length in bytes and a
+/// comma, in `n` order (`ASC` or `DESC`); NULL when there are none.
+///
+/// sqlx hands every row from SQLite's worker thread to the caller through a channel, and
+/// copies every value: a page as one value costs one hand-over instead of one per row.
+pub(super) fn page_sql(inner: &str, order: &str) -> String {
+    format!(
+        "SELECT group_concat(octet_length(r) || ',' || r, '' ORDER BY n {order}) FROM ({inner})"
+    )
+}
+
+/// The packed rows of a [`page_sql`] value.
+///
+/// # Errors
+/// [`Error::Database`] when the value is not length-prefixed records.
+pub(super) fn records(page: &str) -> impl Iterator<Item = Result<&str>> + '_ {
+    let mut rest = page;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let malformed = || Error::Database {
+            operation: "decode page",
+            source: "a page of rows is not length-prefixed records".into(),
+        };
+        let record = rest.split_once(',').and_then(|(len, tail)| {
+            let len: usize = len.parse().ok()?;
+            let record = tail.get(..len)?;
+            rest = &tail[len..];
+            Some(record)
+        });
+        Some(record.ok_or_else(|| {
+            rest = "";
+            malformed()
+        }))
+    })
+}
+
+/// A packed row split into position, packed envelope and payload (the payload is JSON
+/// text, which holds no raw U+001F).
+fn split_row(text: &str) -> Option<(&str, &str, &str)> {
     let (position, rest) = text.split_once(SEPARATOR)?;
     let (envelope, payload) = rest.rsplit_once(SEPARATOR)?;
     Some((position, envelope, payload))
 }
 
 /// The version (stream position) of a row, if its packed envelope reads that far.
-pub(super) fn stream_version(row: &SqliteRow) -> Option<u64> {
+pub(super) fn stream_version(row: &str) -> Option<u64> {
     let (_, envelope, _) = split_row(row)?;
     envelope.split(SEPARATOR).nth(6)?.parse().ok()
 }
@@ -166,10 +202,7 @@ fn parse_stored_timestamp(text: &str) -> Option<DateTime<Utc>> {
 /// # Errors
 /// The outer error is a database error (no readable position); the inner one is
 /// [`Error::CorruptEvent`] for the row at that position.
-pub(super) fn decode(
-    row: &SqliteRow,
-    registry: &EventRegistry,
-) -> Result<(u64, Result<StoredEvent>)> {
+pub(super) fn decode(row: &str, registry: &EventRegistry) -> Result<(u64, Result<StoredEvent>)> {
     let position: i64 = split_row(row)
         .and_then(|(position, _, _)| position.parse().ok())
         .ok_or_else(|| Error::Database {
@@ -200,11 +233,7 @@ pub(super) fn decode(
     Ok((position, event))
 }
 
-fn decode_at(
-    row: &SqliteRow,
-    global_position: u64,
-    registry: &EventRegistry,
-) -> Result<StoredEvent> {
+fn decode_at(row: &str, global_position: u64, registry: &EventRegistry) -> Result<StoredEvent> {
     let (packed_text, payload) = split_row(row).map_or(("", ""), |(_, e, p)| (e, p));
     let packed = Packed::parse(packed_text);
     let event_type = packed.as_ref().map_or("", |p| p.fields[3]);
@@ -371,6 +400,20 @@ mod tests {
             "2024-01-01T00:00:00+00:00",
         ] {
             assert_eq!(parse_stored_timestamp(not_ours), None, "{not_ours}");
+        }
+    }
+
+    #[test]
+    fn pages_split_into_length_prefixed_records() {
+        let page = "3,abc0,5,é\u{1f}x,";
+        let split: Vec<_> = records(page).collect::<Result<_>>().unwrap();
+        assert_eq!(split, ["abc", "", "é\u{1f}x,"]);
+        for bad in ["3,ab", "x,abc", "abc", "1,é"] {
+            let items: Vec<_> = records(bad).collect();
+            assert!(
+                matches!(items.last(), Some(Err(Error::Database { .. }))),
+                "{bad}: {items:?}"
+            );
         }
     }
 
