@@ -323,6 +323,14 @@ async fn corrupt_rows_are_typed_errors_naming_their_position() {
         }) => assert_eq!(event_type, "TaskCreated"),
         other => panic!("expected a corrupt event, got {other:?}"),
     }
+    // So does the repository's replay.
+    match store.replay_stream(id, "Task", 1).await {
+        Err(Error::CorruptEvent {
+            global_position: 2,
+            ..
+        }) => {}
+        other => panic!("expected a corrupt event, got {other:?}"),
+    }
     // read_stream reports them too and goes on.
     let items: Vec<_> = store
         .read_stream(&StreamId::new(id, "Task"), ReadOptions::new())
@@ -465,6 +473,14 @@ async fn reads_a_database_written_by_eventsource_py() {
     assert_eq!(next.new_version, 2);
     let all = collect(store.read_all(ReadOptions::new())).await;
     assert_eq!(all.len(), 2);
+    // Replaying for a repository reads the Python row's schema version from its payload.
+    let replayed = store.replay_stream(aggregate_id, "Task", 1).await.unwrap();
+    assert_eq!(replayed.len(), 2);
+    assert_eq!((replayed[0].version, replayed[0].global_position), (1, 1));
+    assert_eq!(
+        replayed[0].payload.get::<TaskCreated>().unwrap().title,
+        "written by python"
+    );
 }
 
 #[tokio::test]
@@ -506,6 +522,11 @@ async fn reads_an_eventsource_py_database_read_only_without_initialize() {
         .unwrap();
     assert_eq!(stream.events[0].event::<TaskCreated>().unwrap().title, "py");
     assert_eq!(collect(reader.read_all(ReadOptions::new())).await.len(), 1);
+    let replayed = reader.replay_stream(id, "Task", 1).await.unwrap();
+    assert_eq!(
+        replayed[0].payload.get::<TaskCreated>().unwrap().title,
+        "py"
+    );
     assert_eq!(
         reader.event_type_counts().await.unwrap()[0].event_type,
         "TaskCreated"

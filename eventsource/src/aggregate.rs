@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::envelope::NewEvent;
 use crate::error::{Error, Result};
 use crate::event::{AnyEvent, DomainEvent, EventPayload};
-use crate::stored::StoredEvent;
+use crate::store::ReplayedEvent;
 
 /// The state of an event-sourced aggregate, rebuilt by applying its events in order.
 ///
@@ -248,9 +248,9 @@ impl<A: Aggregate> AggregateRoot<A> {
     /// # Errors
     /// [`Error::UnhandledEvent`] naming the type and position when the aggregate does not
     /// handle it, or its type is not registered.
-    pub(crate) fn replay(&mut self, event: &StoredEvent) -> Result<()> {
+    pub(crate) fn replay(&mut self, event: &ReplayedEvent) -> Result<()> {
         self.apply_payload(&event.payload, Some(event.global_position))?;
-        self.version = event.aggregate_version();
+        self.version = event.version;
         Ok(())
     }
 

@@ -96,7 +96,7 @@ pub use store::sqlite::{
 };
 pub use store::{
     AppendResult, EventStore, EventTypeCount, ExpectedVersion, GetEventsOptions,
-    InMemoryEventStore, ReadDirection, ReadOptions, StoredEventStream, StreamId,
+    InMemoryEventStore, ReadDirection, ReadOptions, ReplayedEvent, StoredEventStream, StreamId,
 };
 pub use stored::{EventStream, StoredEvent};
 pub use subscription::{

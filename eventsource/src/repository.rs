@@ -192,15 +192,11 @@ impl<A: Aggregate> AggregateRepository<A> {
             Some(root) => root,
             None => AggregateRoot::new(aggregate_id),
         };
-        let options = match root.version() {
-            0 => GetEventsOptions::default(),
-            v => GetEventsOptions::from_version(v + 1),
-        };
-        let mut stream = self
+        let mut events = self
             .store
-            .get_events(aggregate_id, A::AGGREGATE_TYPE, options)
+            .replay_stream(aggregate_id, A::AGGREGATE_TYPE, root.version() + 1)
             .await?;
-        if root.version() > 0 && stream.is_empty() {
+        if root.version() > 0 && events.is_empty() {
             // A snapshot ahead of the stream (the event store was reset, say) must not
             // bring back an aggregate the events do not have.
             let stored = self
@@ -215,20 +211,16 @@ impl<A: Aggregate> AggregateRepository<A> {
                     "snapshot ahead of the stream ignored"
                 );
                 root = AggregateRoot::new(aggregate_id);
-                stream = self
+                events = self
                     .store
-                    .get_events(aggregate_id, A::AGGREGATE_TYPE, GetEventsOptions::default())
+                    .replay_stream(aggregate_id, A::AGGREGATE_TYPE, 1)
                     .await?;
             }
         }
-        for event in &stream.events {
+        for event in &events {
             root.replay(event)?;
         }
-        tracing::debug!(
-            version = root.version(),
-            replayed = stream.events.len(),
-            "loaded"
-        );
+        tracing::debug!(version = root.version(), replayed = events.len(), "loaded");
         Ok(root)
     }
 

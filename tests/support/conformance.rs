@@ -21,6 +21,7 @@ macro_rules! conformance_suite {
             read_all_order_and_limits, read_all_filters, get_events_filters,
             get_events_by_type_filters, metadata_queries, racing_appends_one_winner,
             concurrent_writers_get_unique_positions, unknown_event_types_are_kept,
+            replay_stream_agrees_with_get_events,
             raw_events_of_registered_types_decode, reads_span_many_pages, stream_ids_parse);
     };
     (@tests $fixture:path; $($name:ident),* $(,)?) => {
@@ -887,4 +888,46 @@ pub async fn stream_ids_parse(_store: Store) {
             "{bad:?} parsed"
         );
     }
+}
+
+pub async fn replay_stream_agrees_with_get_events(store: Store) {
+    let (id, _) = five_event_stream(&store).await;
+    store
+        .append_events(
+            Uuid::new_v4(),
+            "Task",
+            vec![created("elsewhere")],
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .unwrap();
+    for from in [0, 1, 3, 5, 6] {
+        let replayed = store.replay_stream(id, "Task", from).await.unwrap();
+        let stream = store
+            .get_events(id, "Task", GetEventsOptions::from_version(from))
+            .await
+            .unwrap();
+        assert_eq!(replayed.len(), stream.events.len(), "from {from}");
+        for (r, e) in replayed.iter().zip(&stream.events) {
+            assert_eq!(
+                (r.global_position, r.version),
+                (e.global_position, e.stream_position)
+            );
+            assert_eq!(r.payload.event_type(), e.event_type());
+            assert_eq!(
+                r.payload.to_json_value().unwrap(),
+                e.payload.to_json_value().unwrap()
+            );
+        }
+    }
+    assert!(store
+        .replay_stream(Uuid::new_v4(), "Task", 1)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .replay_stream(id, "Other", 1)
+        .await
+        .unwrap()
+        .is_empty());
 }

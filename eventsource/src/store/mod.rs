@@ -386,6 +386,49 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// Database errors.
     async fn event_type_counts(&self) -> Result<Vec<EventTypeCount>>;
+
+    /// The payloads of one stream from `from_version` on (inclusive), in version order,
+    /// without their envelopes: what rebuilding an aggregate needs
+    /// ([`crate::AggregateRepository::load`]). The default reads
+    /// [`get_events`](Self::get_events); the SQLite store reads less.
+    ///
+    /// # Errors
+    /// [`Error::CorruptEvent`] when a stored event cannot be read back; database errors.
+    async fn replay_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        from_version: u64,
+    ) -> Result<Vec<ReplayedEvent>> {
+        let options = if from_version > 1 {
+            GetEventsOptions::from_version(from_version)
+        } else {
+            GetEventsOptions::default()
+        };
+        let stream = self
+            .get_events(aggregate_id, aggregate_type, options)
+            .await?;
+        Ok(stream
+            .events
+            .into_iter()
+            .map(|e| ReplayedEvent {
+                global_position: e.global_position,
+                version: e.stream_position,
+                payload: e.payload,
+            })
+            .collect())
+    }
+}
+
+/// An event of a stream as [`EventStore::replay_stream`] returns it: positions and payload.
+#[derive(Debug, Clone)]
+pub struct ReplayedEvent {
+    /// Its global position.
+    pub global_position: u64,
+    /// Its version in the stream.
+    pub version: u64,
+    /// The decoded payload, or raw JSON for an unregistered type.
+    pub payload: crate::event::EventPayload,
 }
 
 /// What an append must write after the idempotency and version checks.

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::envelope::EventEnvelope;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
+use crate::store::ReplayedEvent;
 use crate::stored::StoredEvent;
 
 /// The separator of the packed envelope (U+001F, the ASCII unit separator). Appends
@@ -139,6 +140,51 @@ impl<'a> Packed<'a> {
     fn optional(&self, i: usize) -> Option<&'a str> {
         Some(self.fields[i]).filter(|f| !f.is_empty())
     }
+}
+
+/// Decodes a record of `replay_stream`: `position, version, event_version, event_type,
+/// payload`.
+///
+/// # Errors
+/// [`Error::CorruptEvent`] for a record that does not read; [`Error::Database`] when not
+/// even its position does.
+pub(super) fn decode_replayed(record: &str, registry: &EventRegistry) -> Result<ReplayedEvent> {
+    let mut fields = record.splitn(5, SEPARATOR);
+    let mut next = || fields.next().unwrap_or_default();
+    let position: u64 = next().parse().map_err(|_| Error::Database {
+        operation: "replay_stream",
+        source: "a row without a readable global_position".into(),
+    })?;
+    let (version, event_version, event_type, payload) = (next(), next(), next(), next());
+    let corrupt = |reason: String| Error::CorruptEvent {
+        global_position: position,
+        event_id: None,
+        event_type: event_type.to_owned(),
+        reason,
+    };
+    let version: u64 = version
+        .parse()
+        .map_err(|_| corrupt(format!("version `{version}` is not a stream version")))?;
+    let event_version: u32 = if event_version.is_empty() {
+        // A row written by eventsource-py: the schema version is in the payload.
+        serde_json::from_str::<Value>(payload)
+            .ok()
+            .and_then(|json| json.get("event_version").and_then(Value::as_u64))
+            .map_or(Ok(1), u32::try_from)
+            .map_err(|_| corrupt("event_version in the payload is not a schema version".into()))?
+    } else {
+        event_version.parse().map_err(|_| {
+            corrupt(format!(
+                "event_version `{event_version}` is not a schema version"
+            ))
+        })?
+    };
+    let payload = registry.decode_str(position, event_type, event_version, payload)?;
+    Ok(ReplayedEvent {
+        global_position: position,
+        version,
+        payload,
+    })
 }
 
 /// A timestamp as stored: ISO 8601 with microseconds and an explicit UTC offset, the
