@@ -326,8 +326,7 @@ async fn corrupt_rows_are_typed_errors_naming_their_position() {
     // So does the repository's replay.
     match store.replay_stream(id, "Task", 1).await {
         Err(Error::CorruptEvent {
-            global_position: 2,
-            ..
+            global_position: 2, ..
         }) => {}
         other => panic!("expected a corrupt event, got {other:?}"),
     }
