@@ -18,6 +18,7 @@ use crate::envelope::NewEvent;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::page::{paginate, PageRow};
+use crate::store::sql::{encode_batch, EncodedEvent};
 use crate::store::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
     GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId, StreamId,
@@ -178,24 +179,6 @@ fn paged_read<'a>(
     )
 }
 
-/// One event serialized for the INSERT.
-struct Encoded {
-    payload: String,
-    metadata: String,
-}
-
-fn encode(event: &NewEvent) -> Result<Encoded> {
-    let metadata =
-        serde_json::to_string(&event.metadata).map_err(|source| Error::Serialization {
-            event_type: event.event_type().to_owned(),
-            source,
-        })?;
-    Ok(Encoded {
-        payload: event.payload.to_json()?,
-        metadata,
-    })
-}
-
 impl PostgresEventStore {
     async fn stream_version_on(
         &self,
@@ -311,7 +294,7 @@ impl PostgresEventStore {
         aggregate_id: Uuid,
         aggregate_type: &str,
         events: &[&NewEvent],
-        encoded: &[&Encoded],
+        encoded: &[&EncodedEvent],
         first_version: u64,
     ) -> std::result::Result<Vec<i64>, sqlx::Error> {
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
@@ -390,22 +373,16 @@ impl EventStore for PostgresEventStore {
             self.ensure_open()?;
             // Serialize (and check raw payloads of registered types) before taking the
             // append lock, so the lock is held for SQL only.
-            let encoded = events
-                .iter()
-                .map(|e| {
-                    if i32::try_from(e.event_version()).is_err() {
-                        return Err(Error::InvalidInput {
-                            message: format!(
-                                "event_version {} of `{}` does not fit PostgreSQL's INTEGER column",
-                                e.event_version(),
-                                e.event_type()
-                            ),
-                        });
-                    }
-                    self.registry.resolve(e.payload.clone())?;
-                    encode(e)
-                })
-                .collect::<Result<Vec<_>>>()?;
+            if let Some(e) = events.iter().find(|e| i32::try_from(e.event_version()).is_err()) {
+                return Err(Error::InvalidInput {
+                    message: format!(
+                        "event_version {} of `{}` does not fit PostgreSQL's INTEGER column",
+                        e.event_version(),
+                        e.event_type()
+                    ),
+                });
+            }
+            let encoded = encode_batch(&self.registry, &events)?;
             let mut tx = self.begin_append().await?;
             self.lock_appends(&mut tx).await?;
             let stored = self
@@ -447,7 +424,7 @@ impl EventStore for PostgresEventStore {
                 AppendPlan::Write { fresh } => fresh,
             };
             let batch: Vec<&NewEvent> = fresh.iter().map(|&i| &events[i]).collect();
-            let batch_encoded: Vec<&Encoded> = fresh.iter().map(|&i| &encoded[i]).collect();
+            let batch_encoded: Vec<&EncodedEvent> = fresh.iter().map(|&i| &encoded[i]).collect();
             let written = self
                 .write(&mut tx, aggregate_id, aggregate_type, &batch, &batch_encoded, current + 1)
                 .await;

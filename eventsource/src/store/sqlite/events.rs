@@ -18,7 +18,7 @@ use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::page::{paginate, PageRow};
-use crate::store::sql::{to_i64, to_u64};
+use crate::store::sql::{encode_batch, to_i64, to_u64};
 use crate::store::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
     GetEventsOptions, ReadDirection, ReadOptions, ReplayedEvent, StoredEventStream, StoredId,
@@ -251,24 +251,6 @@ async fn stored_positions(
     Ok(found)
 }
 
-/// One event serialized for the INSERT.
-struct EncodedEvent {
-    payload: String,
-    metadata: String,
-}
-
-fn encode(event: &NewEvent) -> Result<EncodedEvent> {
-    let metadata =
-        serde_json::to_string(&event.metadata).map_err(|source| Error::Serialization {
-            event_type: event.event_type().to_owned(),
-            source,
-        })?;
-    Ok(EncodedEvent {
-        payload: event.payload.to_json()?,
-        metadata,
-    })
-}
-
 impl SqliteEventStore {
     async fn conflict(
         &self,
@@ -305,13 +287,7 @@ impl EventStore for SqliteEventStore {
             self.ensure_open()?;
             // Serialize (and check raw payloads of registered types) before taking the
             // write lock, so the lock is held for SQL only.
-            let encoded = events
-                .iter()
-                .map(|e| {
-                    self.registry.resolve(e.payload.clone())?;
-                    encode(e)
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let encoded = encode_batch(&self.registry, &events)?;
             // BEGIN IMMEDIATE takes the database's write lock now: the version read below
             // cannot go stale before the INSERTs, in this process or any other.
             let mut tx = self
