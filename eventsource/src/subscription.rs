@@ -21,6 +21,7 @@ use crate::checkpoint::{lag_metrics, CheckpointStore, LagMetrics};
 use crate::dlq::{DeadLetterStore, FailedEvent, InMemoryDeadLetterStore};
 use crate::error::{BoxError, Error, Result};
 use crate::projection::Projection;
+use crate::store::page::AbortOnDrop;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
 
@@ -494,6 +495,7 @@ impl SubscriptionManager {
                 stop: self.stop.subscribe(),
                 shared,
                 position,
+                ahead: None,
             };
             let span = tracing::debug_span!("subscription", subscription = %worker.shared.name);
             tasks.push(tokio::spawn(tracing::Instrument::instrument(
@@ -580,6 +582,31 @@ struct Worker {
     shared: Arc<Shared>,
     /// The global position handled up to.
     position: u64,
+    /// The next batch, read while this one is handled: the position it reads after.
+    ahead: Option<(u64, AbortOnDrop<ReadBatch>)>,
+}
+
+/// A batch as read: the head position read before it, and its events.
+struct ReadBatch {
+    head: u64,
+    items: Vec<Result<StoredEvent>>,
+}
+
+/// Reads the batch after `position`: the head first, then up to `batch_size` events of
+/// the `handled` types.
+async fn read_batch(
+    store: Arc<dyn EventStore>,
+    position: u64,
+    batch_size: usize,
+    handled: &'static [&'static str],
+) -> Result<ReadBatch> {
+    let head = store.get_global_position().await?;
+    let options = ReadOptions::new()
+        .from_position(position)
+        .limit(batch_size as u64)
+        .event_types(handled.iter().copied());
+    let items = store.read_all(options).collect().await;
+    Ok(ReadBatch { head, items })
 }
 
 /// Where a subscription starts, by its config.
@@ -666,14 +693,24 @@ impl Worker {
 
     /// Reads and handles one batch after `position`, then saves the checkpoint.
     async fn batch(&mut self, position: &mut u64) -> Result<Batch> {
-        let config = &self.shared.config;
-        let head = self.store.get_global_position().await?;
-        let options = ReadOptions::new()
-            .from_position(*position)
-            .limit(config.batch_size as u64)
-            .event_types(self.shared.handled.iter().copied());
-        let items: Vec<Result<StoredEvent>> = self.store.read_all(options).collect().await;
+        let batch_size = self.shared.config.batch_size;
+        let read_from =
+            |from: u64| read_batch(self.store.clone(), from, batch_size, self.shared.handled);
+        let ReadBatch { head, items } = match self.ahead.take() {
+            Some((from, batch)) if from == *position => batch.await?,
+            _ => read_from(*position).await?,
+        };
         let read = items.len();
+        // A full batch: the next one is read while this one is handled, by a task of its
+        // own that reads the head and the events as the next batch would. It is used if
+        // the next batch starts where it guessed (this batch's last event), and dropped,
+        // which cancels it, otherwise.
+        if read == batch_size {
+            if let Some(Ok(last)) = items.last() {
+                let from = last.global_position;
+                self.ahead = Some((from, AbortOnDrop::spawn(read_from(from))));
+            }
+        }
         let mut processed = 0;
         let mut failed = 0;
         let mut last_event = None;
@@ -717,7 +754,7 @@ impl Worker {
                 }
             }
         }
-        let caught_up = read_error.is_none() && read < config.batch_size;
+        let caught_up = read_error.is_none() && read < batch_size;
         if caught_up {
             // Every handled event up to `head` was in this read: `head` was read first,
             // and every store makes positions follow commit order (memory and SQLite by

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use uuid::Uuid;
 
-use super::page::{paginate, PageRow};
+use super::page::{paginate, Page, PageRow};
 use super::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
     GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId, StreamId,
@@ -329,7 +329,7 @@ impl EventStore for InMemoryEventStore {
                 let state = state.read().unwrap_or_else(PoisonError::into_inner);
                 let rows =
                     Self::fetch_stream_page(&state, &stream_id, &page_options, cursor, limit);
-                futures::future::ready(Ok(rows)).boxed()
+                futures::future::ready(Ok(Page::decoded(rows))).boxed()
             }),
         )
     }
@@ -342,7 +342,7 @@ impl EventStore for InMemoryEventStore {
             Box::new(move |cursor, limit| {
                 let state = state.read().unwrap_or_else(PoisonError::into_inner);
                 let rows = Self::fetch_all_page(&state, &page_options, cursor, limit);
-                futures::future::ready(Ok(rows)).boxed()
+                futures::future::ready(Ok(Page::decoded(rows))).boxed()
             }),
         )
     }

@@ -31,7 +31,7 @@ macro_rules! traced {
 }
 
 mod memory;
-mod page;
+pub(crate) mod page;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

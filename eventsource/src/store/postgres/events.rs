@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::FutureExt;
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, Postgres};
 use sqlx::query::Query;
 use sqlx::Row;
@@ -17,7 +16,7 @@ use super::{db_error, is_unique_violation, to_i64, to_u64, PostgresEventStore};
 use crate::envelope::NewEvent;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
-use crate::store::page::{paginate, PageRow};
+use crate::store::page::{paginate, read_ahead, Page, PageRow};
 use crate::store::sql::{encode_batch, EncodedEvent};
 use crate::store::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
@@ -146,7 +145,7 @@ fn paged_read<'a>(
         Box::new(move |cursor, limit| {
             let (pool, registry, sql, binds) =
                 (pool.clone(), registry.clone(), sql.clone(), binds.clone());
-            async move {
+            let fetch = async move {
                 if pool.is_closed() {
                     return Err(Error::StoreClosed);
                 }
@@ -166,6 +165,7 @@ fn paged_read<'a>(
                         Ok((to_u64(version), event))
                     })
                     .collect::<Result<Vec<PageRow>>>()
+                    .map(Page::decoded)
             }
             .instrument(tracing::debug_span!(
                 "read_page",
@@ -173,8 +173,8 @@ fn paged_read<'a>(
                 operation,
                 cursor,
                 limit
-            ))
-            .boxed()
+            ));
+            read_ahead(fetch)
         }),
     )
 }

@@ -17,7 +17,7 @@ use super::{db_error, is_unique_violation, SqliteEventStore};
 use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
-use crate::store::page::{paginate, PageRow};
+use crate::store::page::{paginate, read_ahead, Page, PageRow};
 use crate::store::sql::{encode_batch, to_i64, to_u64};
 use crate::store::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
@@ -120,9 +120,21 @@ async fn fetch_events(
         .map_err(db_error(operation))?;
     let page: Option<&str> = page.try_get(0).map_err(db_error(operation))?;
     let page = page.unwrap_or_default();
-    row::records(page)
+    let events = row::records(page)
         .map(|r| row::decode(r?, &store.registry).and_then(|(_, event)| event))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let by_version = order_column == "version";
+    Ok(row::in_order(
+        events,
+        |e| {
+            if by_version {
+                e.stream_position
+            } else {
+                e.global_position
+            }
+        },
+        false,
+    ))
 }
 
 /// A paginated read over `position_column` (global_position or version), keeping the
@@ -140,6 +152,7 @@ fn paged_read<'a>(
         ReadDirection::Forward => (">", "ASC"),
         ReadDirection::Backward => ("<", "DESC"),
     };
+    let descending = options.direction == ReadDirection::Backward;
     let inner = format!(
         "SELECT {columns} AS r, {position_column} AS n FROM events \
          WHERE {position_column} {cmp} ? AND {} ORDER BY {position_column} {order} LIMIT ?",
@@ -150,38 +163,18 @@ fn paged_read<'a>(
     paginate(
         options,
         Box::new(move |cursor, limit| {
-            let (pool, registry, sql, binds) =
-                (pool.clone(), registry.clone(), sql.clone(), binds.clone());
-            async move {
+            let (pool, sql, binds) = (pool.clone(), sql.clone(), binds.clone());
+            let fetch = async move {
                 if pool.is_closed() {
                     return Err(Error::StoreClosed);
                 }
                 let query =
                     bind_all(sqlx::query(&sql).bind(to_i64(cursor)), &binds).bind(limit as i64);
                 let page = query.fetch_one(&pool).await.map_err(db_error(operation))?;
-                let page: Option<&str> = page.try_get(0).map_err(db_error(operation))?;
-                let page = page.unwrap_or_default();
-                row::records(page)
-                    .map(|r| {
-                        let r = r?;
-                        let (position, event) = row::decode(r, &registry)?;
-                        // read_stream pages by version, read_all by global position.
-                        if position_column != "version" {
-                            return Ok((position, event));
-                        }
-                        let version = match &event {
-                            Ok(e) => Some(e.stream_position),
-                            Err(_) => row::stream_version(r),
-                        };
-                        match (version, event) {
-                            (Some(version), event) => Ok((version, event)),
-                            // Without a readable version the page cannot go on past this
-                            // row: end the stream with the row's error.
-                            (None, Err(error)) => Err(error),
-                            (None, Ok(e)) => Ok((e.stream_position, Ok(e))),
-                        }
-                    })
-                    .collect::<Result<Vec<PageRow>>>()
+                let text: Option<String> = page.try_get(0).map_err(db_error(operation))?;
+                let len: i64 = page.try_get(1).map_err(db_error(operation))?;
+                let last: Option<i64> = page.try_get(2).map_err(db_error(operation))?;
+                Ok((text.unwrap_or_default(), len, last))
             }
             .instrument(tracing::debug_span!(
                 "read_page",
@@ -189,10 +182,53 @@ fn paged_read<'a>(
                 operation,
                 cursor,
                 limit
-            ))
-            .boxed()
+            ));
+            let registry = registry.clone();
+            read_ahead(fetch)
+                .map(move |fetched| {
+                    let (text, len, last) = fetched?;
+                    let by_version = position_column == "version";
+                    Ok(Page::lazy(
+                        usize::try_from(len).unwrap_or_default(),
+                        last.map(to_u64),
+                        move || decode_page(&text, &registry, by_version, descending),
+                    ))
+                })
+                .boxed()
         }),
     )
+}
+
+/// Decodes the rows of a page value, each with its position: the global position, or
+/// the version when `by_version` (read_stream pages by version); in position order,
+/// descending when `descending`.
+fn decode_page(
+    page: &str,
+    registry: &EventRegistry,
+    by_version: bool,
+    descending: bool,
+) -> Result<Vec<PageRow>> {
+    let rows = row::records(page)
+        .map(|r| {
+            let r = r?;
+            let (position, event) = row::decode(r, registry)?;
+            if !by_version {
+                return Ok((position, event));
+            }
+            let version = match &event {
+                Ok(e) => Some(e.stream_position),
+                Err(_) => row::stream_version(r),
+            };
+            match (version, event) {
+                (Some(version), event) => Ok((version, event)),
+                // Without a readable version the page cannot go on past this row: end
+                // the stream with the row's error.
+                (None, Err(error)) => Err(error),
+                (None, Ok(e)) => Ok((e.stream_position, Ok(e))),
+            }
+        })
+        .collect::<Result<Vec<PageRow>>>()?;
+    Ok(row::in_order(rows, |(position, _)| *position, descending))
 }
 
 async fn stream_version(
@@ -554,9 +590,10 @@ impl EventStore for SqliteEventStore {
                 .await
                 .map_err(db_error(OP))?;
             let page: Option<&str> = page.try_get(0).map_err(db_error(OP))?;
-            row::records(page.unwrap_or_default())
+            let events = row::records(page.unwrap_or_default())
                 .map(|record| row::decode_replayed(record?, &self.registry))
-                .collect()
+                .collect::<Result<Vec<_>>>()?;
+            Ok(row::in_order(events, |e| e.version, false))
         })
     }
 
