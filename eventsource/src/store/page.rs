@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use futures::{stream, FutureExt};
+use futures::stream;
 
 use super::{ReadDirection, ReadOptions, StoredEventStream};
 use crate::error::{Error, Result};
@@ -48,6 +48,7 @@ impl<'a> Page<'a> {
 
     /// A page of `len` rows, the last at `last`, that `decode` turns into rows; a failed
     /// decode fails the page.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn lazy(
         len: usize,
         last: Option<u64>,
@@ -154,12 +155,13 @@ pub(crate) fn paginate<'a>(options: &ReadOptions, fetch: FetchPage<'a>) -> Store
 /// Runs `fetch` as a task of its own, so that it makes progress while the stream's
 /// caller works on the page before; dropping the returned future cancels the task.
 /// Outside a Tokio runtime `fetch` runs when awaited, as any future.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn read_ahead<T: Send + 'static>(
     fetch: impl Future<Output = Result<T>> + Send + 'static,
 ) -> BoxFuture<'static, Result<T>> {
     match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => AbortOnDrop(runtime.spawn(fetch)).boxed(),
-        Err(_) => fetch.boxed(),
+        Ok(runtime) => Box::pin(AbortOnDrop(runtime.spawn(fetch))),
+        Err(_) => Box::pin(fetch),
     }
 }
 
