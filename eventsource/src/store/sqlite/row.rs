@@ -115,8 +115,9 @@ pub(super) fn records(page: &str) -> impl Iterator<Item = Result<&str>> + '_ {
             operation: "decode page",
             source: "a page of rows is not length-prefixed records".into(),
         };
-        let record = rest.split_once(',').and_then(|(len, tail)| {
-            let len: usize = len.parse().ok()?;
+        let record = find_byte(rest, b',').and_then(|comma| {
+            let len: usize = rest[..comma].parse().ok()?;
+            let tail = &rest[comma + 1..];
             let record = tail.get(..len)?;
             rest = &tail[len..];
             Some(record)
@@ -128,12 +129,37 @@ pub(super) fn records(page: &str) -> impl Iterator<Item = Result<&str>> + '_ {
     })
 }
 
+/// The index of the first `byte` (ASCII) in `text`: a char boundary. A byte loop: the
+/// fields are short, and `str::find(char)` costs more per call than it saves.
+fn find_byte(text: &str, byte: u8) -> Option<usize> {
+    text.bytes().position(|b| b == byte)
+}
+
+/// `text` split at every U+001F into exactly `N` fields, in one pass; `None` for any other
+/// number of fields.
+fn split_fields<const N: usize>(text: &str) -> Option<[&str; N]> {
+    let separator = SEPARATOR as u8;
+    let mut fields = [""; N];
+    let (mut start, mut n) = (0, 0);
+    for (i, b) in text.bytes().enumerate() {
+        if b == separator {
+            // U+001F is ASCII: `start` and `i` are char boundaries.
+            *fields.get_mut(n)? = &text[start..i];
+            n += 1;
+            start = i + 1;
+        }
+    }
+    *fields.get_mut(n)? = &text[start..];
+    (n + 1 == N).then_some(fields)
+}
+
 /// A packed row split into position, packed envelope and payload (the payload is JSON
 /// text, which holds no raw U+001F).
 fn split_row(text: &str) -> Option<(&str, &str, &str)> {
-    let (position, rest) = text.split_once(SEPARATOR)?;
-    let (envelope, payload) = rest.rsplit_once(SEPARATOR)?;
-    Some((position, envelope, payload))
+    let separator = SEPARATOR as u8;
+    let first = find_byte(text, separator)?;
+    let last = text.bytes().rposition(|b| b == separator)?;
+    (first < last).then(|| (&text[..first], &text[first + 1..last], &text[last + 1..]))
 }
 
 /// The version (stream position) of a row, if its packed envelope reads that far.
@@ -148,17 +174,10 @@ struct Packed<'a> {
 }
 
 impl<'a> Packed<'a> {
+    /// Exactly 13 fields: a type or actor id holding U+001F (refused by appends, but
+    /// possible in rows written by others) makes more, and the row does not read.
     fn parse(text: &'a str) -> Option<Self> {
-        let mut fields = [""; 13];
-        let mut parts = text.splitn(13, SEPARATOR);
-        for field in fields.iter_mut() {
-            *field = parts.next()?;
-        }
-        // The last field is the metadata JSON, which cannot hold a raw U+001F.
-        if fields[12].contains(SEPARATOR) {
-            return None;
-        }
-        Some(Packed { fields })
+        split_fields(text).map(|fields| Packed { fields })
     }
 
     /// A nullable field: printf writes NULL as "".
@@ -274,7 +293,8 @@ fn parse_stored_timestamp(text: &str) -> Option<DateTime<Utc>> {
 /// The outer error is a database error (no readable position); the inner one is
 /// [`Error::CorruptEvent`] for the row at that position.
 pub(super) fn decode(row: &str, registry: &EventRegistry) -> Result<(u64, Result<StoredEvent>)> {
-    let position: i64 = split_row(row)
+    let parts = split_row(row);
+    let position: i64 = parts
         .and_then(|(position, _, _)| position.parse().ok())
         .ok_or_else(|| Error::Database {
             operation: "decode row",
@@ -284,7 +304,8 @@ pub(super) fn decode(row: &str, registry: &EventRegistry) -> Result<(u64, Result
         operation: "decode row",
         source: format!("negative global_position {position}").into(),
     })?;
-    let event = decode_at(row, position, registry).map_err(|error| match error {
+    let (envelope, payload) = parts.map_or(("", ""), |(_, e, p)| (e, p));
+    let event = decode_at(envelope, payload, position, registry).map_err(|error| match error {
         // Name the event id in the error when that column at least reads.
         Error::CorruptEvent {
             global_position,
@@ -293,8 +314,9 @@ pub(super) fn decode(row: &str, registry: &EventRegistry) -> Result<(u64, Result
             ..
         } => Error::CorruptEvent {
             global_position,
-            event_id: split_row(row)
-                .and_then(|(_, envelope, _)| envelope.split(SEPARATOR).next())
+            event_id: envelope
+                .split(SEPARATOR)
+                .next()
                 .and_then(|id| Uuid::parse_str(id).ok()),
             event_type,
             reason,
@@ -304,8 +326,12 @@ pub(super) fn decode(row: &str, registry: &EventRegistry) -> Result<(u64, Result
     Ok((position, event))
 }
 
-fn decode_at(row: &str, global_position: u64, registry: &EventRegistry) -> Result<StoredEvent> {
-    let (packed_text, payload) = split_row(row).map_or(("", ""), |(_, e, p)| (e, p));
+fn decode_at(
+    packed_text: &str,
+    payload: &str,
+    global_position: u64,
+    registry: &EventRegistry,
+) -> Result<StoredEvent> {
     let packed = Packed::parse(packed_text);
     let event_type = packed.as_ref().map_or("", |p| p.fields[3]);
     let corrupt = |reason: String| Error::CorruptEvent {
@@ -472,6 +498,18 @@ mod tests {
         ] {
             assert_eq!(parse_stored_timestamp(not_ours), None, "{not_ours}");
         }
+    }
+
+    #[test]
+    fn fields_split_at_every_separator_into_exactly_n() {
+        assert_eq!(split_fields::<3>("a\u{1f}\u{1f}é"), Some(["a", "", "é"]));
+        assert_eq!(split_fields::<3>("a\u{1f}b"), None);
+        assert_eq!(split_fields::<2>("a\u{1f}b\u{1f}c"), None);
+        assert_eq!(
+            split_row("1\u{1f}x\u{1f}y\u{1f}{}"),
+            Some(("1", "x\u{1f}y", "{}"))
+        );
+        assert_eq!(split_row("1\u{1f}{}"), None);
     }
 
     #[test]
