@@ -903,3 +903,57 @@ impl SpawnOutput for Command {
         std::thread::spawn(move || child.wait_with_output().unwrap())
     }
 }
+
+/// `read_all` reads a page ahead in a task of its own: with a single connection, a caller
+/// that writes between events still gets the connection (the page read finishes without
+/// the stream being polled), and a stream dropped mid-read lets the store close.
+#[tokio::test]
+async fn reading_ahead_never_holds_the_only_connection() {
+    let dir = TempDir::new();
+    let store = SqliteEventStore::options(dir.file("one.db"))
+        .max_connections(1)
+        .open()
+        .await
+        .unwrap();
+    store.initialize().await.unwrap();
+    let id = Uuid::new_v4();
+    for batch in 0..12u64 {
+        let events = (0..100).map(|i| created(&format!("t{i}"))).collect();
+        store
+            .append_events(id, "Task", events, ExpectedVersion::Exact(batch * 100))
+            .await
+            .unwrap();
+    }
+    let read = async {
+        let mut stream = store.read_all(ReadOptions::new());
+        let mut positions = Vec::new();
+        while let Some(event) = stream.next().await {
+            let event = event.unwrap();
+            if event.global_position % 100 == 0 && event.global_position <= 1200 {
+                store
+                    .append_events(
+                        Uuid::new_v4(),
+                        "Task",
+                        vec![created("x")],
+                        ExpectedVersion::NoStream,
+                    )
+                    .await
+                    .unwrap();
+            }
+            positions.push(event.global_position);
+        }
+        positions
+    };
+    let positions = tokio::time::timeout(Duration::from_secs(120), read)
+        .await
+        .expect("a write between events waited for the connection forever");
+    assert!(positions.len() >= 1200, "{}", positions.len());
+    assert!(positions.windows(2).all(|w| w[0] < w[1]));
+
+    let mut stream = store.read_all(ReadOptions::new());
+    stream.next().await.unwrap().unwrap();
+    drop(stream);
+    tokio::time::timeout(Duration::from_secs(120), store.close())
+        .await
+        .expect("a dropped stream kept its connection");
+}
