@@ -904,9 +904,10 @@ impl SpawnOutput for Command {
     }
 }
 
-/// `read_all` reads a page ahead in a task of its own: with a single connection, a caller
-/// that writes between events still gets the connection (the page read finishes without
-/// the stream being polled), and a stream dropped mid-read lets the store close.
+/// `read_all` reads pages ahead in a task of its own: with a single connection, a caller
+/// that writes between events still gets the connection (the task holds it only while a
+/// page's query runs, whether or not the stream is polled), and a stream dropped
+/// mid-read stops the task and lets the store close.
 #[tokio::test]
 async fn reading_ahead_never_holds_the_only_connection() {
     let dir = TempDir::new();
@@ -956,4 +957,30 @@ async fn reading_ahead_never_holds_the_only_connection() {
     tokio::time::timeout(Duration::from_secs(120), store.close())
         .await
         .expect("a dropped stream kept its connection");
+}
+
+/// The reading task needs a tokio runtime: a stream polled outside one says so with a
+/// typed error instead of panicking.
+#[test]
+fn reading_outside_a_tokio_runtime_is_a_typed_error() {
+    let dir = TempDir::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = runtime.block_on(async {
+        let store = SqliteEventStore::open(dir.file("runtime.db")).await.unwrap();
+        store.initialize().await.unwrap();
+        store
+    });
+    let mut stream = store.read_all(ReadOptions::new());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match stream.poll_next_unpin(&mut cx) {
+        std::task::Poll::Ready(Some(Err(Error::Database { source, .. }))) => {
+            assert!(source.to_string().contains("tokio runtime"), "{source}");
+        }
+        other => panic!("expected a typed error, got {other:?}"),
+    }
+    drop(stream);
+    runtime.block_on(store.close());
 }

@@ -6,10 +6,9 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::FutureExt;
 use uuid::Uuid;
 
-use super::page::{paginate, Page, PageRow};
+use super::page::{paginate, PageRow};
 use super::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
     GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId, StreamId,
@@ -323,28 +322,19 @@ impl EventStore for InMemoryEventStore {
         let stream_id = stream_id.clone();
         let state = Arc::clone(&self.state);
         let page_options = options.clone();
-        paginate(
-            &options,
-            Box::new(move |cursor, limit| {
-                let state = state.read().unwrap_or_else(PoisonError::into_inner);
-                let rows =
-                    Self::fetch_stream_page(&state, &stream_id, &page_options, cursor, limit);
-                futures::future::ready(Ok(Page::decoded(rows))).boxed()
-            }),
-        )
+        paginate(&options, move |cursor, limit| {
+            let state = state.read().unwrap_or_else(PoisonError::into_inner);
+            Self::fetch_stream_page(&state, &stream_id, &page_options, cursor, limit)
+        })
     }
 
     fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_> {
         let state = Arc::clone(&self.state);
         let page_options = options.clone();
-        paginate(
-            &options,
-            Box::new(move |cursor, limit| {
-                let state = state.read().unwrap_or_else(PoisonError::into_inner);
-                let rows = Self::fetch_all_page(&state, &page_options, cursor, limit);
-                futures::future::ready(Ok(Page::decoded(rows))).boxed()
-            }),
-        )
+        paginate(&options, move |cursor, limit| {
+            let state = state.read().unwrap_or_else(PoisonError::into_inner);
+            Self::fetch_all_page(&state, &page_options, cursor, limit)
+        })
     }
 
     async fn get_events_by_type(

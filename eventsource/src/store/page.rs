@@ -2,17 +2,20 @@
 //! a page at a time by position, so a read never holds the whole table in memory, nor a
 //! connection while the caller processes events.
 //!
-//! A page arrives in two steps: the fetch, which tells how many rows it holds and the
-//! position of its last row, and the decoding of those rows into events. The stream asks
-//! for the next page as soon as a page has arrived, before decoding it: a backend whose
-//! fetch runs on its own (see [`read_ahead`]) reads page N+1 while the caller decodes and
-//! handles page N. At most one page is read ahead.
+//! The in-memory store pages inline ([`paginate`]). The SQL stores page ahead
+//! ([`paginate_ahead`]): a task of its own fetches page after page, each as soon as the
+//! one before it has arrived, and hands them over through a channel with room for one.
+//! So the database builds page N+1 (and N+2) while the caller decodes and handles page N,
+//! without waiting for the caller to ask, and at most three pages are in memory at once.
+//! The task holds a connection only while a page's query runs, so a caller that writes
+//! between events through a one-connection pool never waits for the reader.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use futures::future::BoxFuture;
 use futures::stream;
 
@@ -20,162 +23,214 @@ use super::{ReadDirection, ReadOptions, StoredEventStream};
 use crate::error::{Error, Result};
 use crate::stored::StoredEvent;
 
-/// Rows fetched per page.
+/// Rows per page.
 pub(crate) const PAGE_SIZE: usize = 500;
 
-/// One row of a page: its position (global or stream) and the decoded event or the
-/// reason it could not be decoded.
+/// A row of a page: its position (global position, or version for `read_stream`) and
+/// the event, or the error that row decodes to (the stream reports it and goes on).
 pub(crate) type PageRow = (u64, Result<StoredEvent>);
 
-/// A fetched page whose rows are decoded on demand.
-pub(crate) struct Page<'a> {
-    /// The number of rows.
-    len: usize,
-    /// The position of the last row: the cursor of the next page.
-    last: Option<u64>,
-    decode: Box<dyn FnOnce() -> Result<Vec<PageRow>> + Send + 'a>,
-}
-
-impl<'a> Page<'a> {
-    /// A page of rows decoded already.
-    pub(crate) fn decoded(rows: Vec<PageRow>) -> Self {
-        Page {
-            len: rows.len(),
-            last: rows.last().map(|(position, _)| *position),
-            decode: Box::new(move || Ok(rows)),
-        }
-    }
-
-    /// A page of `len` rows, the last at `last`, that `decode` turns into rows; a failed
-    /// decode fails the page.
-    #[cfg(feature = "sqlite")]
-    pub(crate) fn lazy(
-        len: usize,
-        last: Option<u64>,
-        decode: impl FnOnce() -> Result<Vec<PageRow>> + Send + 'a,
-    ) -> Self {
-        Page {
-            len,
-            last,
-            decode: Box::new(decode),
-        }
-    }
-}
-
-/// Fetches up to `limit` rows strictly after (forward) or before (backward) `cursor`.
-pub(crate) type FetchPage<'a> =
-    Box<dyn FnMut(u64, usize) -> BoxFuture<'a, Result<Page<'a>>> + Send + 'a>;
-
-/// A page asked for and the number of rows asked.
-type PendingPage<'a> = (usize, BoxFuture<'a, Result<Page<'a>>>);
-
-struct State<'a> {
-    fetch: FetchPage<'a>,
-    cursor: u64,
+/// Where a read stands: the position its next page starts after, how many events it may
+/// still return, and whether it is over.
+struct Cursor {
+    position: u64,
     remaining: Option<u64>,
-    buffer: VecDeque<Result<StoredEvent>>,
-    exhausted: bool,
-    ahead: Option<PendingPage<'a>>,
+    over: bool,
 }
 
-impl<'a> State<'a> {
-    /// Asks for the page after the cursor, unless the read is over.
-    fn ask(&mut self) -> Option<PendingPage<'a>> {
-        if self.exhausted || self.remaining == Some(0) {
+impl Cursor {
+    fn new(options: &ReadOptions) -> Self {
+        let position = match options.direction {
+            ReadDirection::Forward => options.from_position,
+            ReadDirection::Backward if options.from_position == 0 => u64::MAX,
+            ReadDirection::Backward => options.from_position,
+        };
+        Cursor {
+            position,
+            remaining: options.limit,
+            over: false,
+        }
+    }
+
+    /// The next page to fetch: after which position, and at most how many rows; `None`
+    /// when the read is over.
+    fn next(&self) -> Option<(u64, usize)> {
+        if self.over || self.remaining == Some(0) {
             return None;
         }
-        let want = match self.remaining {
-            Some(remaining) => usize::try_from(remaining)
+        let want = self.remaining.map_or(PAGE_SIZE, |remaining| {
+            usize::try_from(remaining)
                 .unwrap_or(PAGE_SIZE)
-                .min(PAGE_SIZE),
-            None => PAGE_SIZE,
-        };
-        Some((want, (self.fetch)(self.cursor, want)))
+                .min(PAGE_SIZE)
+        });
+        Some((self.position, want))
+    }
+
+    /// Moves past a page of `len` rows ending at position `last`, for which `want` rows
+    /// were asked: a shorter page is the last one.
+    fn advance(&mut self, want: usize, len: usize, last: Option<u64>) {
+        self.over = len < want;
+        if let Some(last) = last {
+            self.position = last;
+        }
+        if let Some(remaining) = self.remaining.as_mut() {
+            *remaining = remaining.saturating_sub(len as u64);
+        }
     }
 }
 
-/// The exclusive start cursor for `options`.
-pub(crate) fn start_cursor(options: &ReadOptions) -> u64 {
-    match options.direction {
-        ReadDirection::Forward => options.from_position,
-        ReadDirection::Backward if options.from_position == 0 => u64::MAX,
-        ReadDirection::Backward => options.from_position,
-    }
+/// A stream over pages that `fetch` returns at once: up to `limit` rows strictly after
+/// (forward) or before (backward) `cursor`, in order.
+pub(crate) fn paginate<'a>(
+    options: &ReadOptions,
+    fetch: impl FnMut(u64, usize) -> Vec<PageRow> + Send + 'a,
+) -> StoredEventStream<'a> {
+    let state = (Cursor::new(options), fetch, VecDeque::new());
+    Box::pin(stream::unfold(
+        state,
+        |(mut cursor, mut fetch, mut buffer)| async move {
+            loop {
+                if let Some(item) = buffer.pop_front() {
+                    return Some((item, (cursor, fetch, buffer)));
+                }
+                let (from, want) = cursor.next()?;
+                let rows = fetch(from, want);
+                cursor.advance(want, rows.len(), rows.last().map(|(position, _)| *position));
+                buffer.extend(rows.into_iter().map(|(_, row)| row));
+            }
+        },
+    ))
 }
 
-/// A stream that calls `fetch` page by page until it returns a short page or the limit
-/// is reached, one page ahead of the events it yields. A failed page fetch or decode is
-/// yielded as an error and ends the stream.
-pub(crate) fn paginate<'a>(options: &ReadOptions, fetch: FetchPage<'a>) -> StoredEventStream<'a> {
-    let state = State {
-        fetch,
-        cursor: start_cursor(options),
-        remaining: options.limit,
+/// A fetched page, before its rows are decoded: how many rows it holds, the position of
+/// the last one (the next page's cursor), and the rows.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) struct Fetched<T> {
+    pub(crate) len: usize,
+    pub(crate) last: Option<u64>,
+    pub(crate) rows: T,
+}
+
+/// A stream over pages that `fetch` reads in a task of its own, ahead of the caller (see
+/// the module documentation); the caller's side turns each page's rows into events with
+/// `decode`. The task starts when the stream is first polled and stops when the stream
+/// is dropped.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn paginate_ahead<'a, T, F, D>(
+    options: &ReadOptions,
+    fetch: F,
+    decode: D,
+) -> StoredEventStream<'a>
+where
+    T: Send + 'static,
+    F: Fn(u64, usize) -> BoxFuture<'static, Result<Fetched<T>>> + Send + 'static,
+    D: Fn(T) -> Result<Vec<PageRow>> + Send + 'a,
+{
+    let state = Ahead {
+        start: Some((Cursor::new(options), fetch)),
+        pages: None,
+        decode,
         buffer: VecDeque::new(),
-        exhausted: false,
-        ahead: None,
     };
     Box::pin(stream::unfold(state, |mut st| async move {
         loop {
             if let Some(item) = st.buffer.pop_front() {
                 return Some((item, st));
             }
-            let (want, pending) = match st.ahead.take() {
-                Some(pending) => pending,
-                None => st.ask()?,
-            };
-            let page = match pending.await {
-                Ok(page) => page,
-                Err(e) => {
-                    st.exhausted = true;
-                    return Some((Err(e), st));
+            if let Some((cursor, fetch)) = st.start.take() {
+                let (sender, receiver) = tokio::sync::mpsc::channel(1);
+                match AbortOnDrop::try_spawn(produce(cursor, fetch, sender)) {
+                    Ok(producer) => st.pages = Some((receiver, producer)),
+                    Err(error) => return Some((Err(error), st)),
                 }
-            };
-            st.exhausted = page.len < want;
-            if let Some(last) = page.last {
-                st.cursor = last;
             }
-            if let Some(remaining) = st.remaining.as_mut() {
-                *remaining = remaining.saturating_sub(page.len as u64);
-            }
-            // The next page is on its way while this one is decoded and handled.
-            st.ahead = st.ask();
-            match (page.decode)() {
-                Ok(rows) => st.buffer.extend(rows.into_iter().map(|(_, row)| row)),
-                Err(e) => {
-                    st.exhausted = true;
-                    st.ahead = None;
-                    return Some((Err(e), st));
+            let (receiver, _) = st.pages.as_mut()?;
+            match receiver.recv().await {
+                Some(Ok(page)) => match (st.decode)(page.rows) {
+                    Ok(rows) => st.buffer.extend(rows.into_iter().map(|(_, row)| row)),
+                    Err(error) => {
+                        st.pages = None;
+                        return Some((Err(error), st));
+                    }
+                },
+                Some(Err(error)) => {
+                    st.pages = None;
+                    return Some((Err(error), st));
+                }
+                None => {
+                    // The task is done: it ended the read, or it panicked or was
+                    // cancelled, which its handle tells.
+                    let (_, producer) = st.pages.take()?;
+                    return match producer.await {
+                        Ok(()) => None,
+                        Err(error) => Some((Err(error), st)),
+                    };
                 }
             }
         }
     }))
 }
 
-/// Runs `fetch` as a task of its own, so that it makes progress while the stream's
-/// caller works on the page before; dropping the returned future cancels the task.
-/// Outside a Tokio runtime `fetch` runs when awaited, as any future.
+/// The receiving end of the pages the reading task sends.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn read_ahead<T: Send + 'static>(
-    fetch: impl Future<Output = Result<T>> + Send + 'static,
-) -> BoxFuture<'static, Result<T>> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => Box::pin(AbortOnDrop(runtime.spawn(fetch))),
-        Err(_) => Box::pin(fetch),
-    }
+type PageReceiver<T> = tokio::sync::mpsc::Receiver<Result<Fetched<T>>>;
+
+/// The state of a [`paginate_ahead`] stream.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+struct Ahead<T, F, D> {
+    /// Where the read starts, until the task that fetches it is spawned.
+    start: Option<(Cursor, F)>,
+    /// The pages the task sends, and the task; `None` once the read is over.
+    pages: Option<(PageReceiver<T>, AbortOnDrop<()>)>,
+    decode: D,
+    buffer: VecDeque<Result<StoredEvent>>,
 }
 
-/// A spawned task, aborted when its handle is dropped before it finished; a panic in
-/// the task resumes in the one awaiting it.
+/// Fetches page after page and sends them, until the read is over, a fetch fails, or the
+/// stream is dropped (the channel closes).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn produce<T, F>(
+    mut cursor: Cursor,
+    fetch: F,
+    pages: tokio::sync::mpsc::Sender<Result<Fetched<T>>>,
+) -> Result<()>
+where
+    F: Fn(u64, usize) -> BoxFuture<'static, Result<Fetched<T>>>,
+{
+    while let Some((from, want)) = cursor.next() {
+        let page = fetch(from, want).await;
+        match &page {
+            Ok(page) => cursor.advance(want, page.len, page.last),
+            Err(_) => cursor.over = true,
+        }
+        if pages.send(page).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// A spawned task that is aborted when its handle is dropped. Awaiting it gives the
+/// task's result; a panic in the task resumes in the awaiting one.
 pub(crate) struct AbortOnDrop<T>(tokio::task::JoinHandle<Result<T>>);
 
 impl<T: Send + 'static> AbortOnDrop<T> {
-    /// Spawns `task` on the current Tokio runtime.
+    /// Spawns `task` on the current tokio runtime.
     ///
     /// # Panics
-    /// Outside a Tokio runtime.
+    /// Outside a tokio runtime, as `tokio::spawn` does.
     pub(crate) fn spawn(task: impl Future<Output = Result<T>> + Send + 'static) -> Self {
         AbortOnDrop(tokio::spawn(task))
+    }
+
+    /// Spawns `task` on the current tokio runtime, or says that there is none.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn try_spawn(task: impl Future<Output = Result<T>> + Send + 'static) -> Result<Self> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| Error::Database {
+            operation: "read",
+            source: format!("reading a SQL store needs a tokio runtime: {e}").into(),
+        })?;
+        Ok(AbortOnDrop(runtime.spawn(task)))
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, Postgres};
 use sqlx::query::Query;
 use sqlx::Row;
@@ -16,7 +17,7 @@ use super::{db_error, is_unique_violation, to_i64, to_u64, PostgresEventStore};
 use crate::envelope::NewEvent;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
-use crate::store::page::{paginate, read_ahead, Page, PageRow};
+use crate::store::page::{paginate_ahead, Fetched, PageRow};
 use crate::store::sql::{encode_batch, EncodedEvent};
 use crate::store::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
@@ -140,12 +141,12 @@ fn paged_read<'a>(
     let binds: Arc<[Bind]> = filter.binds.into();
     let pool = store.pool.clone();
     let registry = store.registry.clone();
-    paginate(
+    paginate_ahead(
         options,
-        Box::new(move |cursor, limit| {
+        move |cursor, limit| {
             let (pool, registry, sql, binds) =
                 (pool.clone(), registry.clone(), sql.clone(), binds.clone());
-            let fetch = async move {
+            async move {
                 if pool.is_closed() {
                     return Err(Error::StoreClosed);
                 }
@@ -154,7 +155,10 @@ fn paged_read<'a>(
                     .fetch_all(&pool)
                     .await
                     .map_err(db_error(operation))?;
-                rows.iter()
+                // Decoded here, in the reading task, while the caller handles the page
+                // before.
+                let rows = rows
+                    .iter()
                     .map(|r| {
                         let (position, event) = row::decode(r, &registry)?;
                         if position_column != "version" {
@@ -164,8 +168,12 @@ fn paged_read<'a>(
                         let version: i64 = r.try_get(8).map_err(db_error(operation))?;
                         Ok((to_u64(version), event))
                     })
-                    .collect::<Result<Vec<PageRow>>>()
-                    .map(Page::decoded)
+                    .collect::<Result<Vec<PageRow>>>()?;
+                Ok(Fetched {
+                    len: rows.len(),
+                    last: rows.last().map(|(position, _)| *position),
+                    rows,
+                })
             }
             .instrument(tracing::debug_span!(
                 "read_page",
@@ -173,9 +181,10 @@ fn paged_read<'a>(
                 operation,
                 cursor,
                 limit
-            ));
-            read_ahead(fetch)
-        }),
+            ))
+            .boxed()
+        },
+        Ok,
     )
 }
 

@@ -17,7 +17,7 @@ use super::{db_error, is_unique_violation, SqliteEventStore};
 use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
-use crate::store::page::{paginate, read_ahead, Page, PageRow};
+use crate::store::page::{paginate_ahead, Fetched, PageRow};
 use crate::store::sql::{encode_batch, to_i64, to_u64};
 use crate::store::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
@@ -160,11 +160,12 @@ fn paged_read<'a>(
     );
     let sql: Arc<str> = row::page_sql(&inner, order).into();
     let binds: Arc<[Bind]> = filter.binds.into();
-    paginate(
+    let by_version = position_column == "version";
+    paginate_ahead(
         options,
-        Box::new(move |cursor, limit| {
+        move |cursor, limit| {
             let (pool, sql, binds) = (pool.clone(), sql.clone(), binds.clone());
-            let fetch = async move {
+            async move {
                 if pool.is_closed() {
                     return Err(Error::StoreClosed);
                 }
@@ -174,7 +175,11 @@ fn paged_read<'a>(
                 let text: Option<String> = page.try_get(0).map_err(db_error(operation))?;
                 let len: i64 = page.try_get(1).map_err(db_error(operation))?;
                 let last: Option<i64> = page.try_get(2).map_err(db_error(operation))?;
-                Ok((text.unwrap_or_default(), len, last))
+                Ok(Fetched {
+                    len: usize::try_from(len).unwrap_or_default(),
+                    last: last.map(to_u64),
+                    rows: text.unwrap_or_default(),
+                })
             }
             .instrument(tracing::debug_span!(
                 "read_page",
@@ -182,20 +187,10 @@ fn paged_read<'a>(
                 operation,
                 cursor,
                 limit
-            ));
-            let registry = registry.clone();
-            read_ahead(fetch)
-                .map(move |fetched| {
-                    let (text, len, last) = fetched?;
-                    let by_version = position_column == "version";
-                    Ok(Page::lazy(
-                        usize::try_from(len).unwrap_or_default(),
-                        last.map(to_u64),
-                        move || decode_page(&text, &registry, by_version, descending),
-                    ))
-                })
-                .boxed()
-        }),
+            ))
+            .boxed()
+        },
+        move |text| decode_page(&text, &registry, by_version, descending),
     )
 }
 

@@ -181,15 +181,20 @@ impl SqliteStoreOptions {
                 })
         }
         .busy_timeout(self.busy_timeout);
+        // No ping before each use: a SQLite connection is a handle in this process, and
+        // sqlx's ping is a round trip through the connection's worker thread that
+        // doubled the hand-overs of every read and append. A connection whose worker
+        // has died fails its next statement with a typed error instead.
+        let pool_options = SqlitePoolOptions::new().test_before_acquire(false);
         let pool_options = if memory {
             // The database lives as long as its connection: keep exactly one, for ever.
-            SqlitePoolOptions::new()
+            pool_options
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
         } else {
-            SqlitePoolOptions::new().max_connections(self.max_connections)
+            pool_options.max_connections(self.max_connections)
         };
         let pool = pool_options
             .connect_with(connect.clone())
