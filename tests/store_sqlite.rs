@@ -969,7 +969,9 @@ fn reading_outside_a_tokio_runtime_is_a_typed_error() {
         .build()
         .unwrap();
     let store = runtime.block_on(async {
-        let store = SqliteEventStore::open(dir.file("runtime.db")).await.unwrap();
+        let store = SqliteEventStore::open(dir.file("runtime.db"))
+            .await
+            .unwrap();
         store.initialize().await.unwrap();
         store
     });
@@ -983,4 +985,49 @@ fn reading_outside_a_tokio_runtime_is_a_typed_error() {
     }
     drop(stream);
     runtime.block_on(store.close());
+}
+
+/// Pages join their rows with U+001D. A value holding U+001D (an actor id or an event
+/// type may) makes the pieces outnumber the rows SQLite counted, and the page is read
+/// again with length-prefixed rows: every read returns every value whole.
+#[tokio::test]
+async fn values_holding_the_row_separator_read_back_whole() {
+    let dir = TempDir::new();
+    let store = SqliteEventStore::open(dir.file("separator.db"))
+        .await
+        .unwrap();
+    store.initialize().await.unwrap();
+    let id = Uuid::new_v4();
+    let events = vec![
+        created("a").with_actor_id("ops\u{1d}team"),
+        NewEvent::raw("Odd\u{1d}Type", 1, serde_json::json!({ "x": "\u{1d}" })),
+        created("b"),
+    ];
+    store
+        .append_events(id, "Task", events, ExpectedVersion::NoStream)
+        .await
+        .unwrap();
+    let check = |events: &[StoredEvent]| {
+        assert_eq!(events.len(), 3);
+        assert_eq!(
+            events[0].envelope.actor_id.as_deref(),
+            Some("ops\u{1d}team")
+        );
+        assert_eq!(events[1].event_type(), "Odd\u{1d}Type");
+        assert_eq!(events[1].payload_json().unwrap()["x"], "\u{1d}");
+        assert_eq!(events[2].event::<TaskCreated>().unwrap().title, "b");
+    };
+    check(&collect(store.read_all(ReadOptions::new())).await);
+    check(&collect(store.read_stream(&StreamId::new(id, "Task"), ReadOptions::new())).await);
+    check(
+        &store
+            .get_events(id, "Task", GetEventsOptions::default())
+            .await
+            .unwrap()
+            .events,
+    );
+    let replayed = store.replay_stream(id, "Task", 1).await.unwrap();
+    let versions: Vec<u64> = replayed.iter().map(|e| e.version).collect();
+    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(replayed[1].payload.event_type(), "Odd\u{1d}Type");
 }

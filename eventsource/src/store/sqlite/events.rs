@@ -6,12 +6,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use sqlx::query::Query;
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool};
+use sqlx::sqlite::SqlitePool;
 use sqlx::{Row, SqliteConnection};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::page::{self as page_text, Bind, PageQuery, PageText};
 use super::row::{self, format_timestamp};
 use super::{db_error, is_unique_violation, SqliteEventStore};
 use crate::envelope::{now, NewEvent};
@@ -32,13 +32,6 @@ const INSERT: &str = "INSERT INTO events (event_id, aggregate_id, aggregate_type
 
 const OUTBOX_INSERT: &str = "INSERT INTO event_outbox (event_id, event_type, aggregate_id, aggregate_type, \
      tenant_id, global_position, event_data, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')";
-
-/// A bound parameter of a dynamically built query.
-#[derive(Debug, Clone)]
-enum Bind {
-    Text(String),
-    Int(i64),
-}
 
 /// A WHERE clause under construction, with its parameters.
 #[derive(Debug, Clone, Default)]
@@ -87,19 +80,6 @@ impl Filter {
     }
 }
 
-fn bind_all<'q>(
-    mut query: Query<'q, Sqlite, SqliteArguments<'q>>,
-    binds: &[Bind],
-) -> Query<'q, Sqlite, SqliteArguments<'q>> {
-    for bind in binds {
-        query = match bind {
-            Bind::Text(s) => query.bind(s.clone()),
-            Bind::Int(i) => query.bind(*i),
-        };
-    }
-    query
-}
-
 /// Reads the events matching `filter` in `order_column` order as one page value, and
 /// decodes every row; the first corrupt row fails it.
 async fn fetch_events(
@@ -113,18 +93,14 @@ async fn fetch_events(
         store.select_columns(),
         filter.where_sql()
     );
-    let sql = row::page_sql(&inner, "ASC");
-    let page = bind_all(sqlx::query(&sql), &filter.binds)
-        .fetch_one(&store.pool)
-        .await
-        .map_err(db_error(operation))?;
-    let page: Option<&str> = page.try_get(0).map_err(db_error(operation))?;
-    let page = page.unwrap_or_default();
-    let events = row::records(page)
+    let query = PageQuery::new(&inner, "ASC");
+    let page = page_text::read(&store.pool, &query, &filter.binds, operation).await?;
+    let events = page
+        .records()
         .map(|r| row::decode(r?, &store.registry).and_then(|(_, event)| event))
         .collect::<Result<Vec<_>>>()?;
     let by_version = order_column == "version";
-    Ok(row::in_order(
+    Ok(page_text::in_order(
         events,
         |e| {
             if by_version {
@@ -158,27 +134,26 @@ fn paged_read<'a>(
          WHERE {position_column} {cmp} ? AND {} ORDER BY {position_column} {order} LIMIT ?",
         filter.where_sql()
     );
-    let sql: Arc<str> = row::page_sql(&inner, order).into();
+    let query = Arc::new(PageQuery::new(&inner, order));
     let binds: Arc<[Bind]> = filter.binds.into();
     let by_version = position_column == "version";
     paginate_ahead(
         options,
         move |cursor, limit| {
-            let (pool, sql, binds) = (pool.clone(), sql.clone(), binds.clone());
+            let (pool, query, binds) = (pool.clone(), query.clone(), binds.clone());
             async move {
                 if pool.is_closed() {
                     return Err(Error::StoreClosed);
                 }
-                let query =
-                    bind_all(sqlx::query(&sql).bind(to_i64(cursor)), &binds).bind(limit as i64);
-                let page = query.fetch_one(&pool).await.map_err(db_error(operation))?;
-                let text: Option<String> = page.try_get(0).map_err(db_error(operation))?;
-                let len: i64 = page.try_get(1).map_err(db_error(operation))?;
-                let last: Option<i64> = page.try_get(2).map_err(db_error(operation))?;
+                let mut all = Vec::with_capacity(binds.len() + 2);
+                all.push(Bind::Int(to_i64(cursor)));
+                all.extend(binds.iter().cloned());
+                all.push(Bind::Int(limit as i64));
+                let page = page_text::read(&pool, &query, &all, operation).await?;
                 Ok(Fetched {
-                    len: usize::try_from(len).unwrap_or_default(),
-                    last: last.map(to_u64),
-                    rows: text.unwrap_or_default(),
+                    len: page.len,
+                    last: page.last.map(to_u64),
+                    rows: page,
                 })
             }
             .instrument(tracing::debug_span!(
@@ -190,7 +165,7 @@ fn paged_read<'a>(
             ))
             .boxed()
         },
-        move |text| decode_page(&text, &registry, by_version, descending),
+        move |page| decode_page(&page, &registry, by_version, descending),
     )
 }
 
@@ -198,12 +173,13 @@ fn paged_read<'a>(
 /// the version when `by_version` (read_stream pages by version); in position order,
 /// descending when `descending`.
 fn decode_page(
-    page: &str,
+    page: &PageText,
     registry: &EventRegistry,
     by_version: bool,
     descending: bool,
 ) -> Result<Vec<PageRow>> {
-    let rows = row::records(page)
+    let rows = page
+        .records()
         .map(|r| {
             let r = r?;
             let (position, event) = row::decode(r, registry)?;
@@ -223,7 +199,11 @@ fn decode_page(
             }
         })
         .collect::<Result<Vec<PageRow>>>()?;
-    Ok(row::in_order(rows, |(position, _)| *position, descending))
+    Ok(page_text::in_order(
+        rows,
+        |(position, _)| *position,
+        descending,
+    ))
 }
 
 async fn stream_version(
@@ -577,18 +557,18 @@ impl EventStore for SqliteEventStore {
                  FROM events WHERE aggregate_id = ? AND aggregate_type = ? AND version >= ? \
                  ORDER BY version"
             );
-            let page = sqlx::query(&row::page_sql(&inner, "ASC"))
-                .bind(aggregate_id.to_string())
-                .bind(aggregate_type)
-                .bind(to_i64(from_version))
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db_error(OP))?;
-            let page: Option<&str> = page.try_get(0).map_err(db_error(OP))?;
-            let events = row::records(page.unwrap_or_default())
+            let query = PageQuery::new(&inner, "ASC");
+            let binds = [
+                Bind::Text(aggregate_id.to_string()),
+                Bind::Text(aggregate_type.to_owned()),
+                Bind::Int(to_i64(from_version)),
+            ];
+            let page = page_text::read(&self.pool, &query, &binds, OP).await?;
+            let events = page
+                .records()
                 .map(|record| row::decode_replayed(record?, &self.registry))
                 .collect::<Result<Vec<_>>>()?;
-            Ok(row::in_order(events, |e| e.version, false))
+            Ok(page_text::in_order(events, |e| e.version, false))
         })
     }
 

@@ -22,6 +22,7 @@ pub use projection::{
     BatchReport, SqliteProjection, SqliteProjectionHandle, SqliteProjectionRunner,
 };
 mod outbox;
+mod page;
 mod projection;
 mod row;
 mod schema;

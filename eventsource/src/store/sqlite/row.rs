@@ -64,71 +64,6 @@ pub(super) fn select_list(present: &std::collections::HashSet<String>) -> String
     )
 }
 
-/// A query returning the rows of `inner` (whose select list is `<packed row> AS r,
-/// <position> AS n`, ordered by `n` `ASC` or `DESC`) as one text value, each row
-/// prefixed by its length in bytes and a comma, NULL when there are none; then the
-/// number of rows and the last row's `n` (the next page's cursor).
-///
-/// sqlx hands every row from SQLite's worker thread to the caller through a channel, and
-/// copies every value: a page as one value costs one hand-over instead of one per row.
-///
-/// `group_concat` takes the rows in the order the subquery yields them; SQLite does not
-/// promise that order, and an `ORDER BY` inside `group_concat` sorts every page again
-/// through a temporary B-tree (a quarter of a `read_all`). So readers put the decoded
-/// rows [`in_order`] instead, which costs a check when they are in order already.
-pub(super) fn page_sql(inner: &str, order: &str) -> String {
-    let last = if order == "DESC" { "min" } else { "max" };
-    format!(
-        "SELECT group_concat(octet_length(r) || ',' || r, ''), count(*), {last}(n) FROM ({inner})"
-    )
-}
-
-/// `rows` ordered by `key` (ascending, or descending when `descending`): as they are
-/// when already so, sorted otherwise. See [`page_sql`].
-pub(super) fn in_order<T>(mut rows: Vec<T>, key: impl Fn(&T) -> u64, descending: bool) -> Vec<T> {
-    let ordered = if descending {
-        rows.is_sorted_by(|a, b| key(a) >= key(b))
-    } else {
-        rows.is_sorted_by_key(&key)
-    };
-    if !ordered {
-        if descending {
-            rows.sort_by_key(|row| std::cmp::Reverse(key(row)));
-        } else {
-            rows.sort_by_key(key);
-        }
-    }
-    rows
-}
-
-/// The packed rows of a [`page_sql`] value.
-///
-/// # Errors
-/// [`Error::Database`] when the value is not length-prefixed records.
-pub(super) fn records(page: &str) -> impl Iterator<Item = Result<&str>> + '_ {
-    let mut rest = page;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let malformed = || Error::Database {
-            operation: "decode page",
-            source: "a page of rows is not length-prefixed records".into(),
-        };
-        let record = find_byte(rest, b',').and_then(|comma| {
-            let len: usize = rest[..comma].parse().ok()?;
-            let tail = &rest[comma + 1..];
-            let record = tail.get(..len)?;
-            rest = &tail[len..];
-            Some(record)
-        });
-        Some(record.ok_or_else(|| {
-            rest = "";
-            malformed()
-        }))
-    })
-}
-
 /// The index of the first `byte` (ASCII) in `text`: a char boundary. A byte loop: it
 /// looks through a few digits.
 fn find_byte(text: &str, byte: u8) -> Option<usize> {
@@ -579,34 +514,6 @@ mod tests {
             separators_in(u64::from_le_bytes(*b"\x1f\x1e\x1f\x9f\x00\x1f\xff\x3f")),
             0x8000_0080_0080
         );
-    }
-
-    #[test]
-    fn rows_are_put_in_order_whatever_order_they_came_in() {
-        let key = |row: &(u64, char)| row.0;
-        let ordered = vec![(1, 'a'), (2, 'b'), (5, 'c')];
-        assert_eq!(in_order(ordered.clone(), key, false), ordered);
-        assert_eq!(
-            in_order(vec![(5, 'c'), (1, 'a'), (2, 'b')], key, false),
-            ordered
-        );
-        let descending = vec![(5, 'c'), (2, 'b'), (1, 'a')];
-        assert_eq!(in_order(descending.clone(), key, true), descending);
-        assert_eq!(in_order(ordered, key, true), descending);
-    }
-
-    #[test]
-    fn pages_split_into_length_prefixed_records() {
-        let page = "3,abc0,5,é\u{1f}x,";
-        let split: Vec<_> = records(page).collect::<Result<_>>().unwrap();
-        assert_eq!(split, ["abc", "", "é\u{1f}x,"]);
-        for bad in ["3,ab", "x,abc", "abc", "1,é"] {
-            let items: Vec<_> = records(bad).collect();
-            assert!(
-                matches!(items.last(), Some(Err(Error::Database { .. }))),
-                "{bad}: {items:?}"
-            );
-        }
     }
 
     #[test]
