@@ -542,35 +542,49 @@ async fn corrupt_rows_are_dead_lettered_one_by_one_and_passed_over() {
         .execute(store.pool())
         .await
         .unwrap();
-    let manager = manager(
-        store.clone(),
-        Arc::new(InMemoryEventBus::new()),
-        store.clone(),
-    )
-    .with_dead_letters(store.clone());
-    let ledger = manager
-        .subscribe(Ledger::default(), SubscriptionConfig::new(), "ledger")
-        .await
-        .unwrap();
-    manager.start().await.unwrap();
-    ledger.wait_for(4, WAIT).await.unwrap();
-    manager.stop().await;
-    let seen: Vec<u64> = ledger
-        .projection()
-        .lock()
-        .await
-        .seen
-        .iter()
-        .map(|(p, _)| *p)
-        .collect();
-    assert_eq!(seen, [1, 4]);
-    let letters = store
-        .get_failed_events(Some("ledger"), None, 10)
-        .await
-        .unwrap();
-    let positions: Vec<u64> = letters.iter().map(|l| l.failed.global_position).collect();
-    assert_eq!(positions, [2, 3], "one dead letter per corrupt row");
-    assert_eq!(ledger.health().events_failed, 2);
+    // Batches of one to three put the corrupt rows at every place in a batch, and make
+    // the subscription go on from a corrupt row to the next batch.
+    for batch_size in [1, 2, 3, 100] {
+        let name = format!("ledger-{batch_size}");
+        let manager = manager(
+            store.clone(),
+            Arc::new(InMemoryEventBus::new()),
+            store.clone(),
+        )
+        .with_dead_letters(store.clone());
+        let ledger = manager
+            .subscribe(
+                Ledger::default(),
+                SubscriptionConfig::new().batch_size(batch_size),
+                &name,
+            )
+            .await
+            .unwrap();
+        manager.start().await.unwrap();
+        ledger.wait_for(4, WAIT).await.unwrap();
+        manager.stop().await;
+        let seen: Vec<u64> = ledger
+            .projection()
+            .lock()
+            .await
+            .seen
+            .iter()
+            .map(|(p, _)| *p)
+            .collect();
+        assert_eq!(seen, [1, 4], "batches of {batch_size}");
+        let letters = store
+            .get_failed_events(Some(&name), None, 10)
+            .await
+            .unwrap();
+        let positions: Vec<u64> = letters.iter().map(|l| l.failed.global_position).collect();
+        assert_eq!(positions, [2, 3], "one dead letter per corrupt row");
+        assert_eq!(ledger.health().events_failed, 2);
+        assert_eq!(
+            ledger.health().events_processed,
+            2,
+            "batches of {batch_size}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

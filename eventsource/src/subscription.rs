@@ -11,7 +11,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -21,9 +20,12 @@ use crate::checkpoint::{lag_metrics, CheckpointStore, LagMetrics};
 use crate::dlq::{DeadLetterStore, FailedEvent, InMemoryDeadLetterStore};
 use crate::error::{BoxError, Error, Result};
 use crate::projection::Projection;
-use crate::store::page::AbortOnDrop;
-use crate::store::{EventStore, ReadOptions};
+use crate::store::EventStore;
 use crate::stored::StoredEvent;
+
+mod batches;
+
+use batches::{BatchReader, ReadBatch};
 
 /// Where a subscription starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -495,7 +497,7 @@ impl SubscriptionManager {
                 stop: self.stop.subscribe(),
                 shared,
                 position,
-                ahead: None,
+                reader: None,
             };
             let span = tracing::debug_span!("subscription", subscription = %worker.shared.name);
             tasks.push(tokio::spawn(tracing::Instrument::instrument(
@@ -582,31 +584,8 @@ struct Worker {
     shared: Arc<Shared>,
     /// The global position handled up to.
     position: u64,
-    /// The next batch, read while this one is handled: the position it reads after.
-    ahead: Option<(u64, AbortOnDrop<ReadBatch>)>,
-}
-
-/// A batch as read: the head position read before it, and its events.
-struct ReadBatch {
-    head: u64,
-    items: Vec<Result<StoredEvent>>,
-}
-
-/// Reads the batch after `position`: the head first, then up to `batch_size` events of
-/// the `handled` types.
-async fn read_batch(
-    store: Arc<dyn EventStore>,
-    position: u64,
-    batch_size: usize,
-    handled: &'static [&'static str],
-) -> Result<ReadBatch> {
-    let head = store.get_global_position().await?;
-    let options = ReadOptions::new()
-        .from_position(position)
-        .limit(batch_size as u64)
-        .event_types(handled.iter().copied());
-    let items = store.read_all(options).collect().await;
-    Ok(ReadBatch { head, items })
+    /// The task reading the batches, kept while they come full.
+    reader: Option<BatchReader>,
 }
 
 /// Where a subscription starts, by its config.
@@ -694,25 +673,22 @@ impl Worker {
     /// Reads and handles one batch after `position`, then saves the checkpoint.
     async fn batch(&mut self, position: &mut u64) -> Result<Batch> {
         let batch_size = self.shared.config.batch_size;
-        let read_from =
-            |from: u64| read_batch(self.store.clone(), from, batch_size, self.shared.handled);
-        let ReadBatch { head, items } = match self.ahead.take() {
-            Some((from, batch)) if from == *position => batch.await?,
-            _ => read_from(*position).await?,
+        let mut reader = match self.reader.take() {
+            Some(reader) if reader.reads_after(*position) => reader,
+            _ => BatchReader::start(
+                self.store.clone(),
+                *position,
+                batch_size,
+                self.shared.handled,
+            ),
         };
+        let ReadBatch { head, items } = reader.next().await?;
         let read = items.len();
-        // A full batch: the next one is read while this one is handled, by a task of its
-        // own that reads the head and the events as the next batch would. It is used if
-        // the next batch starts where it guessed (this batch's last event), and dropped,
-        // which cancels it, otherwise.
-        if read == batch_size {
-            if let Some(Ok(last)) = items.last() {
-                let from = last.global_position;
-                self.ahead = Some((from, AbortOnDrop::spawn(read_from(from))));
-            }
-        }
         let mut processed = 0;
+        // Handled events that failed (and were dead-lettered), among `processed`.
         let mut failed = 0;
+        // Rows that did not decode (dead-lettered, never handled), apart from them.
+        let mut corrupt = 0;
         let mut last_event = None;
         let mut read_error = None;
         let start = *position;
@@ -743,7 +719,7 @@ impl Worker {
                                 read_error = Some(error);
                                 break;
                             }
-                            failed += 1;
+                            corrupt += 1;
                             *position = at;
                         }
                         None => {
@@ -755,6 +731,10 @@ impl Worker {
             }
         }
         let caught_up = read_error.is_none() && read < batch_size;
+        // A full batch handled to its end: the reader has the next one on its way.
+        if read_error.is_none() && read == batch_size {
+            self.reader = Some(reader);
+        }
         if caught_up {
             // Every handled event up to `head` was in this read: `head` was read first,
             // and every store makes positions follow commit order (memory and SQLite by
@@ -776,7 +756,7 @@ impl Worker {
             health.position = *position;
             health.head_position = head.max(*position);
             health.events_processed += processed - failed;
-            health.events_failed += failed;
+            health.events_failed += failed + corrupt;
             health.state = if caught_up {
                 SubscriptionState::Live
             } else {

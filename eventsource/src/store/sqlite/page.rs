@@ -8,7 +8,7 @@ use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool};
 use sqlx::Row;
 
-use super::db_error;
+use super::{db_error, row};
 use crate::error::{Error, Result};
 
 /// The separator of the rows of a [`Framing::Separated`] page (U+001D, the ASCII group
@@ -89,14 +89,7 @@ impl PageText {
         match self.framing {
             Framing::LengthPrefixed => true,
             Framing::Separated if self.len == 0 => self.text.is_empty(),
-            Framing::Separated => {
-                let separators = self
-                    .text
-                    .bytes()
-                    .filter(|&b| b == ROW_SEPARATOR as u8)
-                    .count();
-                separators + 1 == self.len
-            }
+            Framing::Separated => count_byte(&self.text, ROW_SEPARATOR as u8) + 1 == self.len,
         }
     }
 
@@ -179,6 +172,18 @@ async fn run(
     })
 }
 
+/// How many times `byte` occurs in `text`, counted eight bytes at a time.
+fn count_byte(text: &str, byte: u8) -> usize {
+    let mut chunks = text.as_bytes().chunks_exact(8);
+    let mut count = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        count += row::bytes_equal(u64::from_le_bytes(word), byte).count_ones() as usize;
+    }
+    count + chunks.remainder().iter().filter(|&&b| b == byte).count()
+}
+
 /// The records of a length-prefixed page value.
 fn length_prefixed(page: &str) -> impl Iterator<Item = Result<&str>> + Send + '_ {
     let mut rest = page;
@@ -252,6 +257,17 @@ mod tests {
                 matches!(items.last(), Some(Err(Error::Database { .. }))),
                 "{bad}: {items:?}"
             );
+        }
+    }
+
+    #[test]
+    fn bytes_are_counted_at_every_offset() {
+        for len in 0..40 {
+            let text: String = (0..len)
+                .map(|i| ['\u{1d}', 'a', '\u{1c}', 'é', '\u{1e}'][i % 5])
+                .collect();
+            let expected = text.bytes().filter(|&b| b == 0x1d).count();
+            assert_eq!(count_byte(&text, 0x1d), expected, "{text:?}");
         }
     }
 

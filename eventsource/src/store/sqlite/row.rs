@@ -108,13 +108,18 @@ fn split_fields<const N: usize>(text: &str) -> Option<[&str; N]> {
     (n + 1 == N).then_some(fields)
 }
 
-/// The high bit of every byte of `word` that is U+001F, and no other bit. Exact per byte:
-/// adding 0x7F to the low seven bits never carries into the next byte.
+/// The high bit of every byte of `word` that is U+001F, and no other bit.
 fn separators_in(word: u64) -> u64 {
+    bytes_equal(word, SEPARATOR as u8)
+}
+
+/// The high bit of every byte of `word` that equals `byte`, and no other bit. Exact per
+/// byte: adding 0x7F to the low seven bits never carries into the next byte.
+pub(super) fn bytes_equal(word: u64, byte: u8) -> u64 {
     const LOW_SEVEN: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let x = word ^ (0x0101_0101_0101_0101 * SEPARATOR as u64);
-    // A byte of `x` is zero exactly where `word` holds the separator.
+    let x = word ^ (0x0101_0101_0101_0101 * u64::from(byte));
+    // A byte of `x` is zero exactly where `word` holds `byte`.
     !(((x & LOW_SEVEN) + LOW_SEVEN) | x) & HIGH
 }
 
