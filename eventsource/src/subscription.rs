@@ -682,7 +682,11 @@ impl Worker {
                 self.shared.handled,
             ),
         };
-        let ReadBatch { head, items } = reader.next().await?;
+        let ReadBatch {
+            head,
+            latest_head,
+            items,
+        } = reader.next().await?;
         let read = items.len();
         let mut processed = 0;
         // Handled events that failed (and were dead-lettered), among `processed`.
@@ -731,10 +735,6 @@ impl Worker {
             }
         }
         let caught_up = read_error.is_none() && read < batch_size;
-        // A full batch handled to its end: the reader has the next one on its way.
-        if read_error.is_none() && read == batch_size {
-            self.reader = Some(reader);
-        }
         if caught_up {
             // Every handled event up to `head` was in this read: `head` was read first,
             // and every store makes positions follow commit order (memory and SQLite by
@@ -751,10 +751,15 @@ impl Worker {
                 .save_progress(&self.shared.name, *position, last, processed)
                 .await?;
         }
+        // A full batch handled to its end and checkpointed: the reader has the next one
+        // on its way.
+        if read_error.is_none() && read == batch_size {
+            self.reader = Some(reader);
+        }
         {
             let mut health = self.shared.health();
             health.position = *position;
-            health.head_position = head.max(*position);
+            health.head_position = latest_head.max(*position);
             health.events_processed += processed - failed;
             health.events_failed += failed + corrupt;
             health.state = if caught_up {

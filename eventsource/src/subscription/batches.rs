@@ -4,15 +4,26 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
+use tokio::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::store::page::AbortOnDrop;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
 
-/// A batch as read: the head position read before the read began, and the events.
+/// How old the head reported during a catch-up may get: reading it for every batch
+/// costs the catch-up a query per batch.
+const HEAD_REFRESH: Duration = Duration::from_millis(250);
+
+/// A batch as read: the events, and the store's head twice.
 pub(super) struct ReadBatch {
+    /// Read before the stream's first page: an event at or below it that the stream
+    /// does not return is not of a handled type (positions follow commit order in every
+    /// store), so a batch that ends the stream has handled up to it.
     pub(super) head: u64,
+    /// The head to report: read at most [`HEAD_REFRESH`] before this batch was cut from
+    /// the stream.
+    pub(super) latest_head: u64,
     pub(super) items: Vec<Result<StoredEvent>>,
 }
 
@@ -25,7 +36,8 @@ pub(super) struct BatchReader {
     /// The position the next batch reads after; `None` when no batch can follow.
     next: Option<u64>,
     batches: mpsc::Receiver<Result<ReadBatch>>,
-    _task: AbortOnDrop<()>,
+    /// The reading task; taken when it has ended, to learn how.
+    task: Option<AbortOnDrop<()>>,
 }
 
 impl BatchReader {
@@ -38,13 +50,10 @@ impl BatchReader {
     ) -> Self {
         let (sender, batches) = mpsc::channel(1);
         let task = AbortOnDrop::spawn(async move {
-            // The head, read before the stream's first page: an event at or below it
-            // that the stream does not return is not of a handled type (positions
-            // follow commit order in every store).
+            // The receiver may be gone when a send fails; then nobody waits for this.
             let head = match store.get_global_position().await {
                 Ok(head) => head,
                 Err(error) => {
-                    // The receiver may be gone already; then nobody waits for this.
                     let _ = sender.send(Err(error)).await;
                     return Ok(());
                 }
@@ -53,18 +62,34 @@ impl BatchReader {
                 .from_position(from)
                 .event_types(handled.iter().copied());
             let mut stream = store.read_all(options);
+            let (mut latest_head, mut head_read) = (head, Instant::now());
             loop {
                 let items: Vec<_> = stream.by_ref().take(batch_size).collect().await;
                 let full = items.len() == batch_size;
-                if sender.send(Ok(ReadBatch { head, items })).await.is_err() || !full {
+                let batch = ReadBatch {
+                    head,
+                    latest_head,
+                    items,
+                };
+                if sender.send(Ok(batch)).await.is_err() || !full {
                     return Ok(());
+                }
+                if head_read.elapsed() >= HEAD_REFRESH {
+                    latest_head = match store.get_global_position().await {
+                        Ok(head) => head,
+                        Err(error) => {
+                            let _ = sender.send(Err(error)).await;
+                            return Ok(());
+                        }
+                    };
+                    head_read = Instant::now();
                 }
             }
         });
         BatchReader {
             next: Some(from),
             batches,
-            _task: task,
+            task: Some(task),
         }
     }
 
@@ -78,9 +103,15 @@ impl BatchReader {
     /// # Errors
     /// The store's error reading the head, or [`Error::Database`] when the reading task
     /// ended without a batch (it was cancelled, or no batch can follow the last one).
+    ///
+    /// # Panics
+    /// When the reading task panicked: its panic goes on here.
     pub(super) async fn next(&mut self) -> Result<ReadBatch> {
         let Some(batch) = self.batches.recv().await else {
             self.next = None;
+            if let Some(task) = self.task.take() {
+                task.await?;
+            }
             return Err(Error::Database {
                 operation: "read batch",
                 source: "the subscription's reading task ended without a batch".into(),
