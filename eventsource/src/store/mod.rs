@@ -45,7 +45,9 @@ pub use memory::InMemoryEventStore;
 /// [`EventStore::read_stream`]. Rows are fetched in pages, never all at once.
 ///
 /// An item is an error when a row cannot be read back (e.g. [`Error::CorruptEvent`]); the
-/// stream goes on with the next row after it. A database failure ends the stream.
+/// stream goes on with the next row after it. A database failure ends the stream, and so
+/// does a `read_stream` row whose version itself does not read on SQLite (the next page
+/// would start after it).
 pub type StoredEventStream<'a> = BoxStream<'a, Result<StoredEvent>>;
 
 /// The version a stream must be at for an append to succeed (optimistic concurrency).
@@ -340,13 +342,19 @@ pub trait EventStore: Send + Sync + fmt::Debug {
     ) -> Result<EventStream>;
 
     /// Streams the events of one aggregate.
+    ///
+    /// Reads page by page, so memory stays flat however long the stream. The SQL stores
+    /// read the next pages ahead in a tokio task of their own, started at the first poll
+    /// and stopped when the stream is dropped. A stream polled outside a tokio runtime
+    /// yields [`Error::Database`].
     fn read_stream<'a>(
         &'a self,
         stream_id: &StreamId,
         options: ReadOptions,
     ) -> StoredEventStream<'a>;
 
-    /// Streams all events in global order (or reverse), filtered by `options`.
+    /// Streams all events in global order (or reverse), filtered by `options`. Read page
+    /// by page and ahead of the caller, like [`EventStore::read_stream`].
     fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_>;
 
     /// All events of an aggregate type, optionally of one tenant and from a time on, in
