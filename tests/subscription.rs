@@ -45,6 +45,13 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// The global positions it has seen, in the order it saw them.
+    fn positions(&self) -> Vec<u64> {
+        self.seen.iter().map(|(p, _)| *p).collect()
+    }
+}
+
 /// The seeds' account list read model.
 #[derive(Debug, Default)]
 struct Balances {
@@ -273,14 +280,7 @@ async fn a_restart_resumes_from_the_checkpoint() {
     manager.start().await.unwrap();
     ledger.wait_for(15, WAIT).await.unwrap();
     manager.stop().await;
-    let seen: Vec<u64> = ledger
-        .projection()
-        .lock()
-        .await
-        .seen
-        .iter()
-        .map(|(p, _)| *p)
-        .collect();
+    let seen = ledger.projection().lock().await.positions();
     assert_eq!(
         seen,
         (11..=15).collect::<Vec<_>>(),
@@ -420,10 +420,9 @@ async fn start_positions_and_timeouts() {
         .wait_for(result.global_position, WAIT)
         .await
         .unwrap();
-    let positions = |seen: &Vec<(u64, Uuid)>| seen.iter().map(|(p, _)| *p).collect::<Vec<_>>();
-    assert_eq!(positions(&end.projection().lock().await.seen), [5]);
-    assert_eq!(positions(&two.projection().lock().await.seen), [3, 4, 5]);
-    assert_eq!(positions(&resumed.projection().lock().await.seen), [4, 5]);
+    assert_eq!(end.projection().lock().await.positions(), [5]);
+    assert_eq!(two.projection().lock().await.positions(), [3, 4, 5]);
+    assert_eq!(resumed.projection().lock().await.positions(), [4, 5]);
     match end.wait_for(99, Duration::from_millis(50)).await {
         Err(Error::WaitTimeout {
             subscription,
@@ -563,14 +562,7 @@ async fn corrupt_rows_are_dead_lettered_one_by_one_and_passed_over() {
         manager.start().await.unwrap();
         ledger.wait_for(4, WAIT).await.unwrap();
         manager.stop().await;
-        let seen: Vec<u64> = ledger
-            .projection()
-            .lock()
-            .await
-            .seen
-            .iter()
-            .map(|(p, _)| *p)
-            .collect();
+        let seen = ledger.projection().lock().await.positions();
         assert_eq!(seen, [1, 4], "batches of {batch_size}");
         let letters = store
             .get_failed_events(Some(&name), None, 10)
@@ -633,14 +625,7 @@ async fn stop_then_start_resumes_without_doubling() {
         .unwrap();
     late.wait_for(2, WAIT).await.unwrap();
     manager.stop().await;
-    let seen: Vec<u64> = ledger
-        .projection()
-        .lock()
-        .await
-        .seen
-        .iter()
-        .map(|(p, _)| *p)
-        .collect();
+    let seen = ledger.projection().lock().await.positions();
     assert_eq!(
         seen,
         [1, 2],
