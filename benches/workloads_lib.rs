@@ -685,24 +685,22 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
         let w2_events = sizes.w2_aggregates * 100;
         // The reads take turns going first: whichever follows the W2 writes shares the
         // machine with the operating system writing them back.
-        if run % 2 == 0 {
-            sqlite[3]
-                .framework
-                .push(w4_framework(store.as_ref(), w2_events).await?);
-            sqlite[3].raw.push(w4_raw(&pool, w2_events).await?);
-            sqlite[4]
-                .framework
-                .push(w5_framework(store.clone(), store.clone(), w2_events).await?);
-            sqlite[4].raw.push(w5_raw(&pool, w2_events).await?);
-        } else {
-            sqlite[3].raw.push(w4_raw(&pool, w2_events).await?);
-            sqlite[3]
-                .framework
-                .push(w4_framework(store.as_ref(), w2_events).await?);
-            sqlite[4].raw.push(w5_raw(&pool, w2_events).await?);
-            sqlite[4]
-                .framework
-                .push(w5_framework(store.clone(), store.clone(), w2_events).await?);
+        let framework_first = run % 2 == 0;
+        for framework in [framework_first, !framework_first] {
+            if framework {
+                let sample = w4_framework(store.as_ref(), w2_events).await?;
+                sqlite[3].framework.push(sample);
+            } else {
+                sqlite[3].raw.push(w4_raw(&pool, w2_events).await?);
+            }
+        }
+        for framework in [framework_first, !framework_first] {
+            if framework {
+                let sample = w5_framework(store.clone(), store.clone(), w2_events).await?;
+                sqlite[4].framework.push(sample);
+            } else {
+                sqlite[4].raw.push(w5_raw(&pool, w2_events).await?);
+            }
         }
         store.close().await;
         pool.close().await;
