@@ -45,6 +45,21 @@ impl Ledger {
     }
 }
 
+/// A ledger that says its read model is durable (as one kept in a database would be): a
+/// new process resumes it from its checkpoint.
+#[derive(Debug, Default)]
+struct DurableLedger {
+    positions: Vec<u64>,
+}
+
+#[projection(name = "durable-ledger", durable = true)]
+impl DurableLedger {
+    #[handles]
+    async fn created(&mut self, _event: &TaskCreated, ctx: &EventContext<'_>) {
+        self.positions.push(ctx.global_position());
+    }
+}
+
 impl Ledger {
     /// The global positions it has seen, in the order it saw them.
     fn positions(&self) -> Vec<u64> {
@@ -271,20 +286,35 @@ async fn a_restart_resumes_from_the_checkpoint() {
             .await
             .unwrap();
     }
+    // A durable read model with a checkpoint at 10 as well.
+    store.save_progress("durable", 10, None, 10).await.unwrap();
     // A new process: a fresh projection, the same checkpoint table.
     let manager = manager(store.clone(), bus, store.clone());
     let ledger = manager
         .subscribe(Ledger::default(), SubscriptionConfig::new(), "ledger")
         .await
         .unwrap();
+    let durable = manager
+        .subscribe(
+            DurableLedger::default(),
+            SubscriptionConfig::new(),
+            "durable",
+        )
+        .await
+        .unwrap();
     manager.start().await.unwrap();
     ledger.wait_for(15, WAIT).await.unwrap();
+    durable.wait_for(15, WAIT).await.unwrap();
     manager.stop().await;
-    let seen = ledger.projection().lock().await.positions();
     assert_eq!(
-        seen,
+        ledger.projection().lock().await.positions(),
+        (1..=15).collect::<Vec<_>>(),
+        "an in-memory read model starts empty in a new process: it is rebuilt, not resumed"
+    );
+    assert_eq!(
+        durable.projection().lock().await.positions,
         (11..=15).collect::<Vec<_>>(),
-        "only the events after the checkpoint"
+        "a durable read model resumes after its checkpoint"
     );
     let lag = manager.lag("ledger").await.unwrap().unwrap();
     assert_eq!((lag.events_behind, lag.global_position), (0, 15));
@@ -391,7 +421,7 @@ async fn start_positions_and_timeouts() {
         .await
         .unwrap();
     let resumed = manager
-        .subscribe(Ledger::default(), poll.clone(), "from-checkpoint")
+        .subscribe(DurableLedger::default(), poll.clone(), "from-checkpoint")
         .await
         .unwrap();
     assert!(matches!(
@@ -422,12 +452,15 @@ async fn start_positions_and_timeouts() {
         .unwrap();
     assert_eq!(end.projection().lock().await.positions(), [5]);
     assert_eq!(two.projection().lock().await.positions(), [3, 4, 5]);
-    assert_eq!(resumed.projection().lock().await.positions(), [4, 5]);
+    assert_eq!(resumed.projection().lock().await.positions, [4, 5]);
     match end.wait_for(99, Duration::from_millis(50)).await {
         Err(Error::WaitTimeout {
             subscription,
             position: 99,
             reached: 5,
+            state: SubscriptionState::Live,
+            head: 5,
+            last_error: None,
         }) => assert_eq!(subscription, "from-end"),
         other => panic!("expected a timeout, got {other:?}"),
     }

@@ -137,6 +137,22 @@ fn parse_u32(int: &LitInt, key: &str) -> syn::Result<u32> {
         .map_err(|_| syn::Error::new_spanned(int, format!("`{key}` must fit in a u32")))
 }
 
+/// A boolean literal: `key = true` or `key = false`.
+pub(crate) fn boolean(value: &Expr, key: &str, errors: &mut Errors) -> Option<bool> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Some(b.value),
+        _ => {
+            errors.spanned(
+                value,
+                format!("`{key}` must be `true` or `false`, e.g. {key} = true"),
+            );
+            None
+        }
+    }
+}
+
 /// `crate = "path"`: where the `eventsource` crate is.
 pub(crate) fn crate_path(value: &Expr, errors: &mut Errors) -> Option<Path> {
     let s = lit_str(value, "crate", errors)?;

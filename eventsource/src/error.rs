@@ -103,7 +103,10 @@ pub enum Error {
     },
 
     /// A subscription did not reach a position in time.
-    #[error("subscription `{subscription}` did not reach position {position} in time (it is at {reached})")]
+    #[error(
+        "subscription `{subscription}` did not reach position {position} in time: it is {state:?} at position {reached}, the store's head is {head}{}",
+        .last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default()
+    )]
     WaitTimeout {
         /// The subscription.
         subscription: String,
@@ -111,6 +114,47 @@ pub enum Error {
         position: u64,
         /// The position it had reached.
         reached: u64,
+        /// What it was doing when the wait gave up.
+        state: crate::subscription::SubscriptionState,
+        /// The store's head at its last read.
+        head: u64,
+        /// Its last error, if any (why it may be stuck).
+        last_error: Option<String>,
+    },
+
+    /// The event waited for was not handled: the subscription's handler failed on it on
+    /// every attempt and it was dead-lettered. The read model does not contain it.
+    ///
+    /// Handling: look at the dead letter (its error says why), fix the cause, and
+    /// replay it (`replay_dead_letter`).
+    #[error("subscription `{subscription}` dead-lettered the event at position {position} (`{event_type}`): {error}")]
+    DeadLettered {
+        /// The subscription.
+        subscription: String,
+        /// The event's global position.
+        position: u64,
+        /// Its event type.
+        event_type: String,
+        /// The handler's last error (or panic message).
+        error: String,
+    },
+
+    /// The subscription stopped (or failed for good) before it reached the position
+    /// waited for.
+    #[error("subscription `{subscription}` is {state:?} at position {reached}; it will not reach position {position}{}",
+        .last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
+    SubscriptionStopped {
+        /// The subscription.
+        subscription: String,
+        /// The position waited for.
+        position: u64,
+        /// The position it had reached.
+        reached: u64,
+        /// Its state ([`Stopped`](crate::SubscriptionState::Stopped) or
+        /// [`Failed`](crate::SubscriptionState::Failed)).
+        state: crate::subscription::SubscriptionState,
+        /// Why it failed, if it did.
+        last_error: Option<String>,
     },
 
     /// No outbox entry with this id.
@@ -247,20 +291,130 @@ pub enum Error {
         message: String,
     },
 
-    /// The database reported an error.
-    #[error("database error during {operation}: {source}")]
+    /// The store's schema is not there yet: [`initialize`](crate::SqliteEventStore::initialize)
+    /// was not called on this database.
+    #[error("the event store schema is missing in `{database}` (no `{table}` table): call initialize() once before using the store")]
+    SchemaNotInitialized {
+        /// The database path or URL (with any password removed).
+        database: String,
+        /// The table that is missing.
+        table: String,
+    },
+
+    /// A write was asked of a store opened read-only (or of a database file the process
+    /// may not write).
+    #[error("`{operation}` needs to write, but the store `{database}` is read-only")]
+    ReadOnly {
+        /// The operation that was refused.
+        operation: &'static str,
+        /// The database path or URL.
+        database: String,
+    },
+
+    /// The database reported an error. [`kind`](Error::Database::kind) tells whether it
+    /// is worth retrying ([`Error::is_transient`]).
+    #[error("database error during {operation} ({kind}): {source}")]
     Database {
         /// The store operation that failed (`append_events`, `read_all`, ...).
         operation: &'static str,
+        /// What kind of failure it is.
+        kind: DatabaseErrorKind,
         /// The driver's error.
         #[source]
         source: BoxError,
     },
 }
 
+/// What kind of failure an [`Error::Database`] is: whether retrying can help.
+///
+/// | kind | transient | typical cause | what to do |
+/// |---|---|---|---|
+/// | `Busy` | yes | SQLite `database is locked` past the busy timeout; PostgreSQL deadlock, serialization failure, lock timeout | retry after a short wait |
+/// | `ConnectionLost` | yes | server restart, dropped socket, refused connection, a crashed SQLite worker | retry; the pool opens a new connection |
+/// | `PoolTimeout` | yes | every pooled connection stayed busy for the acquire timeout | retry, or give the pool more connections |
+/// | `StorageFull` | no | disk or database full | free space, then retry |
+/// | `ReadOnly` | no | the file or server refuses writes | open the store read-write |
+/// | `Io` | no | the database file could not be read or written | check the disk |
+/// | `Corrupt` | no | a row or the file does not read as the schema says | see the message; the rest of the store is readable |
+/// | `Other` | no | anything else (SQL errors, constraint violations) | see the message |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DatabaseErrorKind {
+    /// The database is locked by another connection or process, or a transaction lost a
+    /// race it can win on a second try.
+    Busy,
+    /// The connection was lost or could not be made.
+    ConnectionLost,
+    /// No pooled connection became free in time.
+    PoolTimeout,
+    /// The disk or the database is full.
+    StorageFull,
+    /// The database refuses writes.
+    ReadOnly,
+    /// Reading or writing the database file failed.
+    Io,
+    /// Stored data does not read as the schema says.
+    Corrupt,
+    /// Anything else.
+    Other,
+}
+
+impl DatabaseErrorKind {
+    /// `true` for the kinds a plain retry can cure: [`Busy`](Self::Busy),
+    /// [`ConnectionLost`](Self::ConnectionLost), [`PoolTimeout`](Self::PoolTimeout).
+    pub fn is_transient(self) -> bool {
+        matches!(self, Self::Busy | Self::ConnectionLost | Self::PoolTimeout)
+    }
+}
+
+impl std::fmt::Display for DatabaseErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Busy => "busy",
+            Self::ConnectionLost => "connection lost",
+            Self::PoolTimeout => "pool timeout",
+            Self::StorageFull => "storage full",
+            Self::ReadOnly => "read-only",
+            Self::Io => "I/O error",
+            Self::Corrupt => "corrupt data",
+            Self::Other => "other",
+        })
+    }
+}
+
 impl Error {
     /// `true` for [`Error::OptimisticLock`]: the operation can be retried after a reload.
     pub fn is_optimistic_lock(&self) -> bool {
         matches!(self, Error::OptimisticLock { .. })
+    }
+
+    /// `true` when the same operation, retried unchanged after a short wait, may
+    /// succeed: a busy database, a lost connection or an exhausted pool (see
+    /// [`DatabaseErrorKind`]). An [`OptimisticLock`](Error::OptimisticLock) is not
+    /// transient: it needs a reload first.
+    ///
+    /// ```
+    /// use eventsource::{DatabaseErrorKind, Error};
+    /// let busy = Error::Database {
+    ///     operation: "append_events",
+    ///     kind: DatabaseErrorKind::Busy,
+    ///     source: "database is locked".into(),
+    /// };
+    /// assert!(busy.is_transient());
+    /// assert!(!Error::StoreClosed.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Database { kind, .. } => kind.is_transient(),
+            _ => false,
+        }
+    }
+
+    /// The [`DatabaseErrorKind`] of an [`Error::Database`].
+    pub fn database_kind(&self) -> Option<DatabaseErrorKind> {
+        match self {
+            Error::Database { kind, .. } => Some(*kind),
+            _ => None,
+        }
     }
 }

@@ -51,6 +51,7 @@ mod event;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 pub mod migrate;
 pub mod outbox;
+mod panics;
 pub mod prelude;
 pub mod projection;
 pub mod registry;
@@ -73,7 +74,7 @@ pub use dlq::{
     FailedEvent, InMemoryDeadLetterStore,
 };
 pub use envelope::{EventEnvelope, NewEvent};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, DatabaseErrorKind, Error, Result};
 pub use event::{AnyEvent, DomainEvent, EventPayload, RawEvent};
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 pub use migrate::{
@@ -196,7 +197,11 @@ pub use eventsource_macros::aggregate;
 /// | argument | type | default | meaning |
 /// |---|---|---|---|
 /// | `name` | string | the type's name | what [`Projection::name`] returns |
+/// | `durable` | `true` / `false` | `false` | the handlers keep the read model outside the process (a database), so a new process may resume it from its checkpoint ([`Projection::is_durable`]); an in-memory read model is rebuilt from the beginning instead |
 /// | `crate` | string path | `::eventsource` | where `eventsource` is, when re-exported |
+///
+/// A handler that panics is treated like one that returns an error: retried, then
+/// dead-lettered with the panic's message.
 ///
 /// See [`Projection`] for an example.
 #[cfg(feature = "macros")]

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::bus::EventBus;
 use crate::error::{BoxError, Result};
+use crate::panics::catch_unwind;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
 use crate::subscription::RetryPolicy;
@@ -256,7 +257,12 @@ impl OutboxRelay {
         let mut round = RelayRound::default();
         let pending = self.outbox.get_pending_events(self.batch_size).await?;
         for entry in pending {
-            match self.publisher.publish(&entry).await {
+            // A panicking publisher is a failed publish: retried, then given up on.
+            let published = match catch_unwind(self.publisher.publish(&entry)).await {
+                Ok(result) => result,
+                Err(panic) => Err(format!("publisher {panic}").into()),
+            };
+            match published {
                 Ok(()) => {
                     self.outbox.mark_published(entry.id).await?;
                     round.published += 1;

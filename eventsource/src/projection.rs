@@ -99,6 +99,16 @@ pub trait Projection: Send + 'static {
     /// event and goes on.
     async fn handle(&mut self, event: &StoredEvent) -> Result<(), BoxError>;
 
+    /// `true` when the read model outlives the process (it is written to a database by
+    /// the handlers), so that [`StartFrom::Checkpoint`](crate::StartFrom::Checkpoint)
+    /// may resume it from a checkpoint saved by an earlier process. `false` (the
+    /// default, and what `#[projection]` generates unless given `durable`) for a read
+    /// model in memory: a new process starts it empty, so it is rebuilt from the
+    /// beginning.
+    fn is_durable(&self) -> bool {
+        false
+    }
+
     /// Clears the read model before a rebuild.
     ///
     /// # Errors

@@ -14,9 +14,11 @@ use uuid::Uuid;
 use crate::aggregate::{Aggregate, AggregateRoot};
 use crate::envelope::now;
 use crate::error::{BoxError, Error, Result};
+use crate::panics::catch_unwind;
 use crate::snapshot::{Snapshot, SnapshotStore, SnapshotStrategy};
 use crate::store::{AppendResult, EventStore, ExpectedVersion, GetEventsOptions};
 use crate::stored::StoredEvent;
+use crate::subscription::RetryPolicy;
 
 /// Receives the events of every successful save (an event bus, a message broker).
 #[async_trait]
@@ -390,17 +392,25 @@ impl<A: Aggregate> AggregateRepository<A> {
             .into_iter()
             .filter(|e| ids.contains(&e.event_id()))
             .collect();
-        publisher.publish(&saved).await.map_err(failed)
+        // A panicking publisher is a failed publish: the events are stored either way.
+        match catch_unwind(publisher.publish(&saved)).await {
+            Ok(result) => result.map_err(failed),
+            Err(panic) => Err(failed(format!("publisher {panic}").into())),
+        }
     }
 
     /// Loads (or creates) the aggregate, runs `command` on it and saves; on an optimistic
     /// lock conflict it reloads and runs the command again, up to `max_attempts` times in
-    /// all. Returns the saved aggregate.
+    /// all. A transient failure ([`Error::is_transient`]: busy database, lost connection,
+    /// pool timeout) is retried too, after a short backoff: a failed load is loaded again,
+    /// and a failed save saves the same events again (same event ids, so a save whose
+    /// acknowledgement was lost is not stored twice, and the command does not run twice).
+    /// Returns the saved aggregate.
     ///
     /// # Errors
     /// [`CommandError::Rejected`] with the command's error (nothing saved);
-    /// [`CommandError::Store`] with the last conflict when every attempt conflicted, or
-    /// any other store error.
+    /// [`CommandError::Store`] with the last conflict or transient error when every
+    /// attempt failed, or any other store error.
     pub async fn execute_with_retry<E, F>(
         &self,
         aggregate_id: Uuid,
@@ -416,15 +426,38 @@ impl<A: Aggregate> AggregateRepository<A> {
                 message: "execute_with_retry needs at least one attempt".into(),
             }));
         }
+        let backoff = RetryPolicy::default();
         let mut attempt = 1;
+        // An aggregate whose save failed transiently: saved again as it is.
+        let mut unsaved: Option<AggregateRoot<A>> = None;
         loop {
-            let mut root = self.load_or_create(aggregate_id).await?;
-            command(&mut root).map_err(CommandError::Rejected)?;
+            let mut root = match unsaved.take() {
+                Some(root) => root,
+                None => match self.load_or_create(aggregate_id).await {
+                    Ok(mut root) => {
+                        command(&mut root).map_err(CommandError::Rejected)?;
+                        root
+                    }
+                    Err(error) if error.is_transient() && attempt < max_attempts => {
+                        tracing::debug!(attempt, %aggregate_id, %error, "transient load failure; retrying");
+                        tokio::time::sleep(backoff.backoff(attempt)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(error) => return Err(CommandError::Store(error)),
+                },
+            };
             match self.save(&mut root).await {
                 Ok(_) => return Ok(root),
                 Err(error) if error.is_optimistic_lock() && attempt < max_attempts => {
                     tracing::debug!(attempt, %aggregate_id, "conflict; reloading and retrying");
                     attempt += 1;
+                }
+                Err(error) if error.is_transient() && attempt < max_attempts => {
+                    tracing::debug!(attempt, %aggregate_id, %error, "transient save failure; saving the same events again");
+                    tokio::time::sleep(backoff.backoff(attempt)).await;
+                    attempt += 1;
+                    unsaved = Some(root);
                 }
                 Err(error) => return Err(CommandError::Store(error)),
             }

@@ -1,5 +1,5 @@
-//! The arguments of `#[projection(name = "TaskList", crate = "...")]`: both optional;
-//! `name` defaults to the type's name.
+//! The arguments of `#[projection(name = "TaskList", durable = true, crate = "...")]`:
+//! all optional; `name` defaults to the type's name, `durable` to `false`.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
@@ -8,10 +8,12 @@ use syn::{LitStr, Path};
 use crate::errors::Errors;
 use crate::values::{self, each_key, set};
 
-const KEYS: &[&str] = &["name", "crate"];
+const KEYS: &[&str] = &["name", "durable", "crate"];
 
 pub(super) struct ProjectionArgs {
     pub(super) name: Option<LitStr>,
+    /// The read model outlives the process (`Projection::is_durable`).
+    pub(super) durable: bool,
     pub(super) krate: Path,
 }
 
@@ -20,9 +22,13 @@ impl ProjectionArgs {
     pub(super) fn parse(args: TokenStream, errors: &mut Errors) -> Option<Self> {
         let mut name: Option<LitStr> = None;
         let mut krate: Option<Path> = None;
+        let mut durable: Option<bool> = None;
         let mut on_key = |key: &'static str, value: &syn::Expr, errors: &mut Errors| match key {
             "name" => set(errors, &mut name, value, "projection", key, |v, e| {
                 values::name(v, key, e)
+            }),
+            "durable" => set(errors, &mut durable, value, "projection", key, |v, e| {
+                values::boolean(v, key, e)
             }),
             _ => set(
                 errors,
@@ -44,6 +50,7 @@ impl ProjectionArgs {
         }
         ok.then(|| ProjectionArgs {
             name,
+            durable: durable.unwrap_or(false),
             krate: krate.unwrap_or_else(values::default_crate),
         })
     }

@@ -15,6 +15,7 @@ pub(super) fn projection(
     handlers: &Handlers,
 ) -> TokenStream {
     let krate = &args.krate;
+    let durable = args.durable;
     let self_ty = &item.self_ty;
     let name = args.name.clone().unwrap_or_else(|| {
         let ident = match &**self_ty {
@@ -61,6 +62,10 @@ pub(super) fn projection(
             impl #krate::Projection for #self_ty {
                 fn name(&self) -> &str {
                     #name
+                }
+
+                fn is_durable(&self) -> bool {
+                    #durable
                 }
 
                 fn handled_event_types(&self) -> &'static [&'static str] {

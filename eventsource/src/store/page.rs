@@ -228,6 +228,7 @@ impl<T: Send + 'static> AbortOnDrop<T> {
     fn try_spawn(task: impl Future<Output = Result<T>> + Send + 'static) -> Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| Error::Database {
             operation: "read",
+            kind: crate::error::DatabaseErrorKind::Other,
             source: format!("reading a SQL store needs a tokio runtime: {e}").into(),
         })?;
         Ok(AbortOnDrop(runtime.spawn(task)))
@@ -249,6 +250,7 @@ impl<T> Future for AbortOnDrop<T> {
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
             Err(error) => Err(Error::Database {
                 operation: "read page",
+                kind: crate::error::DatabaseErrorKind::Other,
                 source: format!("the page reader was cancelled: {error}").into(),
             }),
         })

@@ -2,7 +2,7 @@
 //! the stores' `u64` positions and SQL's signed 64-bit integers.
 
 use crate::envelope::NewEvent;
-use crate::error::{Error, Result};
+use crate::error::{DatabaseErrorKind, Error, Result};
 use crate::registry::EventRegistry;
 
 /// Maps a sqlx error to [`Error`]: one place for every operation of the SQL backends.
@@ -11,8 +11,83 @@ pub(crate) fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> E
         sqlx::Error::PoolClosed => Error::StoreClosed,
         other => Error::Database {
             operation,
+            kind: error_kind(&other),
             source: Box::new(other),
         },
+    }
+}
+
+/// What kind of failure a sqlx error is (see [`DatabaseErrorKind`]).
+pub(crate) fn error_kind(error: &sqlx::Error) -> DatabaseErrorKind {
+    match error {
+        sqlx::Error::PoolTimedOut => DatabaseErrorKind::PoolTimeout,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => DatabaseErrorKind::ConnectionLost,
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => DatabaseErrorKind::Corrupt,
+        sqlx::Error::Database(db) => database_error_kind(db.as_ref()),
+        _ => DatabaseErrorKind::Other,
+    }
+}
+
+fn database_error_kind(db: &dyn sqlx::error::DatabaseError) -> DatabaseErrorKind {
+    #[cfg(feature = "sqlite")]
+    use sqlx::error::DatabaseError as _;
+    #[cfg(feature = "sqlite")]
+    if let Some(code) = db
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .and_then(|e| e.code())
+        .and_then(|code| code.parse::<i32>().ok())
+    {
+        return sqlite_error_kind(code);
+    }
+    #[cfg(feature = "postgres")]
+    if let Some(e) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        return postgres_error_kind(e.code());
+    }
+    DatabaseErrorKind::Other
+}
+
+/// SQLite's (extended) result codes: <https://www.sqlite.org/rescode.html>.
+#[cfg(feature = "sqlite")]
+pub(crate) fn sqlite_error_kind(code: i32) -> DatabaseErrorKind {
+    match code & 0xff {
+        // SQLITE_BUSY, SQLITE_LOCKED
+        5 | 6 => DatabaseErrorKind::Busy,
+        // SQLITE_FULL
+        13 => DatabaseErrorKind::StorageFull,
+        // SQLITE_READONLY
+        8 => DatabaseErrorKind::ReadOnly,
+        // SQLITE_IOERR (SQLITE_IOERR_NOMEM aside), SQLITE_CANTOPEN
+        10 if code == 3082 => DatabaseErrorKind::Other,
+        10 | 14 => DatabaseErrorKind::Io,
+        // SQLITE_CORRUPT, SQLITE_NOTADB
+        11 | 26 => DatabaseErrorKind::Corrupt,
+        _ => DatabaseErrorKind::Other,
+    }
+}
+
+/// PostgreSQL's SQLSTATE codes: <https://www.postgresql.org/docs/current/errcodes-appendix.html>.
+#[cfg(feature = "postgres")]
+pub(crate) fn postgres_error_kind(sqlstate: &str) -> DatabaseErrorKind {
+    match sqlstate {
+        // serialization_failure, deadlock_detected, lock_not_available
+        "40001" | "40P01" | "55P03" => DatabaseErrorKind::Busy,
+        // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections,
+        // idle_session_timeout
+        "57P01" | "57P02" | "57P03" | "53300" | "57P05" => DatabaseErrorKind::ConnectionLost,
+        // disk_full, insufficient_resources, out_of_memory
+        "53100" | "53000" | "53200" => DatabaseErrorKind::StorageFull,
+        // read_only_sql_transaction
+        "25006" => DatabaseErrorKind::ReadOnly,
+        // data_corrupted, index_corrupted
+        "XX001" | "XX002" => DatabaseErrorKind::Corrupt,
+        // connection_exception and its subclasses
+        code if code.starts_with("08") => DatabaseErrorKind::ConnectionLost,
+        // io_error family of the server (e.g. 58030)
+        code if code.starts_with("58") => DatabaseErrorKind::Io,
+        _ => DatabaseErrorKind::Other,
     }
 }
 

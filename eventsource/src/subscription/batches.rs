@@ -114,6 +114,7 @@ impl BatchReader {
             }
             return Err(Error::Database {
                 operation: "read batch",
+                kind: crate::error::DatabaseErrorKind::Other,
                 source: "the subscription's reading task ended without a batch".into(),
             });
         };

@@ -24,6 +24,7 @@ fn decode(row: &PgRow) -> Result<Checkpoint> {
     Ok(Checkpoint {
         global_position: u64::try_from(position).map_err(|_| Error::Database {
             operation: op,
+            kind: crate::error::DatabaseErrorKind::Corrupt,
             source: format!("checkpoint `{name}` has position {position}").into(),
         })?,
         last_event_id: event_id,

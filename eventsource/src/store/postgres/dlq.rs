@@ -21,6 +21,7 @@ fn decode(row: &PgRow) -> Result<DeadLetter> {
     let id: i64 = row.try_get(0).map_err(db_error(op))?;
     let invalid = |detail: String| Error::Database {
         operation: op,
+        kind: crate::error::DatabaseErrorKind::Corrupt,
         source: format!("dead letter {id}: {detail}").into(),
     };
     let status: String = row.try_get(10).map_err(db_error(op))?;

@@ -21,6 +21,7 @@ fn decode(row: &PgRow) -> Result<OutboxEntry> {
     let id: i64 = row.try_get(0).map_err(db_error(op))?;
     let invalid = |detail: String| Error::Database {
         operation: op,
+        kind: crate::error::DatabaseErrorKind::Corrupt,
         source: format!("outbox entry {id}: {detail}").into(),
     };
     let position: i64 = row.try_get(6).map_err(db_error(op))?;

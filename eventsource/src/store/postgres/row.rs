@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::envelope::EventEnvelope;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
+use crate::store::sql::db_error;
 use crate::stored::StoredEvent;
 
 /// The select list [`decode`] reads, in its order.
@@ -23,12 +24,10 @@ pub(super) const SELECT: &str = "global_position, event_id, aggregate_id, aggreg
 /// The outer error is a database error (no readable position); the inner one is
 /// [`Error::CorruptEvent`] for the row at that position.
 pub(super) fn decode(row: &PgRow, registry: &EventRegistry) -> Result<(u64, Result<StoredEvent>)> {
-    let position: i64 = row.try_get(0).map_err(|e| Error::Database {
-        operation: "decode row",
-        source: Box::new(e),
-    })?;
+    let position: i64 = row.try_get(0).map_err(db_error("decode row"))?;
     let position = u64::try_from(position).map_err(|_| Error::Database {
         operation: "decode row",
+        kind: crate::error::DatabaseErrorKind::Corrupt,
         source: format!("negative global_position {position}").into(),
     })?;
     let event_id: Option<Uuid> = row.try_get(1).ok();

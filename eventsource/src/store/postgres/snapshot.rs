@@ -13,6 +13,7 @@ use crate::snapshot::{Snapshot, SnapshotStore};
 fn corrupt(detail: String) -> Error {
     Error::Database {
         operation: "get_snapshot",
+        kind: crate::error::DatabaseErrorKind::Corrupt,
         source: detail.into(),
     }
 }

@@ -18,6 +18,7 @@ const COLUMNS: &str =
 fn decode(row: &SqliteRow) -> Result<Checkpoint> {
     let invalid = |detail: String| Error::Database {
         operation: "get_checkpoint",
+        kind: crate::error::DatabaseErrorKind::Corrupt,
         source: detail.into(),
     };
     let name: String = row.try_get(0).map_err(db_error("get_checkpoint"))?;

@@ -22,6 +22,7 @@ fn decode(row: &SqliteRow) -> Result<DeadLetter> {
     let op = "get_failed_events";
     let invalid = |detail: String| Error::Database {
         operation: op,
+        kind: crate::error::DatabaseErrorKind::Corrupt,
         source: detail.into(),
     };
     let id: i64 = row.try_get(0).map_err(db_error(op))?;

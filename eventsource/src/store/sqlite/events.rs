@@ -18,7 +18,7 @@ use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::page::{paginate_ahead, Fetched, PageRow};
-use crate::store::sql::{encode_batch, to_i64, to_u64};
+use crate::store::sql::{encode_batch, to_i64, to_u64, EncodedEvent};
 use crate::store::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
     GetEventsOptions, ReadDirection, ReadOptions, ReplayedEvent, StoredEventStream, StoredId,
@@ -210,6 +210,7 @@ async fn stream_version(
     conn: &mut SqliteConnection,
     aggregate_id: Uuid,
     aggregate_type: &str,
+    operation: &'static str,
 ) -> Result<u64> {
     let version: i64 =
         sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = ? AND aggregate_type = ?")
@@ -217,7 +218,7 @@ async fn stream_version(
             .bind(aggregate_type)
             .fetch_one(conn)
             .await
-            .map_err(db_error("get_stream_version"))?;
+            .map_err(db_error(operation))?;
     Ok(to_u64(version))
 }
 
@@ -262,7 +263,134 @@ async fn stored_positions(
     Ok(found)
 }
 
+/// What an append's transaction did.
+enum Written {
+    /// Events were inserted: commit.
+    Yes(AppendResult),
+    /// Nothing to write (a retried batch, an empty one): roll back.
+    Nothing(AppendResult),
+}
+
+/// Why an append's transaction ends without a commit.
+enum Failed {
+    /// A unique-key violation on the version: another writer got there first.
+    Conflict,
+    /// Any other error.
+    Error(Error),
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Self {
+        Failed::Error(error)
+    }
+}
+
+/// Ends a transaction that wrote nothing, explicitly, so that its connection goes back to
+/// the pool outside any transaction.
+async fn end_transaction(tx: sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
+    tx.rollback().await.map_err(db_error("append_events"))
+}
+
 impl SqliteEventStore {
+    /// The statements of an append, inside its `BEGIN IMMEDIATE` transaction.
+    async fn append_in(
+        &self,
+        tx: &mut SqliteConnection,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        events: &[NewEvent],
+        encoded: &[EncodedEvent],
+        expected_version: ExpectedVersion,
+    ) -> std::result::Result<Written, Failed> {
+        const OP: &str = "append_events";
+        let stored = stored_positions(&mut *tx, events, aggregate_id, aggregate_type).await?;
+        let current = stream_version(&mut *tx, aggregate_id, aggregate_type, OP).await?;
+        let plan = plan_append(
+            aggregate_id,
+            aggregate_type,
+            events,
+            expected_version,
+            current,
+            |id| stored.get(&id).map_or(StoredId::No, |(_, place)| *place),
+        )?;
+        let fresh = match plan {
+            AppendPlan::Nothing => {
+                let global_position = match events.last() {
+                    Some(last) => stored.get(&last.event_id).map_or(0, |(p, _)| *p),
+                    None => {
+                        let max: i64 = sqlx::query_scalar(
+                            "SELECT COALESCE(MAX(global_position), 0) FROM events",
+                        )
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_error(OP))?;
+                        to_u64(max)
+                    }
+                };
+                return Ok(Written::Nothing(AppendResult {
+                    success: true,
+                    new_version: current,
+                    global_position,
+                    conflict: false,
+                }));
+            }
+            AppendPlan::Write { fresh } => fresh,
+        };
+
+        let aggregate_id_text = aggregate_id.to_string();
+        let created_at = format_timestamp(now());
+        let mut version = current;
+        let mut global_position = 0;
+        for i in fresh {
+            version += 1;
+            let event = &events[i];
+            let result = sqlx::query(INSERT)
+                .bind(event.event_id.to_string())
+                .bind(&aggregate_id_text)
+                .bind(aggregate_type)
+                .bind(event.event_type())
+                .bind(event.tenant_id.map(|t| t.to_string()))
+                .bind(event.actor_id.as_deref())
+                .bind(to_i64(version))
+                .bind(format_timestamp(event.timestamp))
+                .bind(&encoded[i].payload)
+                .bind(&created_at)
+                .bind(i64::from(event.event_version()))
+                .bind(event.correlation_id.map(|t| t.to_string()))
+                .bind(event.causation_id.map(|t| t.to_string()))
+                .bind(&encoded[i].metadata)
+                .execute(&mut *tx)
+                .await;
+            match result {
+                Ok(done) => {
+                    global_position = to_u64(done.last_insert_rowid());
+                    if self.outbox {
+                        sqlx::query(OUTBOX_INSERT)
+                            .bind(event.event_id.to_string())
+                            .bind(event.event_type())
+                            .bind(&aggregate_id_text)
+                            .bind(aggregate_type)
+                            .bind(event.tenant_id.map(|t| t.to_string()))
+                            .bind(to_i64(global_position))
+                            .bind(&encoded[i].payload)
+                            .bind(&created_at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error(OP))?;
+                    }
+                }
+                Err(e) if is_unique_violation(&e) => return Err(Failed::Conflict),
+                Err(e) => return Err(db_error(OP)(e).into()),
+            }
+        }
+        Ok(Written::Yes(AppendResult {
+            success: true,
+            new_version: version,
+            global_position,
+            conflict: false,
+        }))
+    }
+
     async fn conflict(
         &self,
         aggregate_id: Uuid,
@@ -270,9 +398,11 @@ impl SqliteEventStore {
         expected: ExpectedVersion,
     ) -> Error {
         let actual = match self.pool.acquire().await {
-            Ok(mut conn) => stream_version(&mut conn, aggregate_id, aggregate_type)
-                .await
-                .unwrap_or(0),
+            Ok(mut conn) => {
+                stream_version(&mut conn, aggregate_id, aggregate_type, "append_events")
+                    .await
+                    .unwrap_or(0)
+            }
             Err(_) => 0,
         };
         Error::OptimisticLock {
@@ -306,98 +436,33 @@ impl EventStore for SqliteEventStore {
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(db_error(OP))?;
-            let stored = stored_positions(&mut tx, &events, aggregate_id, aggregate_type).await?;
-            let current = stream_version(&mut tx, aggregate_id, aggregate_type).await?;
-            let plan = plan_append(
-                aggregate_id,
-                aggregate_type,
-                &events,
-                expected_version,
-                current,
-                |id| stored.get(&id).map_or(StoredId::No, |(_, place)| *place),
-            )?;
-            let fresh = match plan {
-                AppendPlan::Nothing => {
-                    let global_position = match events.last() {
-                        Some(last) => stored.get(&last.event_id).map_or(0, |(p, _)| *p),
-                        None => {
-                            let max: i64 = sqlx::query_scalar(
-                                "SELECT COALESCE(MAX(global_position), 0) FROM events",
-                            )
-                            .fetch_one(&mut *tx)
-                            .await
-                            .map_err(db_error(OP))?;
-                            to_u64(max)
-                        }
-                    };
-                    return Ok(AppendResult {
-                        success: true,
-                        new_version: current,
-                        global_position,
-                        conflict: false,
-                    });
+            match self
+                .append_in(&mut tx, aggregate_id, aggregate_type, &events, &encoded, expected_version)
+                .await
+            {
+                Ok(Written::Yes(result)) => {
+                    tx.commit().await.map_err(db_error(OP))?;
+                    Ok(result)
                 }
-                AppendPlan::Write { fresh } => fresh,
-            };
-
-            let aggregate_id_text = aggregate_id.to_string();
-            let created_at = format_timestamp(now());
-            let mut version = current;
-            let mut global_position = 0;
-            for i in fresh {
-                version += 1;
-                let event = &events[i];
-                let result = sqlx::query(INSERT)
-                    .bind(event.event_id.to_string())
-                    .bind(&aggregate_id_text)
-                    .bind(aggregate_type)
-                    .bind(event.event_type())
-                    .bind(event.tenant_id.map(|t| t.to_string()))
-                    .bind(event.actor_id.as_deref())
-                    .bind(to_i64(version))
-                    .bind(format_timestamp(event.timestamp))
-                    .bind(&encoded[i].payload)
-                    .bind(&created_at)
-                    .bind(i64::from(event.event_version()))
-                    .bind(event.correlation_id.map(|t| t.to_string()))
-                    .bind(event.causation_id.map(|t| t.to_string()))
-                    .bind(&encoded[i].metadata)
-                    .execute(&mut *tx)
-                    .await;
-                match result {
-                    Ok(done) => {
-                        global_position = to_u64(done.last_insert_rowid());
-                        if self.outbox {
-                            sqlx::query(OUTBOX_INSERT)
-                                .bind(event.event_id.to_string())
-                                .bind(event.event_type())
-                                .bind(&aggregate_id_text)
-                                .bind(aggregate_type)
-                                .bind(event.tenant_id.map(|t| t.to_string()))
-                                .bind(to_i64(global_position))
-                                .bind(&encoded[i].payload)
-                                .bind(&created_at)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(db_error(OP))?;
-                        }
-                    }
-                    Err(e) if is_unique_violation(&e) => {
-                        drop(tx);
-                        return Err(self
-                            .conflict(aggregate_id, aggregate_type, expected_version)
-                            .await);
-                    }
-                    Err(e) => return Err(db_error(OP)(e)),
+                Ok(Written::Nothing(result)) => {
+                    end_transaction(tx).await?;
+                    Ok(result)
+                }
+                Err(Failed::Conflict) => {
+                    end_transaction(tx).await?;
+                    Err(self
+                        .conflict(aggregate_id, aggregate_type, expected_version)
+                        .await)
+                }
+                Err(Failed::Error(error)) => {
+                    // Rolled back here, so that the connection goes back to the pool in a
+                    // known state; if even the rollback fails (the database rolled back
+                    // by itself, e.g. when the disk is full), the pool closes the
+                    // connection instead of handing it out again (see `open`).
+                    let _ = tx.rollback().await;
+                    Err(error)
                 }
             }
-            tx.commit().await.map_err(db_error(OP))?;
-            Ok(AppendResult {
-                success: true,
-                new_version: version,
-                global_position,
-                conflict: false,
-            })
         })
     }
 
@@ -518,7 +583,7 @@ impl EventStore for SqliteEventStore {
                 .acquire()
                 .await
                 .map_err(db_error("get_stream_version"))?;
-            stream_version(&mut conn, aggregate_id, aggregate_type).await
+            stream_version(&mut conn, aggregate_id, aggregate_type, "get_stream_version").await
         })
     }
 

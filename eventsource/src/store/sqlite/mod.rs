@@ -188,6 +188,30 @@ impl SqliteStoreOptions {
         // has died fails its next statement with a typed error instead.
         let pool_options = SqlitePoolOptions::new().test_before_acquire(false);
         let pool_options = if memory {
+            pool_options
+        } else {
+            // A connection handed back inside a transaction is in a state nobody knows:
+            // its transaction was dropped (a cancelled or failed operation), or even its
+            // ROLLBACK failed because SQLite had already rolled back by itself (a full
+            // disk, an I/O error). Handed out again, it would fail every later
+            // transaction ("non-zero transaction depth"); it is closed instead, and the
+            // pool opens a new one. Every operation of this crate ends its transactions
+            // explicitly, so a healthy connection is never closed by this.
+            // (`:memory:` keeps its one connection: the database lives in it.)
+            pool_options.after_release(|conn, _| {
+                Box::pin(async move {
+                    let depth = <<sqlx::Sqlite as sqlx::Database>::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(conn);
+                    if depth > 0 {
+                        tracing::warn!(
+                            depth,
+                            "a SQLite connection came back inside a transaction; closing it"
+                        );
+                    }
+                    Ok(depth == 0)
+                })
+            })
+        };
+        let pool_options = if memory {
             // The database lives as long as its connection: keep exactly one, for ever.
             pool_options
                 .max_connections(1)

@@ -21,6 +21,7 @@ fn decode(row: &SqliteRow) -> Result<OutboxEntry> {
     let id: i64 = row.try_get(0).map_err(db_error(op))?;
     let invalid = |detail: String| Error::Database {
         operation: op,
+        kind: crate::error::DatabaseErrorKind::Corrupt,
         source: format!("outbox entry {id}: {detail}").into(),
     };
     let text = |i: usize| row.try_get::<String, _>(i).map_err(db_error(op));

@@ -193,6 +193,7 @@ fn length_prefixed(page: &str) -> impl Iterator<Item = Result<&str>> + Send + '_
         }
         let malformed = || Error::Database {
             operation: "decode page",
+            kind: crate::error::DatabaseErrorKind::Corrupt,
             source: "a page of rows is not length-prefixed records".into(),
         };
         let record = rest.bytes().position(|b| b == b',').and_then(|comma| {

@@ -17,6 +17,7 @@ use super::{db_error, SqliteEventStore};
 use crate::bus::{BusFilter, BusRecvError, EventBus};
 use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
+use crate::panics::catch_unwind;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
 use crate::subscription::RetryPolicy;
@@ -224,6 +225,7 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             .await
             .map_err(db_error(OP))?;
         if position_on(&mut tx, &self.name).await? != start {
+            tx.rollback().await.map_err(db_error(OP))?;
             return Err(Error::InvalidConfiguration {
                 message: format!("another runner is applying projection `{}`", self.name),
             });
@@ -274,14 +276,17 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         // A nested transaction is a savepoint: committed with the batch, or rolled back
         // alone.
         let mut savepoint = conn.begin().await.map_err(db_error(OP))?;
-        let error = match self.projection.handle(event, &mut savepoint).await {
-            Ok(()) => {
-                savepoint.commit().await.map_err(db_error(OP))?;
-                self.failing = None;
-                return Ok(Applied::Yes);
-            }
-            Err(error) => error,
-        };
+        // A panic counts as a failure: its writes are rolled back with the savepoint.
+        let error: BoxError =
+            match catch_unwind(self.projection.handle(event, &mut savepoint)).await {
+                Ok(Ok(())) => {
+                    savepoint.commit().await.map_err(db_error(OP))?;
+                    self.failing = None;
+                    return Ok(Applied::Yes);
+                }
+                Ok(Err(error)) => error,
+                Err(panic) => format!("handler {panic}").into(),
+            };
         // Undo this attempt's writes, keep the batch's.
         savepoint.rollback().await.map_err(db_error(OP))?;
         let attempt = match self.failing {

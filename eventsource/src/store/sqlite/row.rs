@@ -168,6 +168,7 @@ pub(super) fn decode_replayed(record: &str, registry: &EventRegistry) -> Result<
     let mut next = || fields.next().unwrap_or_default();
     let position: u64 = next().parse().map_err(|_| Error::Database {
         operation: "replay_stream",
+        kind: crate::error::DatabaseErrorKind::Corrupt,
         source: "a row without a readable global_position".into(),
     })?;
     let (version, event_version, event_type, payload) = (next(), next(), next(), next());
@@ -269,10 +270,12 @@ pub(super) fn decode(row: &str, registry: &EventRegistry) -> Result<(u64, Result
         .and_then(|(position, _)| position.parse().ok())
         .ok_or_else(|| Error::Database {
             operation: "decode row",
+            kind: crate::error::DatabaseErrorKind::Corrupt,
             source: "a row without a readable global_position".into(),
         })?;
     let position = u64::try_from(position).map_err(|_| Error::Database {
         operation: "decode row",
+        kind: crate::error::DatabaseErrorKind::Corrupt,
         source: format!("negative global_position {position}").into(),
     })?;
     let envelope = parts.map_or("", |(_, rest)| rest);

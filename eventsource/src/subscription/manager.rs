@@ -1,0 +1,324 @@
+//! [`SubscriptionManager`]: subscribes projections, starts and stops their tasks, and
+//! reports their health.
+
+use std::fmt;
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+
+use super::config::{StartFrom, SubscriptionConfig};
+use super::handle::Subscription;
+use super::health::{Shared, SubscriptionHealth, SubscriptionState};
+use super::worker::Worker;
+use crate::bus::{BusFilter, EventBus};
+use crate::checkpoint::{lag_metrics, CheckpointStore, LagMetrics};
+use crate::dlq::{DeadLetterStore, InMemoryDeadLetterStore};
+use crate::error::{Error, Result};
+use crate::projection::Projection;
+use crate::store::EventStore;
+
+/// Runs projections over an event store: catch-up, then live, with checkpoints, retries
+/// and dead letters.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use std::time::Duration;
+/// # use eventsource::prelude::*;
+/// # use eventsource::{InMemoryCheckpointStore, InMemoryEventBus, SubscriptionConfig, SubscriptionManager};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// # struct Pinged {}
+/// #[derive(Debug, Default)]
+/// struct PingCount { pings: u64 }
+///
+/// #[projection]
+/// impl PingCount {
+///     #[handles]
+///     async fn pinged(&mut self, _event: &Pinged) {
+///         self.pings += 1;
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> eventsource::Result<()> {
+/// let store = Arc::new(InMemoryEventStore::new());
+/// let bus = Arc::new(InMemoryEventBus::new());
+/// let manager = SubscriptionManager::new(store.clone(), bus.clone(), Arc::new(InMemoryCheckpointStore::new()));
+/// let pings = manager.subscribe(PingCount::default(), SubscriptionConfig::new(), "pings").await?;
+/// manager.start().await?;
+///
+/// let saved = store
+///     .append_events(uuid::Uuid::new_v4(), "Ping", vec![NewEvent::new(Pinged {})], ExpectedVersion::Any)
+///     .await?;
+/// pings.wait_for(saved.global_position, Duration::from_secs(5)).await?;
+/// assert_eq!(pings.projection().lock().await.pings, 1);
+/// manager.stop().await;
+/// # Ok(()) }
+/// ```
+pub struct SubscriptionManager {
+    store: Arc<dyn EventStore>,
+    bus: Arc<dyn EventBus>,
+    checkpoints: Arc<dyn CheckpointStore>,
+    dead_letters: Arc<dyn DeadLetterStore>,
+    subscriptions: StdMutex<Vec<Arc<Shared>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    stop: watch::Sender<bool>,
+    running: std::sync::atomic::AtomicBool,
+}
+
+impl fmt::Debug for SubscriptionManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriptionManager")
+            .field("store", &self.store)
+            .field("subscriptions", &self.health())
+            .finish()
+    }
+}
+
+impl SubscriptionManager {
+    /// A manager reading `store`, woken by `bus`, saving positions in `checkpoints`, with
+    /// dead letters kept in memory. With durable checkpoints, give it a durable dead-letter
+    /// store too ([`with_dead_letters`](Self::with_dead_letters)): otherwise the record of
+    /// a failed event (the event itself stays in the store) is gone after a restart.
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        bus: Arc<dyn EventBus>,
+        checkpoints: Arc<dyn CheckpointStore>,
+    ) -> Self {
+        SubscriptionManager {
+            store,
+            bus,
+            checkpoints,
+            dead_letters: Arc::new(InMemoryDeadLetterStore::new()),
+            subscriptions: StdMutex::new(Vec::new()),
+            tasks: Mutex::new(Vec::new()),
+            stop: watch::channel(false).0,
+            running: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Keeps dead letters in `dead_letters` (e.g. the SQLite store's table).
+    pub fn with_dead_letters(mut self, dead_letters: Arc<dyn DeadLetterStore>) -> Self {
+        self.dead_letters = dead_letters;
+        self
+    }
+
+    /// The dead-letter queue.
+    pub fn dead_letters(&self) -> &Arc<dyn DeadLetterStore> {
+        &self.dead_letters
+    }
+
+    fn subscriptions(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Shared>>> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a projection under `name`. It runs from [`start`](Self::start) (at once if the
+    /// manager is already started).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] for a bad config or a name already subscribed.
+    pub async fn subscribe<P: Projection>(
+        &self,
+        projection: P,
+        config: SubscriptionConfig,
+        name: impl Into<String>,
+    ) -> Result<Subscription<P>> {
+        config.check()?;
+        let name = name.into();
+        let handled = projection.handled_event_types();
+        let durable = projection.is_durable();
+        let projection = Arc::new(Mutex::new(projection));
+        let dynamic: Arc<Mutex<dyn Projection>> = projection.clone();
+        let shared = Arc::new(Shared::new(name.clone(), config, dynamic, handled, durable));
+        {
+            let mut subscriptions = self.subscriptions();
+            if subscriptions.iter().any(|s| s.name == name) {
+                return Err(Error::InvalidConfiguration {
+                    message: format!("a subscription named `{name}` exists already"),
+                });
+            }
+            subscriptions.push(shared.clone());
+        }
+        if self.is_running() {
+            self.spawn_pending().await?;
+        }
+        Ok(Subscription { shared, projection })
+    }
+
+    fn is_running(&self) -> bool {
+        self.running.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Starts every subscription: each catches up from its start position, then goes live.
+    /// Start positions are fixed before this returns, so an event appended afterwards is
+    /// delivered even with [`StartFrom::End`].
+    ///
+    /// # Errors
+    /// Errors of the stores while reading start positions (those subscriptions stay
+    /// pending; call `start` again).
+    pub async fn start(&self) -> Result<()> {
+        self.stop.send_replace(false);
+        self.running
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.spawn_pending().await
+    }
+
+    async fn spawn_pending(&self) -> Result<()> {
+        let pending: Vec<Arc<Shared>> = self
+            .subscriptions()
+            .iter()
+            .filter(|s| {
+                let mut started = s.started.lock().unwrap_or_else(PoisonError::into_inner);
+                !std::mem::replace(&mut *started, true)
+            })
+            .cloned()
+            .collect();
+        let mut tasks = self.tasks.lock().await;
+        let mut first_error = None;
+        for shared in pending {
+            // A restart in this process goes on where it stopped, into the same read
+            // model; the configured start applies to the first run.
+            let resumed = shared
+                .has_run
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+                .then(|| *shared.position.borrow());
+            let start = match resumed {
+                Some(position) => Ok(position),
+                None => {
+                    start_position(&shared, self.store.as_ref(), self.checkpoints.as_ref()).await
+                }
+            };
+            let position = match start {
+                Ok(position) => position,
+                Err(error) => {
+                    *shared
+                        .started
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = false;
+                    shared
+                        .has_run
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                    first_error.get_or_insert(error);
+                    continue;
+                }
+            };
+            // Not stopped any more from here on: a `wait_for` right after `start` waits.
+            shared.set_state(SubscriptionState::CatchingUp);
+            let worker = Worker {
+                store: self.store.clone(),
+                checkpoints: self.checkpoints.clone(),
+                dead_letters: self.dead_letters.clone(),
+                // Subscribe to the bus before the first read: a wake-up for anything
+                // appended after that read cannot be missed.
+                wake: Some(self.bus.subscribe(BusFilter::All)),
+                stop: self.stop.subscribe(),
+                shared,
+                position,
+                reader: None,
+            };
+            let span = tracing::debug_span!("subscription", subscription = %worker.shared.name);
+            tasks.push(tokio::spawn(tracing::Instrument::instrument(
+                worker.run(),
+                span,
+            )));
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Stops every subscription gracefully: a batch being handled finishes and its
+    /// checkpoint is saved; then the tasks end.
+    pub async fn stop(&self) {
+        self.stop.send_replace(true);
+        self.running
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let tasks: Vec<JoinHandle<()>> = self.tasks.lock().await.drain(..).collect();
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a subscription task panicked");
+            }
+        }
+        for shared in self.subscriptions().iter() {
+            *shared
+                .started
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = false;
+        }
+    }
+
+    /// Health and lag of every subscription.
+    pub fn health(&self) -> Vec<SubscriptionHealth> {
+        self.subscriptions()
+            .iter()
+            .map(|s| s.health().clone())
+            .collect()
+    }
+
+    /// Waits until every subscription has handled `position`.
+    ///
+    /// # Errors
+    /// [`Error::WaitTimeout`] naming the first subscription that did not get there.
+    pub async fn wait_for(&self, position: u64, timeout: Duration) -> Result<()> {
+        let now = tokio::time::Instant::now();
+        // A timeout too long to add is as good as none.
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
+        let subscriptions: Vec<Arc<Shared>> = self.subscriptions().clone();
+        for shared in subscriptions {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            shared.wait_for(position, left).await?;
+        }
+        Ok(())
+    }
+
+    /// Lag of the subscription `name` against the store, from its checkpoint.
+    ///
+    /// # Errors
+    /// Errors of the stores.
+    pub async fn lag(&self, name: &str) -> Result<Option<LagMetrics>> {
+        let handled = self
+            .subscriptions()
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.handled);
+        lag_metrics(
+            self.checkpoints.as_ref(),
+            self.store.as_ref(),
+            name,
+            handled,
+        )
+        .await
+    }
+}
+
+/// Where a subscription starts, by its config.
+async fn start_position(
+    shared: &Shared,
+    store: &dyn EventStore,
+    checkpoints: &dyn CheckpointStore,
+) -> Result<u64> {
+    Ok(match shared.config.start_from {
+        StartFrom::Beginning => 0,
+        StartFrom::Position(position) => position,
+        StartFrom::End => store.get_global_position().await?,
+        StartFrom::Checkpoint => {
+            let saved = checkpoints.get_position(&shared.name).await?.unwrap_or(0);
+            if shared.durable || saved == 0 {
+                saved
+            } else {
+                // The read model is in memory and this process has not run it: it is
+                // empty, whatever the checkpoint of an earlier process says.
+                tracing::info!(
+                    subscription = %shared.name,
+                    checkpoint = saved,
+                    "the projection is not durable: rebuilding it from the beginning instead of resuming at its checkpoint"
+                );
+                0
+            }
+        }
+    })
+}

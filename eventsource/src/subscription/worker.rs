@@ -1,0 +1,316 @@
+//! One subscription's task: read a batch after its position, hand each event to the
+//! projection (retrying, then dead-lettering failures and panics), save the checkpoint,
+//! and wait for the next wake-up.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::batches::{BatchReader, ReadBatch};
+use super::health::{Shared, SubscriptionState};
+use crate::bus::{BusRecvError, BusSubscription};
+use crate::checkpoint::CheckpointStore;
+use crate::dlq::{DeadLetterStore, FailedEvent};
+use crate::error::{BoxError, Error, Result};
+use crate::panics::catch_unwind;
+use crate::projection::Projection;
+use crate::store::EventStore;
+use crate::stored::StoredEvent;
+
+/// One subscription's task.
+pub(super) struct Worker {
+    pub(super) store: Arc<dyn EventStore>,
+    pub(super) checkpoints: Arc<dyn CheckpointStore>,
+    pub(super) dead_letters: Arc<dyn DeadLetterStore>,
+    pub(super) wake: Option<BusSubscription>,
+    pub(super) stop: watch::Receiver<bool>,
+    pub(super) shared: Arc<Shared>,
+    /// The global position handled up to.
+    pub(super) position: u64,
+    /// The task reading the batches, kept while they come full.
+    pub(super) reader: Option<BatchReader>,
+}
+
+/// How a batch ended.
+enum Batch {
+    /// A full batch: there may be more right away.
+    Full,
+    /// Fewer than a batch: caught up with the head.
+    CaughtUp,
+}
+
+/// How a handler's failure is treated.
+enum Failure {
+    /// Worth another attempt by the retry policy.
+    Retry,
+    /// No attempt can succeed (e.g. a payload the handler cannot use): dead-letter now.
+    Permanent,
+}
+
+/// A handler error that is one of ours and not transient cannot be cured by retrying the
+/// same event; anything else (the user's own errors, panics, transient store errors) is
+/// retried by the policy.
+fn classify(error: &BoxError) -> Failure {
+    match error.downcast_ref::<Error>() {
+        Some(
+            Error::CorruptEvent { .. }
+            | Error::UnknownEventType { .. }
+            | Error::EventTypeMismatch { .. }
+            | Error::Serialization { .. }
+            | Error::InvalidInput { .. }
+            | Error::DuplicateEventType { .. },
+        ) => Failure::Permanent,
+        _ => Failure::Retry,
+    }
+}
+
+impl Worker {
+    pub(super) async fn run(mut self) {
+        let name = self.shared.name.clone();
+        let mut position = self.position;
+        self.shared.position.send_replace(position);
+        self.shared.health().position = position;
+        self.shared.set_state(SubscriptionState::CatchingUp);
+        // Batches failed in a row; the retry policy's backoff grows with them.
+        let mut failures: u32 = 0;
+        // The error the last failed batch noted, cleared when a batch succeeds again.
+        let mut batch_error: Option<String> = None;
+        loop {
+            if *self.stop.borrow() {
+                break;
+            }
+            match self.batch(&mut position).await {
+                Ok(outcome) => {
+                    if failures > 0 {
+                        tracing::info!(subscription = %name, failures, "subscription recovered");
+                        failures = 0;
+                        let mut health = self.shared.health();
+                        if health.last_error == batch_error.take() {
+                            health.last_error = None;
+                            health.last_error_at = None;
+                        }
+                    }
+                    if matches!(outcome, Batch::Full) {
+                        continue;
+                    }
+                }
+                Err(Error::StoreClosed) => {
+                    tracing::error!(subscription = %name, "the event store was closed; the subscription ends");
+                    self.shared.note_error(Error::StoreClosed.to_string());
+                    self.shared.set_state(SubscriptionState::Failed);
+                    return;
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    if error.is_transient() {
+                        tracing::warn!(subscription = %name, %error, failures, "subscription batch failed (transient); retrying");
+                    } else {
+                        tracing::error!(subscription = %name, %error, failures, "subscription batch failed; retrying");
+                    }
+                    let message = error.to_string();
+                    self.shared.note_error(message.clone());
+                    batch_error = Some(message);
+                    self.shared.set_state(SubscriptionState::Retrying);
+                    let backoff = self.shared.config.retry.backoff(failures);
+                    tokio::select! {
+                        _ = self.stop.changed() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    continue;
+                }
+            }
+            if self.pause().await {
+                break;
+            }
+        }
+        self.shared.set_state(SubscriptionState::Stopped);
+    }
+
+    /// Waits for a wake-up, the poll interval, or stop; `true` when stopping.
+    async fn pause(&mut self) -> bool {
+        let poll = tokio::time::sleep(self.shared.config.poll_interval);
+        let woken = async {
+            match self.wake.as_mut() {
+                Some(wake) => match wake.recv().await {
+                    Ok(_) => None,
+                    Err(BusRecvError::Lagged { missed }) => Some(Ok(missed)),
+                    Err(BusRecvError::Closed) => Some(Err(())),
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.stop.changed() => return true,
+            _ = poll => {}
+            outcome = woken => match outcome {
+                Some(Ok(missed)) => self.shared.health().bus_messages_missed += missed,
+                // The bus is gone: polling only, from now on.
+                Some(Err(())) => self.wake = None,
+                None => {}
+            },
+        }
+        *self.stop.borrow()
+    }
+
+    /// Reads and handles one batch after `position`, then saves the checkpoint.
+    async fn batch(&mut self, position: &mut u64) -> Result<Batch> {
+        let batch_size = self.shared.config.batch_size;
+        let mut reader = match self.reader.take() {
+            Some(reader) if reader.reads_after(*position) => reader,
+            _ => BatchReader::start(
+                self.store.clone(),
+                *position,
+                batch_size,
+                self.shared.handled,
+            ),
+        };
+        let ReadBatch {
+            head,
+            latest_head,
+            items,
+        } = reader.next().await?;
+        let read = items.len();
+        let mut processed = 0;
+        // Handled events that failed (and were dead-lettered), among `processed`.
+        let mut failed = 0;
+        // Rows that did not decode (dead-lettered, never handled), apart from them.
+        let mut corrupt = 0;
+        let mut last_event = None;
+        let mut read_error = None;
+        let start = *position;
+        {
+            let mut projection = self.shared.projection.lock().await;
+            for item in items {
+                match item {
+                    Ok(event) => {
+                        // A failure to record a dead letter stops the batch; what was
+                        // handled before it is checkpointed below.
+                        match self.handle(&mut *projection, &event).await {
+                            Ok(true) => {}
+                            Ok(false) => failed += 1,
+                            Err(error) => {
+                                read_error = Some(error);
+                                break;
+                            }
+                        }
+                        processed += 1;
+                        *position = event.global_position;
+                        last_event = Some((event.event_id(), event.event_type().to_owned()));
+                    }
+                    // Undecodable: kept in the store, dead-lettered, and passed over.
+                    Err(error) => match FailedEvent::for_corrupt_row(&self.shared.name, &error) {
+                        Some(letter) => {
+                            let at = letter.global_position;
+                            let (event_type, reason) =
+                                (letter.event_type.clone(), letter.error.clone());
+                            if let Err(error) = self.dead_letter(letter).await {
+                                read_error = Some(error);
+                                break;
+                            }
+                            self.shared.dead_lettered(at, &event_type, &reason);
+                            corrupt += 1;
+                            *position = at;
+                        }
+                        None => {
+                            read_error = Some(error);
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+        let caught_up = read_error.is_none() && read < batch_size;
+        if caught_up {
+            // Every handled event up to `head` was in this read: `head` was read first,
+            // and every store makes positions follow commit order (memory and SQLite by
+            // their write lock, PostgreSQL by its append lock), so no event at or below
+            // `head` can commit later.
+            *position = (*position).max(head);
+        }
+        let last = last_event
+            .as_ref()
+            .map(|(id, t): &(Uuid, String)| (*id, t.as_str()));
+        // Nothing new (an empty poll): no write.
+        if *position != start || processed > 0 {
+            self.checkpoints
+                .save_progress(&self.shared.name, *position, last, processed)
+                .await?;
+        }
+        // A full batch handled to its end and checkpointed: the reader has the next one
+        // on its way.
+        if read_error.is_none() && read == batch_size {
+            self.reader = Some(reader);
+        }
+        {
+            let mut health = self.shared.health();
+            health.position = *position;
+            health.head_position = latest_head.max(*position);
+            health.events_processed += processed - failed;
+            health.events_failed += failed + corrupt;
+            if read_error.is_none() {
+                health.state = if caught_up {
+                    SubscriptionState::Live
+                } else {
+                    SubscriptionState::CatchingUp
+                };
+            }
+        }
+        // Last, so that a `wait_for` that returns sees the health above.
+        self.shared.position.send_replace(*position);
+        match read_error {
+            Some(error) => Err(error),
+            None if caught_up => Ok(Batch::CaughtUp),
+            None => Ok(Batch::Full),
+        }
+    }
+
+    /// Handles one event by the retry policy; `false` when it was dead-lettered. A panic
+    /// in the handler counts as a failure with the panic's message.
+    async fn handle(&self, projection: &mut dyn Projection, event: &StoredEvent) -> Result<bool> {
+        let policy = self.shared.config.retry;
+        let mut attempt = 1;
+        loop {
+            let error: BoxError = match catch_unwind(projection.handle(event)).await {
+                Ok(Ok(())) => return Ok(true),
+                Ok(Err(error)) => error,
+                Err(panic) => format!("handler {panic}").into(),
+            };
+            let permanent = matches!(classify(&error), Failure::Permanent);
+            if attempt < policy.max_attempts && !permanent {
+                tracing::debug!(attempt, %error, position = event.global_position, "handler failed; retrying");
+                tokio::time::sleep(policy.backoff(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+            tracing::warn!(
+                subscription = %self.shared.name,
+                position = event.global_position,
+                event_type = event.event_type(),
+                attempts = attempt,
+                %error,
+                "handler failed; event dead-lettered"
+            );
+            let message = error.to_string();
+            self.dead_letter(FailedEvent::for_event(
+                &self.shared.name,
+                event,
+                &message,
+                attempt,
+            ))
+            .await?;
+            self.shared.note_error(format!(
+                "`{}` at position {}: {message}",
+                event.event_type(),
+                event.global_position
+            ));
+            self.shared
+                .dead_lettered(event.global_position, event.event_type(), &message);
+            return Ok(false);
+        }
+    }
+
+    async fn dead_letter(&self, failed: FailedEvent) -> Result<()> {
+        self.dead_letters.add_failed_event(failed).await.map(|_| ())
+    }
+}
