@@ -274,8 +274,11 @@ async fn append_retrying(store: &PostgresEventStore, stream: Uuid, title: &str) 
             .await
         {
             Ok(_) => return,
-            Err(Error::Database { .. }) => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(other) => panic!("unexpected error: {other}"),
+            // A server restart is a transient error, typed so that callers can retry.
+            Err(error) if error.is_transient() => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(other) => panic!("unexpected error (not transient): {other:?}"),
         }
     }
     panic!("the server did not come back");

@@ -1,0 +1,372 @@
+//! Faults in user code and under a subscription, made loud: a panicking handler or
+//! publisher is retried and dead-lettered like a failing one; `wait_for` never reports
+//! success for an event that was dead-lettered; a closed store is `Failed`, not `Live`;
+//! a recovered subscription clears its stale error.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventsource::prelude::*;
+use eventsource::{
+    BoxError, DeadLetterStore, Error, InMemoryCheckpointStore, InMemoryDeadLetterStore,
+    InMemoryEventBus, OutboxEntry, OutboxPublisher, OutboxRelay, OutboxStatus, OutboxStore,
+    RetryPolicy, SqliteProjection, SqliteProjectionRunner, SubscriptionConfig, SubscriptionManager,
+    SubscriptionState,
+};
+use sqlx::SqliteConnection;
+use support::{created, TaskCreated};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn quick_retry(attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: attempts,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        multiplier: 2.0,
+    }
+}
+
+/// Panics on the title "boom", records every other title.
+#[derive(Debug, Default)]
+struct Fragile {
+    titles: Vec<String>,
+}
+
+#[projection]
+impl Fragile {
+    #[handles]
+    async fn created(&mut self, event: &TaskCreated) {
+        if event.title == "boom" {
+            panic!("cannot handle {}", event.title);
+        }
+        self.titles.push(event.title.clone());
+    }
+}
+
+async fn append(store: &dyn EventStore, title: &str) -> u64 {
+    store
+        .append_events(
+            Uuid::new_v4(),
+            "Task",
+            vec![created(title)],
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .unwrap()
+        .global_position
+}
+
+async fn state_becomes(
+    health: impl Fn() -> eventsource::SubscriptionHealth,
+    want: SubscriptionState,
+) -> eventsource::SubscriptionHealth {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = health();
+        if now.state == want {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never became {want:?}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_retried_dead_lettered_and_the_subscription_goes_on() {
+    let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+    let dead_letters = Arc::new(InMemoryDeadLetterStore::new());
+    let manager = SubscriptionManager::new(
+        store.clone(),
+        Arc::new(InMemoryEventBus::new()),
+        Arc::new(InMemoryCheckpointStore::new()),
+    )
+    .with_dead_letters(dead_letters.clone());
+    let fragile = manager
+        .subscribe(
+            Fragile::default(),
+            SubscriptionConfig::new().retry(quick_retry(3)),
+            "fragile",
+        )
+        .await
+        .unwrap();
+    let first = append(store.as_ref(), "first").await;
+    let boom = append(store.as_ref(), "boom").await;
+    manager.start().await.unwrap();
+    fragile.wait_for(first, WAIT).await.unwrap();
+    match fragile.wait_for(boom, WAIT).await {
+        Err(Error::DeadLettered {
+            subscription,
+            position,
+            event_type,
+            error,
+        }) => {
+            assert_eq!((subscription.as_str(), position), ("fragile", boom));
+            assert_eq!(event_type, "TaskCreated");
+            assert!(error.contains("panicked: cannot handle boom"), "{error}");
+        }
+        other => panic!("wait_for must report the dead letter, got {other:?}"),
+    }
+    // Live events after the panic are handled.
+    let live = append(store.as_ref(), "live").await;
+    fragile.wait_for(live, WAIT).await.unwrap();
+    assert_eq!(fragile.projection().lock().await.titles, ["first", "live"]);
+
+    let letters = dead_letters
+        .get_failed_events(Some("fragile"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].failed.global_position, boom);
+    assert_eq!(letters[0].failed.retry_count, 3, "retried by the policy");
+    assert!(letters[0].failed.error.contains("cannot handle boom"));
+    let health = fragile.health();
+    assert_eq!(health.state, SubscriptionState::Live);
+    assert_eq!((health.events_processed, health.events_failed), (2, 1));
+    assert!(health
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.contains("panicked")));
+    assert!(health.last_error_at.is_some());
+    manager.stop().await;
+    assert!(matches!(
+        fragile.wait_for(live + 1, WAIT).await,
+        Err(Error::SubscriptionStopped {
+            state: SubscriptionState::Stopped,
+            ..
+        })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_store_fails_the_subscription_loudly() {
+    let dir = support::TempDir::new();
+    let store = Arc::new(SqliteEventStore::open(dir.file("events.db")).await.unwrap());
+    store.initialize().await.unwrap();
+    let manager = SubscriptionManager::new(
+        store.clone(),
+        Arc::new(InMemoryEventBus::new()),
+        Arc::new(InMemoryCheckpointStore::new()),
+    );
+    let fragile = manager
+        .subscribe(
+            Fragile::default(),
+            SubscriptionConfig::new().poll_interval(Duration::from_millis(10)),
+            "fragile",
+        )
+        .await
+        .unwrap();
+    manager.start().await.unwrap();
+    let first = append(store.as_ref(), "first").await;
+    fragile.wait_for(first, WAIT).await.unwrap();
+    store.close().await;
+    let health = state_becomes(|| fragile.health(), SubscriptionState::Failed).await;
+    assert!(
+        health
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("closed")),
+        "{health:?}"
+    );
+    match fragile.wait_for(first + 1, WAIT).await {
+        Err(Error::SubscriptionStopped {
+            state: SubscriptionState::Failed,
+            reached,
+            ..
+        }) => assert_eq!(reached, first),
+        other => panic!("expected SubscriptionStopped, got {other:?}"),
+    }
+    manager.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovered_subscription_clears_its_stale_error() {
+    let dir = support::TempDir::new();
+    let store = Arc::new(SqliteEventStore::open(dir.file("events.db")).await.unwrap());
+    store.initialize().await.unwrap();
+    let manager = SubscriptionManager::new(
+        store.clone(),
+        Arc::new(InMemoryEventBus::new()),
+        Arc::new(InMemoryCheckpointStore::new()),
+    );
+    let fragile = manager
+        .subscribe(
+            Fragile::default(),
+            SubscriptionConfig::new()
+                .poll_interval(Duration::from_millis(10))
+                .retry(quick_retry(3)),
+            "fragile",
+        )
+        .await
+        .unwrap();
+    manager.start().await.unwrap();
+    let first = append(store.as_ref(), "first").await;
+    fragile.wait_for(first, WAIT).await.unwrap();
+    // The events table goes away under the subscription (another tool, a restore):
+    // every batch fails until it is back.
+    sqlx::query("ALTER TABLE events RENAME TO events_away")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let failing = state_becomes(|| fragile.health(), SubscriptionState::Retrying).await;
+    assert!(failing.last_error.is_some(), "{failing:?}");
+    match fragile
+        .wait_for(first + 1, Duration::from_millis(100))
+        .await
+    {
+        Err(Error::WaitTimeout {
+            state: SubscriptionState::Retrying,
+            last_error: Some(_),
+            ..
+        }) => {}
+        other => panic!("expected a timeout naming the failure, got {other:?}"),
+    }
+    sqlx::query("ALTER TABLE events_away RENAME TO events")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let second = append(store.as_ref(), "second").await;
+    fragile.wait_for(second, WAIT).await.unwrap();
+    let health = state_becomes(|| fragile.health(), SubscriptionState::Live).await;
+    assert_eq!(health.last_error, None, "the store's failure is over");
+    assert_eq!(health.last_error_at, None);
+    manager.stop().await;
+}
+
+/// Writes each title to `titles`; panics on "boom" after its write.
+#[derive(Debug)]
+struct FragileTable;
+
+#[eventsource::async_trait]
+impl SqliteProjection for FragileTable {
+    fn name(&self) -> &str {
+        "fragile_table"
+    }
+
+    fn handled_event_types(&self) -> &'static [&'static str] {
+        &["TaskCreated"]
+    }
+
+    async fn handle(
+        &mut self,
+        event: &StoredEvent,
+        conn: &mut SqliteConnection,
+    ) -> Result<(), BoxError> {
+        let task: &TaskCreated = event.event()?;
+        sqlx::query("INSERT INTO titles (title) VALUES (?)")
+            .bind(&task.title)
+            .execute(&mut *conn)
+            .await?;
+        if task.title == "boom" {
+            panic!("cannot handle boom");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_sqlite_projection_rolls_back_its_writes_and_goes_on() {
+    let dir = support::TempDir::new();
+    let store = SqliteEventStore::open(dir.file("events.db")).await.unwrap();
+    store.initialize().await.unwrap();
+    sqlx::query("CREATE TABLE titles (title TEXT NOT NULL)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    for title in ["first", "boom", "last"] {
+        append(&store, title).await;
+    }
+    let mut runner = SqliteProjectionRunner::new(store.clone(), FragileTable, "fragile_table")
+        .retry(quick_retry(2));
+    let applied = runner.catch_up().await.unwrap();
+    assert_eq!(applied, 2);
+    let titles: Vec<String> = sqlx::query_scalar("SELECT title FROM titles ORDER BY rowid")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        titles,
+        ["first", "last"],
+        "the panicking attempt's write is rolled back"
+    );
+    let letters = store
+        .get_failed_events(Some("fragile_table"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].failed.global_position, 2);
+    assert!(letters[0]
+        .failed
+        .error
+        .contains("panicked: cannot handle boom"));
+}
+
+/// Panics the first `panics` times it is called.
+#[derive(Debug)]
+struct PanickyPublisher {
+    calls: AtomicU32,
+    panics: u32,
+    published: std::sync::Mutex<Vec<i64>>,
+}
+
+#[eventsource::async_trait]
+impl OutboxPublisher for PanickyPublisher {
+    async fn publish(&self, entry: &OutboxEntry) -> Result<(), BoxError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.panics {
+            panic!("broker client bug");
+        }
+        self.published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(entry.id);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_outbox_publisher_is_a_failed_publish() {
+    let dir = support::TempDir::new();
+    let store = Arc::new(
+        SqliteEventStore::options(dir.file("events.db"))
+            .outbox(true)
+            .open()
+            .await
+            .unwrap(),
+    );
+    store.initialize().await.unwrap();
+    append(store.as_ref(), "a").await;
+    append(store.as_ref(), "b").await;
+    let publisher = Arc::new(PanickyPublisher {
+        calls: AtomicU32::new(0),
+        panics: 1,
+        published: std::sync::Mutex::new(Vec::new()),
+    });
+    let relay = OutboxRelay::new(store.clone(), publisher.clone()).retry(quick_retry(3));
+    let round = relay.run_once().await.unwrap();
+    assert_eq!(round.published, 0);
+    assert_eq!(round.failed_retries, Some(1));
+    let pending = store.get_pending_events(10).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[0].retry_count, 1);
+    assert!(pending[0]
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.contains("publisher panicked: broker client bug")));
+    let round = relay.run_once().await.unwrap();
+    assert_eq!(round.published, 2);
+    assert_eq!(store.get_pending_events(10).await.unwrap().len(), 0);
+    let ids = publisher.published.lock().unwrap().clone();
+    assert_eq!(ids.len(), 2);
+    let published = store
+        .get_entries(Some(OutboxStatus::Published), 10)
+        .await
+        .unwrap();
+    assert_eq!(published.len(), 2);
+}
