@@ -118,7 +118,7 @@ async fn appends_succeed(store: &Arc<SqliteEventStore>, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_filesystem_gives_storage_full_and_no_poisoned_connection() {
-    let Some(tmpfs) = Tmpfs::mount("3m") else {
+    let Some(tmpfs) = Tmpfs::mount("8m") else {
         eprintln!(
             "SKIPPED a_full_filesystem_gives_storage_full_and_no_poisoned_connection: \
              mounting a tmpfs needs root (the error injected with max_page_count below runs anyway)"
@@ -131,9 +131,9 @@ async fn a_full_filesystem_gives_storage_full_and_no_poisoned_connection() {
             .unwrap(),
     );
     store.initialize().await.unwrap();
-    // Room to free afterwards.
+    // Room to free afterwards (the 40 appends after it write a few pages each to the WAL).
     let ballast = tmpfs.path().join("ballast");
-    std::fs::write(&ballast, vec![0u8; 1_000_000]).unwrap();
+    std::fs::write(&ballast, vec![0u8; 4_000_000]).unwrap();
 
     let errors = fill(&store, 8, 3).await;
     assert!(!errors.is_empty());

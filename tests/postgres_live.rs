@@ -23,13 +23,15 @@ const WAIT: Duration = Duration::from_secs(60);
 /// A poll interval no test waits out: delivery within the test must come from NOTIFY.
 const NO_POLLING: Duration = Duration::from_secs(3600);
 
-/// Every event it handles, in order: (global position, event id).
+/// Every event it handles, in order: (global position, event id). Declared durable (as a
+/// read model kept in the database would be), so that a new manager resumes it from its
+/// PostgreSQL checkpoint instead of rebuilding it.
 #[derive(Debug, Default)]
 struct Ledger {
     seen: Vec<(u64, Uuid)>,
 }
 
-#[projection(name = "ledger")]
+#[projection(name = "ledger", durable = true)]
 impl Ledger {
     #[handles]
     async fn created(&mut self, _event: &TaskCreated, ctx: &EventContext<'_>) {

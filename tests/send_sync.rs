@@ -22,20 +22,14 @@ async fn stores_and_their_futures_are_send_and_sync() {
     // Not initialized: no schema yet, a typed error rather than a panic.
     assert!(matches!(
         future.await,
-        Err(Error::Database {
-            operation: "get_stream_version",
-            ..
-        })
+        Err(Error::SchemaNotInitialized { .. })
     ));
     let stream = dynamic.read_all(ReadOptions::new());
     send(&stream);
     let items: Vec<_> = stream.collect().await;
     assert!(matches!(
         items.as_slice(),
-        [Err(Error::Database {
-            operation: "read_all",
-            ..
-        })]
+        [Err(Error::SchemaNotInitialized { .. })]
     ));
     let spawned = tokio::spawn(async move { dynamic.get_global_position().await.is_err() });
     assert!(spawned.await.unwrap());

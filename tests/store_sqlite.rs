@@ -530,13 +530,50 @@ async fn reads_an_eventsource_py_database_read_only_without_initialize() {
         reader.event_type_counts().await.unwrap()[0].event_type,
         "TaskCreated"
     );
-    // Still not writable, and the file was not changed.
-    assert!(reader.initialize().await.is_err());
+    // Still not writable, said as such, and the file was not changed.
+    assert!(matches!(
+        reader.initialize().await,
+        Err(Error::ReadOnly {
+            operation: "initialize",
+            ..
+        })
+    ));
+    let refused = reader
+        .append_events(id, "Task", vec![created("rust")], ExpectedVersion::Exact(1))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::ReadOnly {
+                operation: "append_events",
+                ..
+            })
+        ),
+        "read-only is reported as read-only: {refused:?}"
+    );
     let columns: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('events')")
         .fetch_one(reader.pool())
         .await
         .unwrap();
     assert_eq!(columns, 11);
+    // Writable but not upgraded yet: appending says to call initialize().
+    let writer = SqliteEventStore::open(&path).await.unwrap();
+    match writer
+        .append_events(id, "Task", vec![created("rust")], ExpectedVersion::Exact(1))
+        .await
+    {
+        Err(error @ Error::SchemaNotInitialized { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("event_version"), "{message}");
+            assert!(message.contains("call initialize()"), "{message}");
+        }
+        other => panic!("expected SchemaNotInitialized, got {other:?}"),
+    }
+    writer.initialize().await.unwrap();
+    writer
+        .append_events(id, "Task", vec![created("rust")], ExpectedVersion::Exact(1))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -662,7 +699,7 @@ async fn a_read_only_store_refuses_writes_and_keeps_the_data() {
     assert!(
         matches!(
             result,
-            Err(Error::Database {
+            Err(Error::ReadOnly {
                 operation: "append_events",
                 ..
             })

@@ -291,14 +291,15 @@ pub enum Error {
         message: String,
     },
 
-    /// The store's schema is not there yet: [`initialize`](crate::SqliteEventStore::initialize)
-    /// was not called on this database.
-    #[error("the event store schema is missing in `{database}` (no `{table}` table): call initialize() once before using the store")]
+    /// The store's schema is not there yet, or not complete: `initialize()` was not
+    /// called on this database (or, on a database of eventsource-py, not yet to add the
+    /// columns this library writes).
+    #[error("the event store schema is not initialized in `{database}`: {detail}; call initialize() once before using the store")]
     SchemaNotInitialized {
-        /// The database path or URL (with any password removed).
+        /// The database path, or the PostgreSQL schema.
         database: String,
-        /// The table that is missing.
-        table: String,
+        /// What is missing.
+        detail: String,
     },
 
     /// A write was asked of a store opened read-only (or of a database file the process

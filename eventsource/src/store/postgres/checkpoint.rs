@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{db_error, to_i64, PostgresEventStore};
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::error::{Error, Result};
+use crate::store::schema_state::Need;
 
 const COLUMNS: &str =
     "projection_name, global_position, last_event_id, last_event_type, events_processed, last_processed_at";
@@ -38,7 +39,7 @@ fn decode(row: &PgRow) -> Result<Checkpoint> {
 #[async_trait]
 impl CheckpointStore for PostgresEventStore {
     async fn get_checkpoint(&self, projection_name: &str) -> Result<Option<Checkpoint>> {
-        self.ensure_open()?;
+        self.ready(Need::Table("projection_checkpoints")).await?;
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM {} WHERE projection_name = $1",
             self.tables.checkpoints
@@ -57,7 +58,7 @@ impl CheckpointStore for PostgresEventStore {
         last_event: Option<(Uuid, &str)>,
         processed: u64,
     ) -> Result<()> {
-        self.ensure_open()?;
+        self.ready(Need::Table("projection_checkpoints")).await?;
         let table = &self.tables.checkpoints;
         sqlx::query(&format!(
             "INSERT INTO {table} AS c \
@@ -84,7 +85,7 @@ impl CheckpointStore for PostgresEventStore {
     }
 
     async fn get_all_checkpoints(&self) -> Result<Vec<Checkpoint>> {
-        self.ensure_open()?;
+        self.ready(Need::Table("projection_checkpoints")).await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM {} ORDER BY projection_name",
             self.tables.checkpoints
@@ -96,7 +97,7 @@ impl CheckpointStore for PostgresEventStore {
     }
 
     async fn reset(&self, projection_name: &str) -> Result<()> {
-        self.ensure_open()?;
+        self.ready(Need::Table("projection_checkpoints")).await?;
         sqlx::query(&format!(
             "DELETE FROM {} WHERE projection_name = $1",
             self.tables.checkpoints

@@ -11,6 +11,7 @@ use crate::dlq::{
     DeadLetter, DeadLetterStatistics, DeadLetterStatus, DeadLetterStore, FailedEvent,
 };
 use crate::error::{Error, Result};
+use crate::store::schema_state::Need;
 
 const COLUMNS: &str =
     "id, event_id, projection_name, event_type, global_position, event_data::text, error_message, \
@@ -54,7 +55,7 @@ fn decode(row: &PgRow) -> Result<DeadLetter> {
 #[async_trait]
 impl DeadLetterStore for PostgresEventStore {
     async fn add_failed_event(&self, failed: FailedEvent) -> Result<i64> {
-        self.ensure_open()?;
+        self.ready(Need::Table("dead_letter_queue")).await?;
         let table = &self.tables.dead_letters;
         sqlx::query_scalar(&format!(
             "INSERT INTO {table} AS d (event_id, projection_name, event_type, global_position, event_data, \
@@ -83,7 +84,7 @@ impl DeadLetterStore for PostgresEventStore {
         status: Option<DeadLetterStatus>,
         limit: u64,
     ) -> Result<Vec<DeadLetter>> {
-        self.ensure_open()?;
+        self.ready(Need::Table("dead_letter_queue")).await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM {} \
              WHERE ($1::text IS NULL OR projection_name = $1) AND ($2::text IS NULL OR status = $2) \
@@ -100,7 +101,7 @@ impl DeadLetterStore for PostgresEventStore {
     }
 
     async fn get_failed_event(&self, id: i64) -> Result<Option<DeadLetter>> {
-        self.ensure_open()?;
+        self.ready(Need::Table("dead_letter_queue")).await?;
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM {} WHERE id = $1",
             self.tables.dead_letters
@@ -113,7 +114,7 @@ impl DeadLetterStore for PostgresEventStore {
     }
 
     async fn get_statistics(&self) -> Result<DeadLetterStatistics> {
-        self.ensure_open()?;
+        self.ready(Need::Table("dead_letter_queue")).await?;
         let rows = sqlx::query(&format!(
             "SELECT projection_name, status, COUNT(*) FROM {} GROUP BY projection_name, status",
             self.tables.dead_letters
@@ -135,7 +136,7 @@ impl DeadLetterStore for PostgresEventStore {
     }
 
     async fn mark_resolved(&self, id: i64, resolution: &str) -> Result<()> {
-        self.ensure_open()?;
+        self.ready(Need::Table("dead_letter_queue")).await?;
         let done = sqlx::query(&format!(
             "UPDATE {} SET status = 'resolved', resolved_at = now(), resolved_by = $2 WHERE id = $1",
             self.tables.dead_letters

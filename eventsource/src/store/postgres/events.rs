@@ -18,6 +18,7 @@ use crate::envelope::NewEvent;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::page::{paginate_ahead, Fetched, PageRow};
+use crate::store::schema_state::{after_check, Need};
 use crate::store::sql::{encode_batch, EncodedEvent};
 use crate::store::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
@@ -351,19 +352,6 @@ impl PostgresEventStore {
             .fetch_all(&mut *conn)
             .await?;
         positions.sort_unstable();
-        if self.outbox {
-            sqlx::query(&format!(
-                "INSERT INTO {} (event_id, event_type, aggregate_id, aggregate_type, tenant_id, \
-                     global_position, event_data, created_at, status) \
-                 SELECT event_id, event_type, aggregate_id, aggregate_type, tenant_id, global_position, \
-                     payload, created_at, 'pending' FROM {} WHERE global_position = ANY($1) \
-                 ORDER BY global_position",
-                self.tables.outbox, self.tables.events
-            ))
-            .bind(&positions)
-            .execute(&mut *conn)
-            .await?;
-        }
         Ok(positions)
     }
 }
@@ -379,7 +367,7 @@ impl EventStore for PostgresEventStore {
     ) -> Result<AppendResult> {
         traced!("append_events", backend = "postgres", %aggregate_id, aggregate_type, count = events.len(), ?expected_version, {
             const OP: &str = "append_events";
-            self.ensure_open()?;
+            self.ready(Need::WriteEvents).await?;
             // Serialize (and check raw payloads of registered types) before taking the
             // append lock, so the lock is held for SQL only.
             if let Some(e) = events.iter().find(|e| i32::try_from(e.event_version()).is_err()) {
@@ -466,7 +454,7 @@ impl EventStore for PostgresEventStore {
         options: GetEventsOptions,
     ) -> Result<EventStream> {
         traced!("get_events", backend = "postgres", %aggregate_id, aggregate_type, ?options, {
-            self.ensure_open()?;
+            self.ready(Need::ReadEvents).await?;
             let mut filter = Filter::default().stream(aggregate_id, aggregate_type);
             if let Some(v) = options.from_version {
                 filter.push("version >= $?", Bind::Int(to_i64(v)));
@@ -496,12 +484,16 @@ impl EventStore for PostgresEventStore {
         let filter = Filter::default()
             .stream(stream_id.aggregate_id, &stream_id.aggregate_type)
             .read_options(&options);
-        paged_read(self, "read_stream", "version", filter, &options)
+        after_check(self.ready(Need::ReadEvents), move || {
+            paged_read(self, "read_stream", "version", filter, &options)
+        })
     }
 
     fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_> {
         let filter = Filter::default().read_options(&options);
-        paged_read(self, "read_all", "global_position", filter, &options)
+        after_check(self.ready(Need::ReadEvents), move || {
+            paged_read(self, "read_all", "global_position", filter, &options)
+        })
     }
 
     async fn get_events_by_type(
@@ -516,7 +508,7 @@ impl EventStore for PostgresEventStore {
             aggregate_type,
             ?tenant_id,
             {
-                self.ensure_open()?;
+                self.ready(Need::ReadEvents).await?;
                 let mut filter = Filter::default();
                 filter.push("aggregate_type = $?", Bind::Text(aggregate_type.to_owned()));
                 if let Some(tenant) = tenant_id {
@@ -544,7 +536,7 @@ impl EventStore for PostgresEventStore {
 
     async fn event_exists(&self, event_id: Uuid) -> Result<bool> {
         traced!("event_exists", backend = "postgres", %event_id, {
-            self.ensure_open()?;
+            self.ready(Need::ReadEvents).await?;
             let found: Option<i32> = sqlx::query_scalar(&format!(
                 "SELECT 1 FROM {} WHERE event_id = $1",
                 self.tables.events
@@ -559,7 +551,7 @@ impl EventStore for PostgresEventStore {
 
     async fn get_stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
         traced!("get_stream_version", backend = "postgres", %aggregate_id, aggregate_type, {
-            self.ensure_open()?;
+            self.ready(Need::ReadEvents).await?;
             let mut conn = self
                 .pool
                 .acquire()
@@ -571,7 +563,7 @@ impl EventStore for PostgresEventStore {
 
     async fn get_global_position(&self) -> Result<u64> {
         traced!("get_global_position", backend = "postgres", {
-            self.ensure_open()?;
+            self.ready(Need::ReadEvents).await?;
             let max: i64 = sqlx::query_scalar(&format!(
                 "SELECT COALESCE(MAX(global_position), 0) FROM {}",
                 self.tables.events
@@ -585,7 +577,7 @@ impl EventStore for PostgresEventStore {
 
     async fn event_type_counts(&self) -> Result<Vec<EventTypeCount>> {
         traced!("event_type_counts", backend = "postgres", {
-            self.ensure_open()?;
+            self.ready(Need::ReadEvents).await?;
             let rows = sqlx::query(&format!(
                 "SELECT event_type, event_version, COUNT(*) FROM {} \
                  GROUP BY event_type, event_version ORDER BY event_type, event_version",

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{db_error, is_unique_violation, to_i64, to_u64, PostgresEventStore};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
+use crate::store::schema_state::Need;
 use crate::stored::StoredEvent;
 
 /// What [`PostgresEventStore::import`] did with a batch.
@@ -38,9 +39,14 @@ impl PostgresEventStore {
         payloads: &[String],
     ) -> Result<Imported> {
         const OP: &str = "import";
-        self.ensure_open()?;
+        self.ready(Need::WriteEvents).await?;
         let mut tx = self.begin_append().await?;
         self.lock_appends(&mut tx).await?;
+        // History is copied, not appended: an outbox trigger leaves it alone.
+        sqlx::query("SELECT set_config('eventsource.importing', 'on', true)")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(OP))?;
         let ids: Vec<Uuid> = events.iter().map(StoredEvent::event_id).collect();
         let rows = sqlx::query(&format!(
             "SELECT event_id, global_position FROM {} WHERE event_id = ANY($1)",
@@ -177,7 +183,7 @@ impl PostgresEventStore {
     /// Writes a checkpoint as it is (position, last event, count, time), replacing the
     /// one of the same name.
     pub(crate) async fn import_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        self.ensure_open()?;
+        self.ready(Need::Table("projection_checkpoints")).await?;
         sqlx::query(&format!(
             "INSERT INTO {} (projection_name, global_position, last_event_id, last_event_type, \
                  events_processed, last_processed_at) VALUES ($1, $2, $3, $4, $5, $6) \

@@ -29,6 +29,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
+use crate::store::schema_state::{Need, SchemaSnapshot, SchemaState};
 use crate::store::sql::{db_error, is_unique_violation, to_i64, to_u64};
 
 mod bus;
@@ -190,6 +191,11 @@ impl PostgresStoreOptions {
         PostgresEventStore {
             pool,
             registry: self.registry.unwrap_or_else(EventRegistry::global),
+            schema: Arc::new(SchemaState::new(
+                format!("{} (schema {})", redact(&self.url), self.schema),
+                &schema::REQUIRED_COLUMNS,
+                &[],
+            )),
             database: redact(&self.url),
             tables: Arc::new(tables),
             outbox: self.outbox,
@@ -285,7 +291,10 @@ pub struct PostgresEventStore {
     registry: Arc<EventRegistry>,
     database: String,
     tables: Arc<Tables>,
+    /// The options asked for an outbox: `initialize` records it in the database.
     outbox: bool,
+    /// The tables and columns the schema has (read at first use).
+    schema: Arc<SchemaState>,
 }
 
 impl PostgresEventStore {
@@ -363,6 +372,73 @@ impl PostgresEventStore {
         } else {
             Ok(())
         }
+    }
+
+    /// Reads which tables the schema has and which columns its `events` table has.
+    async fn refresh_schema(&self) -> Result<()> {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT t.table_name::text, c.column_name::text \
+             FROM information_schema.tables t \
+             LEFT JOIN information_schema.columns c \
+               ON c.table_schema = t.table_schema AND c.table_name = t.table_name AND t.table_name = 'events' \
+             WHERE t.table_schema = $1",
+        )
+        .bind(&self.tables.schema)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("check_schema"))?;
+        let mut snapshot = SchemaSnapshot::default();
+        for (table, column) in rows {
+            if let Some(column) = column {
+                snapshot.event_columns.insert(column);
+            }
+            snapshot.tables.insert(table);
+        }
+        self.schema.set(snapshot);
+        Ok(())
+    }
+
+    /// Checks, before an operation, that the store is open and its schema serves `need`
+    /// (read again once if it did not).
+    ///
+    /// # Errors
+    /// [`Error::StoreClosed`], [`Error::SchemaNotInitialized`], [`Error::SchemaMismatch`].
+    pub(super) async fn ready(&self, need: Need) -> Result<()> {
+        self.ensure_open()?;
+        if self.schema.check(need).is_ok() {
+            return Ok(());
+        }
+        self.refresh_schema().await?;
+        self.schema.check(need)
+    }
+
+    /// Turns the schema's outbox on: from now on every append, by any handle or process,
+    /// writes an `event_outbox` entry in its own transaction (the database keeps the
+    /// rule, as a trigger on `events`). [`PostgresStoreOptions::outbox`] does this at
+    /// [`initialize`](Self::initialize).
+    ///
+    /// # Errors
+    /// [`Error::SchemaNotInitialized`], database errors.
+    pub async fn enable_outbox(&self) -> Result<()> {
+        schema::enable_outbox(self).await
+    }
+
+    /// Turns the schema's outbox off, for every handle and process (entries written stay,
+    /// for the relay to finish). Connecting without [`PostgresStoreOptions::outbox`] does
+    /// not turn it off; only this does.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn disable_outbox(&self) -> Result<()> {
+        schema::disable_outbox(self).await
+    }
+
+    /// `true` when the schema keeps an outbox (whoever turned it on).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn outbox_enabled(&self) -> Result<bool> {
+        schema::outbox_enabled(self).await
     }
 }
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{db_error, to_i64, PostgresEventStore};
 use crate::error::{Error, Result};
 use crate::outbox::{OutboxEntry, OutboxStatus, OutboxStore};
+use crate::store::schema_state::Need;
 use crate::stored::StoredEvent;
 
 const COLUMNS: &str =
@@ -51,7 +52,7 @@ fn decode(row: &PgRow) -> Result<OutboxEntry> {
 impl PostgresEventStore {
     /// Runs an UPDATE of one outbox entry (`$1` is its id).
     async fn update_outbox(&self, id: i64, operation: &'static str, set: &str) -> Result<()> {
-        self.ensure_open()?;
+        self.ready(Need::Table("event_outbox")).await?;
         let done = sqlx::query(&format!(
             "UPDATE {} SET {set} WHERE id = $1",
             self.tables.outbox
@@ -70,7 +71,7 @@ impl PostgresEventStore {
 #[async_trait]
 impl OutboxStore for PostgresEventStore {
     async fn add_event(&self, event: &StoredEvent) -> Result<i64> {
-        self.ensure_open()?;
+        self.ready(Need::Table("event_outbox")).await?;
         let entry = OutboxEntry::for_event(event)?;
         sqlx::query_scalar(&format!(
             "INSERT INTO {} (event_id, event_type, aggregate_id, aggregate_type, tenant_id, \
@@ -99,7 +100,7 @@ impl OutboxStore for PostgresEventStore {
         status: Option<OutboxStatus>,
         limit: u64,
     ) -> Result<Vec<OutboxEntry>> {
-        self.ensure_open()?;
+        self.ready(Need::Table("event_outbox")).await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM {} WHERE ($1::text IS NULL OR status = $1) ORDER BY id LIMIT $2",
             self.tables.outbox
@@ -122,7 +123,7 @@ impl OutboxStore for PostgresEventStore {
     }
 
     async fn increment_retry(&self, id: i64, error: &str) -> Result<u32> {
-        self.ensure_open()?;
+        self.ready(Need::Table("event_outbox")).await?;
         let count: Option<i32> = sqlx::query_scalar(&format!(
             "UPDATE {} SET retry_count = retry_count + 1, last_error = $2 WHERE id = $1 RETURNING retry_count",
             self.tables.outbox

@@ -2,6 +2,7 @@
 
 use super::{db_error, PostgresEventStore};
 use crate::error::{Error, Result};
+use crate::store::schema_state::Need;
 
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -15,7 +16,7 @@ const TABLES: [&str; 5] = [
 ];
 
 /// Columns the `events` table must have for this store to use it.
-const REQUIRED_COLUMNS: [&str; 15] = [
+pub(super) const REQUIRED_COLUMNS: [&str; 15] = [
     "global_position",
     "event_id",
     "aggregate_id",
@@ -106,5 +107,90 @@ async fn initialize_schema(store: &PostgresEventStore) -> Result<()> {
             .await
             .map_err(db_error(OP))?;
     }
-    tx.commit().await.map_err(db_error(OP))
+    if store.outbox && !trigger_exists(&mut tx, store).await? {
+        sqlx::raw_sql(&outbox_trigger(store))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(OP))?;
+    }
+    tx.commit().await.map_err(db_error(OP))?;
+    store.refresh_schema().await
+}
+
+/// The outbox, kept by the database itself: every row inserted into `events`, by any
+/// handle, process or tool, gets its `event_outbox` entry in the same transaction. A
+/// migration (`eventsource.importing` set in its transaction) copies history without
+/// queueing it for publishing again.
+fn outbox_trigger(store: &PostgresEventStore) -> String {
+    let schema = &store.tables.schema;
+    format!(
+        "CREATE OR REPLACE FUNCTION \"{schema}\".eventsource_outbox() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN \
+             IF current_setting('eventsource.importing', true) IS DISTINCT FROM 'on' THEN \
+                 INSERT INTO {outbox} (event_id, event_type, aggregate_id, aggregate_type, tenant_id, \
+                     global_position, event_data, created_at, status) \
+                 VALUES (NEW.event_id, NEW.event_type, NEW.aggregate_id, NEW.aggregate_type, NEW.tenant_id, \
+                     NEW.global_position, NEW.payload, NEW.created_at, 'pending'); \
+             END IF; \
+             RETURN NULL; \
+         END $$; \
+         CREATE OR REPLACE TRIGGER eventsource_outbox AFTER INSERT ON {events} \
+             FOR EACH ROW EXECUTE FUNCTION \"{schema}\".eventsource_outbox();",
+        outbox = store.tables.outbox,
+        events = store.tables.events,
+    )
+}
+
+async fn trigger_exists(conn: &mut sqlx::PgConnection, store: &PostgresEventStore) -> Result<bool> {
+    let found: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = 'events' AND tg.tgname = 'eventsource_outbox'",
+    )
+    .bind(&store.tables.schema)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error("outbox_enabled"))?;
+    Ok(found.is_some())
+}
+
+/// Turns the schema's outbox on (idempotent).
+pub(super) async fn enable_outbox(store: &PostgresEventStore) -> Result<()> {
+    store.ready(Need::Table("event_outbox")).await?;
+    let mut conn = store
+        .pool
+        .acquire()
+        .await
+        .map_err(db_error("enable_outbox"))?;
+    if !trigger_exists(&mut conn, store).await? {
+        sqlx::raw_sql(&outbox_trigger(store))
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error("enable_outbox"))?;
+    }
+    Ok(())
+}
+
+/// Turns the schema's outbox off (idempotent).
+pub(super) async fn disable_outbox(store: &PostgresEventStore) -> Result<()> {
+    store.ready(Need::ReadEvents).await?;
+    sqlx::raw_sql(&format!(
+        "DROP TRIGGER IF EXISTS eventsource_outbox ON {}",
+        store.tables.events
+    ))
+    .execute(&store.pool)
+    .await
+    .map_err(db_error("disable_outbox"))?;
+    Ok(())
+}
+
+/// `true` when the schema keeps an outbox.
+pub(super) async fn outbox_enabled(store: &PostgresEventStore) -> Result<bool> {
+    store.ensure_open()?;
+    let mut conn = store
+        .pool
+        .acquire()
+        .await
+        .map_err(db_error("outbox_enabled"))?;
+    trigger_exists(&mut conn, store).await
 }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{db_error, to_i64, PostgresEventStore};
 use crate::error::{Error, Result};
 use crate::snapshot::{Snapshot, SnapshotStore};
+use crate::store::schema_state::Need;
 
 fn corrupt(detail: String) -> Error {
     Error::Database {
@@ -21,7 +22,7 @@ fn corrupt(detail: String) -> Error {
 #[async_trait]
 impl SnapshotStore for PostgresEventStore {
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        self.ensure_open()?;
+        self.ready(Need::Table("snapshots")).await?;
         let table = &self.tables.snapshots;
         sqlx::query(&format!(
             "INSERT INTO {table} AS s (aggregate_id, aggregate_type, version, schema_version, state, created_at) \
@@ -47,7 +48,7 @@ impl SnapshotStore for PostgresEventStore {
         aggregate_id: Uuid,
         aggregate_type: &str,
     ) -> Result<Option<Snapshot>> {
-        self.ensure_open()?;
+        self.ready(Need::Table("snapshots")).await?;
         let row = sqlx::query(&format!(
             "SELECT version, schema_version, state::text, created_at FROM {} \
              WHERE aggregate_id = $1 AND aggregate_type = $2",
@@ -78,7 +79,7 @@ impl SnapshotStore for PostgresEventStore {
     }
 
     async fn delete_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<()> {
-        self.ensure_open()?;
+        self.ready(Need::Table("snapshots")).await?;
         sqlx::query(&format!(
             "DELETE FROM {} WHERE aggregate_id = $1 AND aggregate_type = $2",
             self.tables.snapshots

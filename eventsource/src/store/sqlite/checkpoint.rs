@@ -11,6 +11,7 @@ use super::{db_error, SqliteEventStore};
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::envelope::now;
 use crate::error::{Error, Result};
+use crate::store::schema_state::Need;
 
 const COLUMNS: &str =
     "projection_name, global_position, last_event_id, last_event_type, events_processed, last_processed_at";
@@ -95,7 +96,12 @@ pub(super) async fn position_on(conn: &mut SqliteConnection, projection_name: &s
 #[async_trait]
 impl CheckpointStore for SqliteEventStore {
     async fn get_checkpoint(&self, projection_name: &str) -> Result<Option<Checkpoint>> {
-        self.ensure_open()?;
+        self.ready(
+            "get_checkpoint",
+            Need::Table("projection_checkpoints"),
+            false,
+        )
+        .await?;
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM projection_checkpoints WHERE projection_name = ?"
         ))
@@ -113,7 +119,8 @@ impl CheckpointStore for SqliteEventStore {
         last_event: Option<(Uuid, &str)>,
         processed: u64,
     ) -> Result<()> {
-        self.ensure_open()?;
+        self.ready("save_progress", Need::Table("projection_checkpoints"), true)
+            .await?;
         let mut conn = self
             .pool
             .acquire()
@@ -123,7 +130,12 @@ impl CheckpointStore for SqliteEventStore {
     }
 
     async fn get_all_checkpoints(&self) -> Result<Vec<Checkpoint>> {
-        self.ensure_open()?;
+        self.ready(
+            "get_all_checkpoints",
+            Need::Table("projection_checkpoints"),
+            false,
+        )
+        .await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM projection_checkpoints ORDER BY projection_name"
         ))
@@ -134,7 +146,12 @@ impl CheckpointStore for SqliteEventStore {
     }
 
     async fn reset(&self, projection_name: &str) -> Result<()> {
-        self.ensure_open()?;
+        self.ready(
+            "reset_checkpoint",
+            Need::Table("projection_checkpoints"),
+            true,
+        )
+        .await?;
         sqlx::query("DELETE FROM projection_checkpoints WHERE projection_name = ?")
             .bind(projection_name)
             .execute(&self.pool)

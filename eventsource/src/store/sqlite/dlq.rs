@@ -13,6 +13,7 @@ use crate::dlq::{
 };
 use crate::envelope::now;
 use crate::error::{Error, Result};
+use crate::store::schema_state::Need;
 
 const COLUMNS: &str =
     "id, event_id, projection_name, event_type, global_position, event_data, error_message, \
@@ -90,7 +91,8 @@ pub(super) async fn add_failed_event_on(
 #[async_trait]
 impl DeadLetterStore for SqliteEventStore {
     async fn add_failed_event(&self, failed: FailedEvent) -> Result<i64> {
-        self.ensure_open()?;
+        self.ready("add_failed_event", Need::Table("dead_letter_queue"), true)
+            .await?;
         let mut conn = self
             .pool
             .acquire()
@@ -105,7 +107,8 @@ impl DeadLetterStore for SqliteEventStore {
         status: Option<DeadLetterStatus>,
         limit: u64,
     ) -> Result<Vec<DeadLetter>> {
-        self.ensure_open()?;
+        self.ready("get_failed_events", Need::Table("dead_letter_queue"), false)
+            .await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM dead_letter_queue \
              WHERE (?1 IS NULL OR projection_name = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id LIMIT ?3"
@@ -120,7 +123,8 @@ impl DeadLetterStore for SqliteEventStore {
     }
 
     async fn get_failed_event(&self, id: i64) -> Result<Option<DeadLetter>> {
-        self.ensure_open()?;
+        self.ready("get_failed_event", Need::Table("dead_letter_queue"), false)
+            .await?;
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM dead_letter_queue WHERE id = ?"
         ))
@@ -132,7 +136,12 @@ impl DeadLetterStore for SqliteEventStore {
     }
 
     async fn get_statistics(&self) -> Result<DeadLetterStatistics> {
-        self.ensure_open()?;
+        self.ready(
+            "get_dead_letter_statistics",
+            Need::Table("dead_letter_queue"),
+            false,
+        )
+        .await?;
         let rows = sqlx::query("SELECT projection_name, status, COUNT(*) FROM dead_letter_queue GROUP BY projection_name, status")
             .fetch_all(&self.pool)
             .await
@@ -151,7 +160,8 @@ impl DeadLetterStore for SqliteEventStore {
     }
 
     async fn mark_resolved(&self, id: i64, resolution: &str) -> Result<()> {
-        self.ensure_open()?;
+        self.ready("mark_resolved", Need::Table("dead_letter_queue"), true)
+            .await?;
         let done = sqlx::query(
             "UPDATE dead_letter_queue SET status = 'resolved', resolved_at = ?, resolved_by = ? WHERE id = ?",
         )

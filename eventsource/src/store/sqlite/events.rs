@@ -18,6 +18,7 @@ use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::page::{paginate_ahead, Fetched, PageRow};
+use crate::store::schema_state::{after_check, Need};
 use crate::store::sql::{encode_batch, to_i64, to_u64, EncodedEvent};
 use crate::store::{
     plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
@@ -29,9 +30,6 @@ use crate::stored::{EventStream, StoredEvent};
 const INSERT: &str = "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, tenant_id, \
      actor_id, version, timestamp, payload, created_at, event_version, correlation_id, causation_id, metadata) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-const OUTBOX_INSERT: &str = "INSERT INTO event_outbox (event_id, event_type, aggregate_id, aggregate_type, \
-     tenant_id, global_position, event_data, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')";
 
 /// A WHERE clause under construction, with its parameters.
 #[derive(Debug, Clone, Default)]
@@ -362,23 +360,7 @@ impl SqliteEventStore {
                 .execute(&mut *tx)
                 .await;
             match result {
-                Ok(done) => {
-                    global_position = to_u64(done.last_insert_rowid());
-                    if self.outbox {
-                        sqlx::query(OUTBOX_INSERT)
-                            .bind(event.event_id.to_string())
-                            .bind(event.event_type())
-                            .bind(&aggregate_id_text)
-                            .bind(aggregate_type)
-                            .bind(event.tenant_id.map(|t| t.to_string()))
-                            .bind(to_i64(global_position))
-                            .bind(&encoded[i].payload)
-                            .bind(&created_at)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error(OP))?;
-                    }
-                }
+                Ok(done) => global_position = to_u64(done.last_insert_rowid()),
                 Err(e) if is_unique_violation(&e) => return Err(Failed::Conflict),
                 Err(e) => return Err(db_error(OP)(e).into()),
             }
@@ -425,7 +407,7 @@ impl EventStore for SqliteEventStore {
     ) -> Result<AppendResult> {
         traced!("append_events", backend = "sqlite", %aggregate_id, aggregate_type, count = events.len(), ?expected_version, {
             const OP: &str = "append_events";
-            self.ensure_open()?;
+            self.ready(OP, Need::WriteEvents, true).await?;
             // Serialize (and check raw payloads of registered types) before taking the
             // write lock, so the lock is held for SQL only.
             let encoded = encode_batch(&self.registry, &events)?;
@@ -473,7 +455,7 @@ impl EventStore for SqliteEventStore {
         options: GetEventsOptions,
     ) -> Result<EventStream> {
         traced!("get_events", backend = "sqlite", %aggregate_id, aggregate_type, ?options, {
-            self.ensure_open()?;
+            self.ready("get_events", Need::ReadEvents, false).await?;
             let mut filter = Filter::default();
             filter.push(
                 "aggregate_id = ? AND aggregate_type = ?",
@@ -510,28 +492,35 @@ impl EventStore for SqliteEventStore {
             ],
         );
         let filter = filter.read_options(&options);
-        paged_read(
-            &self.select_columns(),
-            self.pool.clone(),
-            self.registry.clone(),
-            "read_stream",
-            "version",
-            filter,
-            &options,
+        after_check(
+            self.ready("read_stream", Need::ReadEvents, false),
+            move || {
+                paged_read(
+                    &self.select_columns(),
+                    self.pool.clone(),
+                    self.registry.clone(),
+                    "read_stream",
+                    "version",
+                    filter,
+                    &options,
+                )
+            },
         )
     }
 
     fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_> {
         let filter = Filter::default().read_options(&options);
-        paged_read(
-            &self.select_columns(),
-            self.pool.clone(),
-            self.registry.clone(),
-            "read_all",
-            "global_position",
-            filter,
-            &options,
-        )
+        after_check(self.ready("read_all", Need::ReadEvents, false), move || {
+            paged_read(
+                &self.select_columns(),
+                self.pool.clone(),
+                self.registry.clone(),
+                "read_all",
+                "global_position",
+                filter,
+                &options,
+            )
+        })
     }
 
     async fn get_events_by_type(
@@ -546,7 +535,8 @@ impl EventStore for SqliteEventStore {
             aggregate_type,
             ?tenant_id,
             {
-                self.ensure_open()?;
+                self.ready("get_events_by_type", Need::ReadEvents, false)
+                    .await?;
                 let mut filter = Filter::default();
                 filter.push(
                     "aggregate_type = ?",
@@ -565,7 +555,7 @@ impl EventStore for SqliteEventStore {
 
     async fn event_exists(&self, event_id: Uuid) -> Result<bool> {
         traced!("event_exists", backend = "sqlite", %event_id, {
-            self.ensure_open()?;
+            self.ready("event_exists", Need::ReadEvents, false).await?;
             let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM events WHERE event_id = ?")
                 .bind(event_id.to_string())
                 .fetch_optional(&self.pool)
@@ -577,7 +567,7 @@ impl EventStore for SqliteEventStore {
 
     async fn get_stream_version(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
         traced!("get_stream_version", backend = "sqlite", %aggregate_id, aggregate_type, {
-            self.ensure_open()?;
+            self.ready("get_stream_version", Need::ReadEvents, false).await?;
             let mut conn = self
                 .pool
                 .acquire()
@@ -589,7 +579,8 @@ impl EventStore for SqliteEventStore {
 
     async fn get_global_position(&self) -> Result<u64> {
         traced!("get_global_position", backend = "sqlite", {
-            self.ensure_open()?;
+            self.ready("get_global_position", Need::ReadEvents, false)
+                .await?;
             let max: i64 =
                 sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) FROM events")
                     .fetch_one(&self.pool)
@@ -607,7 +598,7 @@ impl EventStore for SqliteEventStore {
     ) -> Result<Vec<ReplayedEvent>> {
         traced!("replay_stream", backend = "sqlite", %aggregate_id, aggregate_type, from_version, {
             const OP: &str = "replay_stream";
-            self.ensure_open()?;
+            self.ready(OP, Need::ReadEvents, false).await?;
             // Positions, type and payload only: no envelope to build in SQL or in Rust.
             // (Rows of eventsource-py keep their schema version in the payload.)
             let event_version = if self.select_columns().contains("event_version") {
@@ -639,7 +630,8 @@ impl EventStore for SqliteEventStore {
 
     async fn event_type_counts(&self) -> Result<Vec<EventTypeCount>> {
         traced!("event_type_counts", backend = "sqlite", {
-            self.ensure_open()?;
+            self.ready("event_type_counts", Need::ReadEvents, false)
+                .await?;
             // Rows written by eventsource-py keep the schema version in the payload.
             // (An uninitialized eventsource-py table has no event_version column.)
             let column = if !self.select_columns().contains("event_version") {

@@ -13,6 +13,7 @@ use sqlx::Connection;
 
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
+use crate::store::schema_state::{Need, SchemaSnapshot, SchemaState};
 use crate::store::sql::{db_error, is_unique_violation};
 
 mod checkpoint;
@@ -55,22 +56,71 @@ pub struct SqliteStoreOptions {
     max_connections: u32,
     read_only: bool,
     outbox: bool,
+    /// What is wrong with a `sqlite:` URL given as the database.
+    url_error: Option<String>,
+}
+
+/// The database and read-only flag of a `sqlite:` URL.
+fn parse_url(url: &str) -> std::result::Result<(PathBuf, bool), String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut read_only = false;
+    let mut memory = path == MEMORY;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("mode", "ro")) => read_only = true,
+            Some(("mode", "rw" | "rwc")) => {}
+            Some(("mode", "memory")) => memory = true,
+            _ => {
+                return Err(format!(
+                    "unsupported parameter `{pair}` in SQLite URL `{url}`: only mode=ro, rw, rwc or memory are understood; use SqliteStoreOptions for the rest"
+                ))
+            }
+        }
+    }
+    if memory {
+        return Ok((PathBuf::from(MEMORY), read_only));
+    }
+    if path.is_empty() {
+        return Err(format!("SQLite URL `{url}` names no database file"));
+    }
+    Ok((PathBuf::from(path), read_only))
 }
 
 impl SqliteStoreOptions {
-    /// Options for the database at `database` (a file path, or `":memory:"`), with the
-    /// defaults: WAL mode on (ignored for `:memory:`), a 5 s busy timeout, the global
-    /// registry, at most 4 connections (1 for `:memory:`), read-write.
+    /// Options for the database at `database`, with the defaults: WAL mode on (ignored
+    /// for `:memory:`), a 5 s busy timeout, the global registry, at most 4 connections
+    /// (1 for `:memory:`), read-write.
+    ///
+    /// `database` is a file path, `":memory:"`, or a sqlx-style URL: `sqlite::memory:`,
+    /// `sqlite://path/to/events.db` or `sqlite:events.db`, optionally with `?mode=ro`
+    /// (read-only), `?mode=rw` or `?mode=rwc`. Any other URL parameter is refused by
+    /// [`open`](Self::open) with [`Error::InvalidConfiguration`] rather than ignored.
     pub fn new(database: impl AsRef<Path>) -> Self {
-        SqliteStoreOptions {
-            database: database.as_ref().to_path_buf(),
+        let given = database.as_ref();
+        let mut options = SqliteStoreOptions {
+            database: given.to_path_buf(),
             wal_mode: true,
             busy_timeout: Duration::from_millis(5000),
             registry: None,
             max_connections: 4,
             read_only: false,
             outbox: false,
+            url_error: None,
+        };
+        if let Some(url) = given.to_str().filter(|s| s.starts_with("sqlite:")) {
+            match parse_url(url) {
+                Ok((database, read_only)) => {
+                    options.database = database;
+                    options.read_only = read_only;
+                }
+                Err(message) => options.url_error = Some(message),
+            }
         }
+        options
     }
 
     /// Write-ahead logging: readers do not block the writer. Default on; ignored for
@@ -99,14 +149,19 @@ impl SqliteStoreOptions {
     }
 
     /// Opens the database read-only (reporting tools, replicas): every write fails with
-    /// [`Error::Database`].
+    /// [`Error::ReadOnly`] before it reaches the database.
     pub fn read_only(mut self, on: bool) -> Self {
         self.read_only = on;
         self
     }
 
-    /// Writes an `event_outbox` entry for every appended event in the append's
-    /// transaction (see [`crate::OutboxStore`], [`crate::OutboxRelay`]).
+    /// `true` turns the database's outbox on (at open, or at
+    /// [`SqliteEventStore::initialize`] for a new database): every appended event gets an
+    /// `event_outbox` entry in the append's transaction (see [`crate::OutboxStore`],
+    /// [`crate::OutboxRelay`]). The setting is recorded in the database, so every handle
+    /// and every process appending to it keeps the outbox, with or without this option;
+    /// `false` (the default) leaves the database as it is. Turning an outbox off is
+    /// [`SqliteEventStore::disable_outbox`].
     pub fn outbox(mut self, on: bool) -> Self {
         self.outbox = on;
         self
@@ -118,8 +173,17 @@ impl SqliteStoreOptions {
 
     fn check(&self) -> Result<()> {
         let invalid = |message: String| Err(Error::InvalidConfiguration { message });
+        if let Some(message) = &self.url_error {
+            return invalid(message.clone());
+        }
         if self.database.as_os_str().is_empty() {
             return invalid("the database path is empty".into());
+        }
+        if self.is_memory() && self.read_only {
+            return invalid(
+                "a `:memory:` database cannot be read-only: it starts empty and only this store can write it"
+                    .into(),
+            );
         }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());
@@ -243,14 +307,23 @@ impl SqliteStoreOptions {
         let store = SqliteEventStore {
             pool,
             registry: self.registry.clone().unwrap_or_else(EventRegistry::global),
+            schema: Arc::new(SchemaState::new(
+                self.database.display().to_string(),
+                &schema::REQUIRED_COLUMNS,
+                &schema::ADDED_EVENT_COLUMNS,
+            )),
             database: self.database,
             wal_mode: journal_mode.eq_ignore_ascii_case("wal"),
             busy_timeout: self.busy_timeout,
             connect_options: connect,
+            read_only: self.read_only,
             outbox: self.outbox,
             select_columns: Arc::new(RwLock::new(Arc::from(""))),
         };
         store.refresh_columns().await?;
+        if store.outbox && store.schema.check(Need::WriteEvents).is_ok() {
+            schema::enable_outbox(&store).await?;
+        }
         Ok(store)
     }
 }
@@ -272,8 +345,13 @@ pub struct SqliteEventStore {
     wal_mode: bool,
     busy_timeout: Duration,
     connect_options: SqliteConnectOptions,
-    /// Appends write outbox entries.
+    /// Opened read-only: every write is refused with [`Error::ReadOnly`].
+    read_only: bool,
+    /// The options asked for an outbox: `initialize` (or `open`, on an initialized
+    /// database) records it in the database.
     outbox: bool,
+    /// The tables and columns the database has.
+    schema: Arc<SchemaState>,
     /// The `events` select list for this database's columns (see [`row::select_list`]).
     select_columns: Arc<RwLock<Arc<str>>>,
 }
@@ -301,6 +379,35 @@ impl SqliteEventStore {
     /// columns; [`Error::StoreClosed`]; database errors.
     pub async fn initialize(&self) -> Result<()> {
         schema::initialize(self).await
+    }
+
+    /// Turns the database's outbox on: from now on every append, by any handle or
+    /// process, writes an `event_outbox` entry in its own transaction (the database
+    /// keeps the rule, as a trigger on `events`). [`SqliteStoreOptions::outbox`] does this
+    /// at open or [`initialize`](Self::initialize).
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`], [`Error::SchemaNotInitialized`], database errors.
+    pub async fn enable_outbox(&self) -> Result<()> {
+        schema::enable_outbox(self).await
+    }
+
+    /// Turns the database's outbox off, for every handle and process: appends no longer
+    /// write outbox entries (those written stay, for the relay to finish). Opening a
+    /// store without [`SqliteStoreOptions::outbox`] does not turn it off; only this does.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`], database errors.
+    pub async fn disable_outbox(&self) -> Result<()> {
+        schema::disable_outbox(self).await
+    }
+
+    /// `true` when the database keeps an outbox (whoever turned it on).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn outbox_enabled(&self) -> Result<bool> {
+        schema::outbox_enabled(self).await
     }
 
     /// Closes every connection (waiting up to 5 s for connections still in use); then,
@@ -377,23 +484,62 @@ impl SqliteEventStore {
             .clone()
     }
 
-    /// Reads which columns the `events` table has (at open and after `initialize`).
+    /// Reads which tables the database has and which columns the `events` table has (at
+    /// open, after `initialize`, and when a schema check fails).
     async fn refresh_columns(&self) -> Result<()> {
+        let connection_error = |e: sqlx::Error| Error::Connection {
+            database: self.database.display().to_string(),
+            source: Box::new(e),
+        };
+        let tables: HashSet<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(connection_error)?
+                .into_iter()
+                .collect();
         let present: HashSet<String> =
             sqlx::query_scalar("SELECT name FROM pragma_table_info('events')")
                 .fetch_all(&self.pool)
                 .await
-                .map_err(|e| Error::Connection {
-                    database: self.database.display().to_string(),
-                    source: Box::new(e),
-                })?
+                .map_err(connection_error)?
                 .into_iter()
                 .collect();
         *self
             .select_columns
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::from(row::select_list(&present));
+        self.schema.set(SchemaSnapshot {
+            tables,
+            event_columns: present,
+        });
         Ok(())
+    }
+
+    /// Checks, before an operation, that the store is open, writable when `need` writes,
+    /// and that the schema serves `need` (read again once if it did not).
+    ///
+    /// # Errors
+    /// [`Error::StoreClosed`], [`Error::ReadOnly`], [`Error::SchemaNotInitialized`],
+    /// [`Error::SchemaMismatch`].
+    pub(super) async fn ready(
+        &self,
+        operation: &'static str,
+        need: Need,
+        writes: bool,
+    ) -> Result<()> {
+        self.ensure_open()?;
+        if writes && self.read_only {
+            return Err(Error::ReadOnly {
+                operation,
+                database: self.database.display().to_string(),
+            });
+        }
+        if self.schema.check(need).is_ok() {
+            return Ok(());
+        }
+        self.refresh_columns().await?;
+        self.schema.check(need)
     }
 
     fn ensure_open(&self) -> Result<()> {
@@ -402,5 +548,33 @@ impl SqliteEventStore {
         } else {
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_are_understood_or_refused() {
+        let memory = SqliteStoreOptions::new("sqlite::memory:");
+        assert!(memory.is_memory() && memory.url_error.is_none());
+        let file = SqliteStoreOptions::new("sqlite://data/events.db?mode=ro");
+        assert_eq!(file.database, PathBuf::from("data/events.db"));
+        assert!(file.read_only);
+        let relative = SqliteStoreOptions::new("sqlite:events.db?mode=rwc");
+        assert_eq!(relative.database, PathBuf::from("events.db"));
+        assert!(!relative.read_only);
+        let absolute = SqliteStoreOptions::new("sqlite:///tmp/events.db");
+        assert_eq!(absolute.database, PathBuf::from("/tmp/events.db"));
+        assert!(SqliteStoreOptions::new("sqlite://x.db?cache=shared")
+            .url_error
+            .is_some_and(|e| e.contains("cache=shared")));
+        assert!(SqliteStoreOptions::new("sqlite://").url_error.is_some());
+        // A plain path that only looks odd stays a path.
+        assert_eq!(
+            SqliteStoreOptions::new("./sqlite.db").database,
+            PathBuf::from("./sqlite.db")
+        );
     }
 }

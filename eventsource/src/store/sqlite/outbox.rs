@@ -10,6 +10,7 @@ use super::{db_error, SqliteEventStore};
 use crate::envelope::now;
 use crate::error::{Error, Result};
 use crate::outbox::{OutboxEntry, OutboxStatus, OutboxStore};
+use crate::store::schema_state::Need;
 use crate::stored::StoredEvent;
 
 const COLUMNS: &str =
@@ -61,7 +62,8 @@ impl SqliteEventStore {
         sql: &str,
         error: Option<&str>,
     ) -> Result<()> {
-        self.ensure_open()?;
+        self.ready(operation, Need::Table("event_outbox"), true)
+            .await?;
         let mut query = sqlx::query(sql);
         if let Some(error) = error {
             query = query.bind(error);
@@ -83,7 +85,8 @@ impl SqliteEventStore {
 #[async_trait]
 impl OutboxStore for SqliteEventStore {
     async fn add_event(&self, event: &StoredEvent) -> Result<i64> {
-        self.ensure_open()?;
+        self.ready("add_outbox_event", Need::Table("event_outbox"), true)
+            .await?;
         let entry = OutboxEntry::for_event(event)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO event_outbox (event_id, event_type, aggregate_id, aggregate_type, tenant_id, \
@@ -113,7 +116,8 @@ impl OutboxStore for SqliteEventStore {
         status: Option<OutboxStatus>,
         limit: u64,
     ) -> Result<Vec<OutboxEntry>> {
-        self.ensure_open()?;
+        self.ready("get_outbox_entries", Need::Table("event_outbox"), false)
+            .await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM event_outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2"
         ))
@@ -136,7 +140,8 @@ impl OutboxStore for SqliteEventStore {
     }
 
     async fn increment_retry(&self, id: i64, error: &str) -> Result<u32> {
-        self.ensure_open()?;
+        self.ready("increment_retry", Need::Table("event_outbox"), true)
+            .await?;
         let count: Option<i64> = sqlx::query_scalar(
             "UPDATE event_outbox SET retry_count = retry_count + 1, last_error = ? WHERE id = ? RETURNING retry_count",
         )
@@ -150,7 +155,8 @@ impl OutboxStore for SqliteEventStore {
     }
 
     async fn mark_failed(&self, id: i64) -> Result<()> {
-        self.ensure_open()?;
+        self.ready("mark_failed", Need::Table("event_outbox"), true)
+            .await?;
         let done = sqlx::query("UPDATE event_outbox SET status = 'failed' WHERE id = ?")
             .bind(id)
             .execute(&self.pool)

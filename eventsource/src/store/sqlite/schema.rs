@@ -4,12 +4,13 @@ use std::collections::HashSet;
 
 use super::{db_error, SqliteEventStore};
 use crate::error::{Error, Result};
+use crate::store::schema_state::Need;
 
 const TABLES: &str = include_str!("schema.sql");
 const INDEXES: &str = include_str!("indexes.sql");
 
 /// Columns every events table has, from eventsource-py's schema on.
-const REQUIRED_COLUMNS: [&str; 11] = [
+pub(super) const REQUIRED_COLUMNS: [&str; 11] = [
     "global_position",
     "event_id",
     "aggregate_id",
@@ -21,6 +22,14 @@ const REQUIRED_COLUMNS: [&str; 11] = [
     "timestamp",
     "payload",
     "created_at",
+];
+
+/// Columns of `events` this library adds to an eventsource-py database, and writes.
+pub(super) const ADDED_EVENT_COLUMNS: [&str; 4] = [
+    "event_version",
+    "correlation_id",
+    "causation_id",
+    "metadata",
 ];
 
 /// Columns this library adds to tables an eventsource-py database already has.
@@ -52,8 +61,14 @@ pub(super) async fn initialize(store: &SqliteEventStore) -> Result<()> {
 }
 
 async fn initialize_schema(store: &SqliteEventStore) -> Result<()> {
-    store.ensure_open()?;
     const OP: &str = "initialize";
+    store.ensure_open()?;
+    if store.read_only {
+        return Err(Error::ReadOnly {
+            operation: OP,
+            database: store.database.display().to_string(),
+        });
+    }
     // One write transaction, so two processes initializing at once do not interleave.
     let mut tx = store
         .pool
@@ -121,6 +136,57 @@ async fn initialize_schema(store: &SqliteEventStore) -> Result<()> {
         .execute(&mut *tx)
         .await
         .map_err(db_error(OP))?;
+    if store.outbox {
+        sqlx::raw_sql(OUTBOX_TRIGGER)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(OP))?;
+    }
     tx.commit().await.map_err(db_error(OP))?;
     store.refresh_columns().await
+}
+
+/// The outbox, kept by the database itself: every row inserted into `events`, by any
+/// handle, process or tool, gets its `event_outbox` entry in the same transaction.
+const OUTBOX_TRIGGER: &str = "CREATE TRIGGER IF NOT EXISTS eventsource_outbox AFTER INSERT ON events \
+     BEGIN \
+         INSERT INTO event_outbox (event_id, event_type, aggregate_id, aggregate_type, tenant_id, \
+             global_position, event_data, created_at, status) \
+         VALUES (NEW.event_id, NEW.event_type, NEW.aggregate_id, NEW.aggregate_type, NEW.tenant_id, \
+             NEW.global_position, NEW.payload, NEW.created_at, 'pending'); \
+     END";
+
+/// Turns the database's outbox on (idempotent).
+pub(super) async fn enable_outbox(store: &SqliteEventStore) -> Result<()> {
+    const OP: &str = "enable_outbox";
+    store.ready(OP, Need::Table("event_outbox"), true).await?;
+    sqlx::raw_sql(OUTBOX_TRIGGER)
+        .execute(&store.pool)
+        .await
+        .map_err(db_error(OP))?;
+    Ok(())
+}
+
+/// Turns the database's outbox off (idempotent): entries already written stay.
+pub(super) async fn disable_outbox(store: &SqliteEventStore) -> Result<()> {
+    const OP: &str = "disable_outbox";
+    store.ready(OP, Need::ReadEvents, true).await?;
+    sqlx::raw_sql("DROP TRIGGER IF EXISTS eventsource_outbox")
+        .execute(&store.pool)
+        .await
+        .map_err(db_error(OP))?;
+    Ok(())
+}
+
+/// `true` when the database keeps an outbox.
+pub(super) async fn outbox_enabled(store: &SqliteEventStore) -> Result<bool> {
+    const OP: &str = "outbox_enabled";
+    store.ensure_open()?;
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'eventsource_outbox'",
+    )
+    .fetch_optional(&store.pool)
+    .await
+    .map_err(db_error(OP))?;
+    Ok(found.is_some())
 }

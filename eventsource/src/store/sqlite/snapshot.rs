@@ -9,6 +9,7 @@ use super::row::{format_timestamp, parse_timestamp};
 use super::{db_error, SqliteEventStore};
 use crate::error::{Error, Result};
 use crate::snapshot::{Snapshot, SnapshotStore};
+use crate::store::schema_state::Need;
 
 fn corrupt(detail: String) -> Error {
     Error::Database {
@@ -21,7 +22,8 @@ fn corrupt(detail: String) -> Error {
 #[async_trait]
 impl SnapshotStore for SqliteEventStore {
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        self.ensure_open()?;
+        self.ready("save_snapshot", Need::Table("snapshots"), true)
+            .await?;
         sqlx::query(
             "INSERT INTO snapshots (aggregate_id, aggregate_type, version, schema_version, state, created_at) \
              VALUES (?, ?, ?, ?, ?, ?) \
@@ -46,7 +48,8 @@ impl SnapshotStore for SqliteEventStore {
         aggregate_id: Uuid,
         aggregate_type: &str,
     ) -> Result<Option<Snapshot>> {
-        self.ensure_open()?;
+        self.ready("get_snapshot", Need::Table("snapshots"), false)
+            .await?;
         let row = sqlx::query(
             "SELECT version, schema_version, state, created_at FROM snapshots WHERE aggregate_id = ? AND aggregate_type = ?",
         )
@@ -79,7 +82,8 @@ impl SnapshotStore for SqliteEventStore {
     }
 
     async fn delete_snapshot(&self, aggregate_id: Uuid, aggregate_type: &str) -> Result<()> {
-        self.ensure_open()?;
+        self.ready("delete_snapshot", Need::Table("snapshots"), true)
+            .await?;
         sqlx::query("DELETE FROM snapshots WHERE aggregate_id = ? AND aggregate_type = ?")
             .bind(aggregate_id.to_string())
             .bind(aggregate_type)
