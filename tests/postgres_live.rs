@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use eventsource::prelude::*;
 use eventsource::{
-    BusFilter, Error, EventBus, PostgresEventBus, PostgresEventStore, StartFrom,
-    SubscriptionConfig, SubscriptionManager,
+    BusFilter, EventBus, PostgresEventBus, PostgresEventStore, StartFrom, SubscriptionConfig,
+    SubscriptionManager,
 };
 use futures::TryStreamExt;
 use support::postgres::{dedicated_server, server, PgServer};

@@ -79,40 +79,60 @@ fn explicit_registration_refuses_a_second_type() {
 }
 
 #[tokio::test]
-async fn reading_an_ambiguous_event_fails_instead_of_guessing() {
-    let store = InMemoryEventStore::new();
-    let id = Uuid::new_v4();
-    // A raw event cannot be resolved to one of two types.
-    let result = store
-        .append_events(
-            id,
-            "Order",
-            vec![NewEvent::raw(
-                "OrderPlaced",
-                1,
-                serde_json::json!({"total": 1.0}),
-            )],
-            ExpectedVersion::NoStream,
-        )
-        .await;
-    assert!(
-        matches!(result, Err(Error::DuplicateEventType { .. })),
-        "{result:?}"
-    );
-
+async fn every_store_refuses_to_append_an_ambiguous_event_type() {
+    let memory = InMemoryEventStore::new();
     let sqlite = eventsource::SqliteEventStore::open(":memory:")
         .await
         .unwrap();
     sqlite.initialize().await.unwrap();
-    sqlite
-        .append_events(
-            id,
-            "Order",
-            vec![NewEvent::new(orders::OrderPlaced { total: 1.0 })],
-            ExpectedVersion::NoStream,
-        )
+    let stores: [&dyn EventStore; 2] = [&memory, &sqlite];
+    for store in stores {
+        let id = Uuid::new_v4();
+        for event in [
+            // Typed: stored, it would fail every later read of the stream.
+            NewEvent::new(orders::OrderPlaced { total: 1.0 }),
+            // Raw: cannot be resolved to one of the two types.
+            NewEvent::raw("OrderPlaced", 1, serde_json::json!({"total": 1.0})),
+        ] {
+            let result = store
+                .append_events(id, "Order", vec![event], ExpectedVersion::NoStream)
+                .await;
+            assert!(
+                matches!(result, Err(Error::DuplicateEventType { .. })),
+                "{store:?}: {result:?}"
+            );
+        }
+        assert_eq!(store.get_global_position().await.unwrap(), 0);
+        // Another version of the name is not ambiguous.
+        store
+            .append_events(
+                id,
+                "Order",
+                vec![NewEvent::new(OrderPlacedV2 { total_cents: 1 })],
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn reading_an_ambiguous_event_fails_instead_of_guessing() {
+    let sqlite = eventsource::SqliteEventStore::open(":memory:")
         .await
         .unwrap();
+    sqlite.initialize().await.unwrap();
+    let id = Uuid::new_v4();
+    // Written by another tool: the row is there, and reading it names both types.
+    sqlx::query(
+        "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version, timestamp, payload, event_version) \
+         VALUES (?, ?, 'Order', 'OrderPlaced', 1, '2024-01-02T03:04:05+00:00', '{\"total\": 1.0}', 1)",
+    )
+    .bind(Uuid::new_v4().to_string())
+    .bind(id.to_string())
+    .execute(sqlite.pool())
+    .await
+    .unwrap();
     let result = sqlite
         .get_events(id, "Order", GetEventsOptions::default())
         .await;

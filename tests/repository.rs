@@ -334,9 +334,7 @@ async fn loading_an_event_the_aggregate_cannot_apply_names_it() {
             .append_events(
                 id,
                 "Account",
-                vec![NewEvent::new(TaskCreated {
-                    title: "stray".into(),
-                })],
+                vec![support::noted("stray")],
                 ExpectedVersion::Exact(1),
             )
             .await
@@ -350,7 +348,7 @@ async fn loading_an_event_the_aggregate_cannot_apply_names_it() {
             }) => {
                 assert_eq!(
                     (aggregate_type.as_str(), event_type.as_str()),
-                    ("Account", "TaskCreated"),
+                    ("Account", "Noted"),
                     "{backend}"
                 );
                 assert_eq!(global_position, Some(2));

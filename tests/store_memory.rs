@@ -27,7 +27,12 @@ async fn test_helpers_list_count_and_clear() {
         .await
         .unwrap();
     store
-        .append_events(a, "Project", vec![created("p1")], ExpectedVersion::NoStream)
+        .append_events(
+            a,
+            "Project",
+            vec![support::noted("p1")],
+            ExpectedVersion::NoStream,
+        )
         .await
         .unwrap();
     assert_eq!(store.get_event_count(), 4);

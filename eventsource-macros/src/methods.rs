@@ -24,6 +24,35 @@ pub(crate) fn take_marker(method: &mut ImplItemFn, name: &str, errors: &mut Erro
     method.attrs.len() != before
 }
 
+/// Removes the `markers` attributes (e.g. `#[handles]`) from an impl item that is not a
+/// method, reporting each on its own span: they go on methods only. `true` when any
+/// were found, so the caller does not also report "no marked method".
+pub(crate) fn take_misplaced_markers(
+    item: &mut syn::ImplItem,
+    markers: &[&str],
+    shape: &str,
+    errors: &mut Errors,
+) -> bool {
+    let (attrs, what) = match item {
+        syn::ImplItem::Const(c) => (&mut c.attrs, "an associated const"),
+        syn::ImplItem::Type(t) => (&mut t.attrs, "an associated type"),
+        syn::ImplItem::Macro(m) => (&mut m.attrs, "a macro call"),
+        _ => return false,
+    };
+    let before = attrs.len();
+    attrs.retain(|attr| {
+        let Some(marker) = markers.iter().find(|m| attr.path().is_ident(m)) else {
+            return true;
+        };
+        errors.spanned(
+            attr,
+            format!("#[{marker}] goes on a method, not on {what}: {shape}"),
+        );
+        false
+    });
+    attrs.len() != before
+}
+
 /// Reports what keeps `item` from being the inherent, non-generic impl of a named type
 /// that `#[macro_name]` needs; `true` when it is usable.
 pub(crate) fn check_inherent_impl(item: &ItemImpl, macro_name: &str, errors: &mut Errors) -> bool {

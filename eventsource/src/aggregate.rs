@@ -71,6 +71,27 @@ pub trait Apply<E: DomainEvent>: Aggregate {
     fn apply(&mut self, event: &E);
 }
 
+/// Not an event: an uninhabited type every aggregate "applies". With it, a call of
+/// [`AggregateRoot::apply_event`] with an event the aggregate has no `#[apply]` method
+/// for reports exactly that, even when the aggregate has a single `#[apply]` method
+/// (type inference would otherwise settle on that method's event type and report a type
+/// mismatch).
+#[doc(hidden)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub enum NoEvent {}
+
+impl DomainEvent for NoEvent {
+    const EVENT_TYPE: &'static str = "eventsource::NoEvent";
+    const AGGREGATE_TYPE: Option<&'static str> = None;
+    const VERSION: u32 = 1;
+}
+
+impl<A: Aggregate> Apply<NoEvent> for A {
+    fn apply(&mut self, event: &NoEvent) {
+        match *event {}
+    }
+}
+
 /// Envelope fields given to every event an [`AggregateRoot`] records.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct EventDefaults {

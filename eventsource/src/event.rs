@@ -52,6 +52,8 @@ pub trait AnyEvent: Any + Debug + Send + Sync {
     fn event_type(&self) -> &'static str;
     /// The schema version.
     fn event_version(&self) -> u32;
+    /// The aggregate type the event is declared for (`#[event(aggregate = "...")]`).
+    fn aggregate_type(&self) -> Option<&'static str>;
     /// The payload as JSON text.
     ///
     /// # Errors
@@ -79,6 +81,10 @@ impl<T: DomainEvent> AnyEvent for T {
 
     fn event_version(&self) -> u32 {
         T::VERSION
+    }
+
+    fn aggregate_type(&self) -> Option<&'static str> {
+        T::AGGREGATE_TYPE
     }
 
     fn to_json(&self) -> Result<String> {

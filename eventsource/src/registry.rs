@@ -316,6 +316,22 @@ impl EventRegistry {
         }
     }
 
+    /// The aggregate type an event to append is declared for, checking that its type is
+    /// not claimed by two Rust types.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateEventType`].
+    pub(crate) fn declared_aggregate(
+        &self,
+        payload: &EventPayload,
+    ) -> Result<Option<&'static str>> {
+        let registered = self.lookup(payload.event_type(), payload.event_version())?;
+        Ok(match payload {
+            EventPayload::Typed(event) => event.aggregate_type(),
+            EventPayload::Raw(_) => registered.and_then(|r| r.aggregate_type),
+        })
+    }
+
     /// The event types stored in `store` that this registry cannot decode.
     ///
     /// # Errors

@@ -9,7 +9,7 @@ use eventsource::{Error, EventRegistry};
 use futures::StreamExt;
 use uuid::Uuid;
 
-use super::{collect, created, TaskCompleted, TaskCreated, TaskReassigned, Unserializable};
+use super::{collect, created, noted, TaskCompleted, TaskCreated, TaskReassigned, Unserializable};
 
 /// Stamps every conformance test as a `#[tokio::test]` using `$fixture().await.store`.
 #[macro_export]
@@ -22,7 +22,8 @@ macro_rules! conformance_suite {
             get_events_by_type_filters, metadata_queries, racing_appends_one_winner,
             concurrent_writers_get_unique_positions, unknown_event_types_are_kept,
             replay_stream_agrees_with_get_events,
-            raw_events_of_registered_types_decode, reads_span_many_pages, stream_ids_parse);
+            raw_events_of_registered_types_decode, reads_span_many_pages, stream_ids_parse,
+            events_belong_to_their_declared_aggregate);
     };
     (@tests $fixture:path; $($name:ident),* $(,)?) => {
         $(
@@ -155,7 +156,7 @@ pub async fn batch_versions_and_positions(store: Store) {
     assert_eq!(positions, [2, 3, 4]);
     // The same id under another aggregate type is another stream.
     let other = store
-        .append_events(a, "Project", vec![created("p")], ExpectedVersion::NoStream)
+        .append_events(a, "Project", vec![noted("p")], ExpectedVersion::NoStream)
         .await
         .unwrap();
     assert_eq!(other.new_version, 1);
@@ -392,6 +393,44 @@ pub async fn rejected_batch_leaves_nothing(store: Store) {
     assert_eq!(store.get_global_position().await.unwrap(), 1);
 }
 
+pub async fn events_belong_to_their_declared_aggregate(store: Store) {
+    // `TaskCreated` is declared with #[event(aggregate = "Task")].
+    let id = Uuid::new_v4();
+    for event in [
+        created("a"),
+        NewEvent::raw("TaskCreated", 1, serde_json::json!({"title": "raw"})),
+    ] {
+        match store
+            .append_events(id, "Member", vec![event], ExpectedVersion::NoStream)
+            .await
+        {
+            Err(Error::InvalidInput { message }) => {
+                assert!(
+                    message.contains("declared for aggregate type `Task`"),
+                    "{message}"
+                );
+                assert!(message.contains("`Member`"), "{message}");
+            }
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+    assert_eq!(store.get_global_position().await.unwrap(), 0);
+    // An unregistered raw type declares nothing: it goes anywhere.
+    store
+        .append_events(
+            id,
+            "Member",
+            vec![NewEvent::raw("MemberNoted", 1, serde_json::json!({}))],
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .unwrap();
+    store
+        .append_events(id, "Task", vec![created("a")], ExpectedVersion::NoStream)
+        .await
+        .unwrap();
+}
+
 async fn five_event_stream(store: &Store) -> (Uuid, StreamId) {
     let id = Uuid::new_v4();
     let events = (1..=5).map(|i| created(&format!("t{i}"))).collect();
@@ -626,7 +665,7 @@ pub async fn get_events_by_type_filters(store: Store) {
         .append_events(
             Uuid::new_v4(),
             "Project",
-            vec![created("project")],
+            vec![noted("project")],
             ExpectedVersion::NoStream,
         )
         .await

@@ -58,6 +58,17 @@ pub struct TaskReassigned {
 }
 
 /// An event whose `Serialize` always fails: for atomicity tests.
+/// An event declared for no aggregate type: it may be appended to any stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+pub struct Noted {
+    pub text: String,
+}
+
+/// A `Noted` event.
+pub fn noted(text: &str) -> NewEvent {
+    NewEvent::new(Noted { text: text.into() })
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, DomainEvent)]
 #[event(name = "Unserializable")]
 pub struct Unserializable {}

@@ -7,7 +7,9 @@ use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, ReturnType, Type};
 
 use crate::errors::Errors;
-use crate::methods::{check_inherent_impl, check_mut_receiver, shared_ref_type, take_marker};
+use crate::methods::{
+    check_inherent_impl, check_mut_receiver, shared_ref_type, take_marker, take_misplaced_markers,
+};
 
 /// One `#[apply] fn method(&mut self, event: &Event)`.
 pub(super) struct ApplyMethod {
@@ -33,8 +35,11 @@ impl Handlers {
         let mut init: Option<Ident> = None;
         let mut seen: HashMap<String, Ident> = HashMap::new();
         let mut any_apply = false;
+        let mut misplaced = false;
         for impl_item in &mut item.items {
             let ImplItem::Fn(method) = impl_item else {
+                misplaced |=
+                    take_misplaced_markers(impl_item, &["apply", "init"], APPLY_SHAPE, errors);
                 continue;
             };
             let is_apply = take_marker(method, "apply", errors);
@@ -77,7 +82,7 @@ impl Handlers {
                 event,
             });
         }
-        if !any_apply && usable {
+        if !any_apply && !misplaced && usable {
             errors.spanned(
                 &item.self_ty,
                 "an aggregate needs at least one #[apply] method: `#[apply] fn deposited(&mut self, event: &MoneyDeposited)`",

@@ -1,9 +1,9 @@
 //! Code generation for `#[aggregate]`.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::ItemImpl;
+use syn::{ItemImpl, LitStr};
 
 use super::args::AggregateArgs;
 use super::ast::Handlers;
@@ -47,8 +47,30 @@ pub(super) fn aggregate(item: &ItemImpl, args: &AggregateArgs, handlers: &Handle
             }
         }
     });
+    // An #[apply] of an event declared for another aggregate type fails to compile, on
+    // the event type of the method.
+    let declared_for = handlers.apply.iter().map(|h| {
+        let event = &h.event;
+        let message = LitStr::new(
+            &format!(
+                "`{}` is declared for another aggregate type (#[event(aggregate = \"...\")]) and cannot be applied by aggregate `{}`; #[apply] takes events declared with aggregate = \"{}\", or without `aggregate`",
+                event.to_token_stream().to_string().replace(' ', ""),
+                name.value(),
+                name.value()
+            ),
+            event.span(),
+        );
+        quote_spanned! {event.span()=>
+            const _: () = ::core::assert!(
+                #krate::__private::may_apply(<#event as #krate::DomainEvent>::AGGREGATE_TYPE, #name),
+                #message
+            );
+        }
+    });
     quote! {
         #item
+
+        #(#declared_for)*
 
         const _: () = {
             #[automatically_derived]

@@ -6,7 +6,9 @@ use quote::ToTokens;
 use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, Type};
 
 use crate::errors::Errors;
-use crate::methods::{check_inherent_impl, check_mut_receiver, shared_ref_type, take_marker};
+use crate::methods::{
+    check_inherent_impl, check_mut_receiver, shared_ref_type, take_marker, take_misplaced_markers,
+};
 
 /// One `#[handles] async fn method(&mut self, event: &Event[, ctx: &EventContext<'_>])`.
 pub(super) struct HandlesMethod {
@@ -38,8 +40,11 @@ impl Handlers {
         let mut reset: Option<Ident> = None;
         let mut seen: HashMap<String, Ident> = HashMap::new();
         let mut any_handles = false;
+        let mut misplaced = false;
         for impl_item in &mut item.items {
             let ImplItem::Fn(method) = impl_item else {
+                misplaced |=
+                    take_misplaced_markers(impl_item, &["handles", "reset"], HANDLES_SHAPE, errors);
                 continue;
             };
             let is_handles = take_marker(method, "handles", errors);
@@ -79,7 +84,7 @@ impl Handlers {
             seen.insert(key, handler.method.clone());
             handles.push(handler);
         }
-        if !any_handles && usable {
+        if !any_handles && !misplaced && usable {
             errors.spanned(
                 &item.self_ty,
                 "a projection needs at least one #[handles] method: \

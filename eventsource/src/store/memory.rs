@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::page::{paginate, PageRow};
 use super::{
-    plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
-    GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId, StreamId,
+    check_batch, plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount,
+    ExpectedVersion, GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId,
+    StreamId,
 };
 use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
@@ -179,6 +180,7 @@ impl EventStore for InMemoryEventStore {
         expected_version: ExpectedVersion,
     ) -> Result<AppendResult> {
         traced!("append_events", backend = "memory", %aggregate_id, aggregate_type, count = events.len(), ?expected_version, {
+            check_batch(&self.registry, aggregate_type, &events)?;
             // Resolve raw payloads, and check that typed ones serialize as a durable store
             // would require, so tests on this store catch what production would.
             let payloads = events

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::envelope::NewEvent;
 use crate::error::{Error, Result};
+use crate::registry::EventRegistry;
 use crate::stored::{EventStream, StoredEvent};
 
 /// Runs an operation's body inside a `debug` tracing span named after the operation, with
@@ -461,16 +462,18 @@ pub(crate) enum StoredId {
     Elsewhere(u64),
 }
 
-/// The shared append rules: drop events already stored in this stream (or repeated in the
-/// batch), refuse ids stored in another stream, then check the expected version.
-pub(crate) fn plan_append(
-    aggregate_id: Uuid,
+/// What every store checks of a batch before it takes any lock, the same way on every
+/// backend: no separator characters the stores reserve, every event type unambiguous in
+/// the registry, and every event declared for this aggregate type (or for none).
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the field; [`Error::DuplicateEventType`] for a type
+/// two Rust types claim.
+pub(crate) fn check_batch(
+    registry: &EventRegistry,
     aggregate_type: &str,
     events: &[NewEvent],
-    expected: ExpectedVersion,
-    current: u64,
-    stored: impl Fn(Uuid) -> StoredId,
-) -> Result<AppendPlan> {
+) -> Result<()> {
     // U+001F separates the envelope fields the SQLite store reads back packed.
     let separator = '\u{1f}';
     let invalid = |what: &str, value: &str| Error::InvalidInput {
@@ -486,7 +489,29 @@ pub(crate) fn plan_append(
         if let Some(actor) = event.actor_id().filter(|a| a.contains(separator)) {
             return Err(invalid("actor id", actor));
         }
+        let declared = registry.declared_aggregate(&event.payload)?;
+        if let Some(declared) = declared.filter(|d| *d != aggregate_type) {
+            return Err(Error::InvalidInput {
+                message: format!(
+                    "event `{}` is declared for aggregate type `{declared}` (#[event(aggregate = \"{declared}\")]) and cannot be appended to a `{aggregate_type}` stream",
+                    event.event_type()
+                ),
+            });
+        }
     }
+    Ok(())
+}
+
+/// The shared append rules: drop events already stored in this stream (or repeated in the
+/// batch), refuse ids stored in another stream, then check the expected version.
+pub(crate) fn plan_append(
+    aggregate_id: Uuid,
+    aggregate_type: &str,
+    events: &[NewEvent],
+    expected: ExpectedVersion,
+    current: u64,
+    stored: impl Fn(Uuid) -> StoredId,
+) -> Result<AppendPlan> {
     let mut seen = std::collections::HashSet::with_capacity(events.len());
     let mut fresh = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {

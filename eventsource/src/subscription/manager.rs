@@ -219,6 +219,8 @@ impl SubscriptionManager {
                 shared,
                 position,
                 reader: None,
+                failures: 0,
+                batch_error: None,
             };
             let span = tracing::debug_span!("subscription", subscription = %worker.shared.name);
             tasks.push(tokio::spawn(tracing::Instrument::instrument(

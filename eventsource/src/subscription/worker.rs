@@ -30,6 +30,10 @@ pub(super) struct Worker {
     pub(super) position: u64,
     /// The task reading the batches, kept while they come full.
     pub(super) reader: Option<BatchReader>,
+    /// Batches failed in a row; the retry policy's backoff grows with them.
+    pub(super) failures: u32,
+    /// The error the last failed batch noted, cleared when a batch succeeds again.
+    pub(super) batch_error: Option<String>,
 }
 
 /// How a batch ended.
@@ -72,29 +76,13 @@ impl Worker {
         self.shared.position.send_replace(position);
         self.shared.health().position = position;
         self.shared.set_state(SubscriptionState::CatchingUp);
-        // Batches failed in a row; the retry policy's backoff grows with them.
-        let mut failures: u32 = 0;
-        // The error the last failed batch noted, cleared when a batch succeeds again.
-        let mut batch_error: Option<String> = None;
         loop {
             if *self.stop.borrow() {
                 break;
             }
             match self.batch(&mut position).await {
-                Ok(outcome) => {
-                    if failures > 0 {
-                        tracing::info!(subscription = %name, failures, "subscription recovered");
-                        failures = 0;
-                        let mut health = self.shared.health();
-                        if health.last_error == batch_error.take() {
-                            health.last_error = None;
-                            health.last_error_at = None;
-                        }
-                    }
-                    if matches!(outcome, Batch::Full) {
-                        continue;
-                    }
-                }
+                Ok(Batch::Full) => continue,
+                Ok(Batch::CaughtUp) => {}
                 Err(Error::StoreClosed) => {
                     tracing::error!(subscription = %name, "the event store was closed; the subscription ends");
                     self.shared.note_error(Error::StoreClosed.to_string());
@@ -102,7 +90,8 @@ impl Worker {
                     return;
                 }
                 Err(error) => {
-                    failures = failures.saturating_add(1);
+                    self.failures = self.failures.saturating_add(1);
+                    let failures = self.failures;
                     if error.is_transient() {
                         tracing::warn!(subscription = %name, %error, failures, "subscription batch failed (transient); retrying");
                     } else {
@@ -110,7 +99,7 @@ impl Worker {
                     }
                     let message = error.to_string();
                     self.shared.note_error(message.clone());
-                    batch_error = Some(message);
+                    self.batch_error = Some(message);
                     self.shared.set_state(SubscriptionState::Retrying);
                     let backoff = self.shared.config.retry.backoff(failures);
                     tokio::select! {
@@ -248,6 +237,16 @@ impl Worker {
             health.head_position = latest_head.max(*position);
             health.events_processed += processed - failed;
             health.events_failed += failed + corrupt;
+            if read_error.is_none() && self.failures > 0 {
+                // Recovered: the failure the health shows is over (a dead letter noted
+                // since stays).
+                tracing::info!(subscription = %self.shared.name, failures = self.failures, "subscription recovered");
+                self.failures = 0;
+                if health.last_error == self.batch_error.take() {
+                    health.last_error = None;
+                    health.last_error_at = None;
+                }
+            }
             if read_error.is_none() {
                 health.state = if caught_up {
                     SubscriptionState::Live

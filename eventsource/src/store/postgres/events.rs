@@ -21,8 +21,9 @@ use crate::store::page::{paginate_ahead, Fetched, PageRow};
 use crate::store::schema_state::{after_check, Need};
 use crate::store::sql::{encode_batch, EncodedEvent};
 use crate::store::{
-    plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
-    GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId, StreamId,
+    check_batch, plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount,
+    ExpectedVersion, GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId,
+    StreamId,
 };
 use crate::stored::{EventStream, StoredEvent};
 
@@ -379,6 +380,7 @@ impl EventStore for PostgresEventStore {
                     ),
                 });
             }
+            check_batch(&self.registry, aggregate_type, &events)?;
             let encoded = encode_batch(&self.registry, &events)?;
             let mut tx = self.begin_append().await?;
             self.lock_appends(&mut tx).await?;

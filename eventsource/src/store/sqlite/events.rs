@@ -21,9 +21,9 @@ use crate::store::page::{paginate_ahead, Fetched, PageRow};
 use crate::store::schema_state::{after_check, Need};
 use crate::store::sql::{encode_batch, to_i64, to_u64, EncodedEvent};
 use crate::store::{
-    plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount, ExpectedVersion,
-    GetEventsOptions, ReadDirection, ReadOptions, ReplayedEvent, StoredEventStream, StoredId,
-    StreamId,
+    check_batch, plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount,
+    ExpectedVersion, GetEventsOptions, ReadDirection, ReadOptions, ReplayedEvent,
+    StoredEventStream, StoredId, StreamId,
 };
 use crate::stored::{EventStream, StoredEvent};
 
@@ -410,6 +410,7 @@ impl EventStore for SqliteEventStore {
             self.ready(OP, Need::WriteEvents, true).await?;
             // Serialize (and check raw payloads of registered types) before taking the
             // write lock, so the lock is held for SQL only.
+            check_batch(&self.registry, aggregate_type, &events)?;
             let encoded = encode_batch(&self.registry, &events)?;
             // BEGIN IMMEDIATE takes the database's write lock now: the version read below
             // cannot go stale before the INSERTs, in this process or any other.
