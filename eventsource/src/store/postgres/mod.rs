@@ -160,7 +160,11 @@ impl PostgresStoreOptions {
     /// when the server cannot be reached or refuses the login.
     pub async fn connect(self) -> Result<PostgresEventStore> {
         let connect = self.check()?;
+        // Every connection is verified before it is handed out: one whose transaction
+        // failed, or whose socket died with the server, is closed instead of reused (a
+        // queued ROLLBACK is completed by the same round trip).
         let pool = PgPoolOptions::new()
+            .test_before_acquire(true)
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
             .connect_with(connect)
