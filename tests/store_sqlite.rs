@@ -1024,9 +1024,9 @@ fn reading_outside_a_tokio_runtime_is_a_typed_error() {
     runtime.block_on(store.close());
 }
 
-/// Pages join their rows with U+001D. A value holding U+001D (an actor id or an event
-/// type may) makes the pieces outnumber the rows SQLite counted, and the page is read
-/// again with length-prefixed rows: every read returns every value whole.
+/// Pages join their rows with U+001D. A value holding U+001D (appends refuse it in names,
+/// but another tool may write it) makes the pieces outnumber the rows SQLite counted, and
+/// the page is read again with length-prefixed rows: every read returns every value whole.
 #[tokio::test]
 async fn values_holding_the_row_separator_read_back_whole() {
     let dir = TempDir::new();
@@ -1036,14 +1036,33 @@ async fn values_holding_the_row_separator_read_back_whole() {
     store.initialize().await.unwrap();
     let id = Uuid::new_v4();
     let events = vec![
-        created("a").with_actor_id("ops\u{1d}team"),
-        NewEvent::raw("Odd\u{1d}Type", 1, serde_json::json!({ "x": "\u{1d}" })),
+        created("a").with_actor_id("opsteam"),
+        NewEvent::raw("OddType", 1, serde_json::json!({ "x": "\u{1d}" })),
         created("b"),
     ];
+    assert!(matches!(
+        store
+            .append_events(
+                id,
+                "Task",
+                vec![created("a").with_actor_id("ops\u{1d}team")],
+                ExpectedVersion::NoStream
+            )
+            .await,
+        Err(Error::InvalidInput { .. })
+    ));
     store
         .append_events(id, "Task", events, ExpectedVersion::NoStream)
         .await
         .unwrap();
+    // Another tool writes the separator into stored values.
+    sqlx::raw_sql(
+        "UPDATE events SET actor_id = 'ops' || char(29) || 'team' WHERE version = 1; \
+         UPDATE events SET event_type = 'Odd' || char(29) || 'Type' WHERE version = 2;",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
     let check = |events: &[StoredEvent]| {
         assert_eq!(events.len(), 3);
         assert_eq!(

@@ -42,6 +42,23 @@ pub struct EventEnvelope {
 /// The store fills in the aggregate id, aggregate type and aggregate version when the
 /// event is appended.
 ///
+/// # What a store accepts
+///
+/// Every store checks the same rules before it takes any lock, so that whatever
+/// [`append_events`](crate::EventStore::append_events) accepts reads back exactly as
+/// written from every backend; anything else is refused with
+/// [`Error::InvalidInput`](crate::Error::InvalidInput) naming the field (quoting at most
+/// 64 characters of it):
+///
+/// | field | rule |
+/// |---|---|
+/// | aggregate type, event type | not empty; no control character (U+0000–U+001F, U+007F) |
+/// | actor id | may be empty; no control character |
+/// | event version | 1 to 2,147,483,647 (PostgreSQL's `INTEGER`) |
+/// | timestamp | years 1 to 9999 (SQLite compares ISO 8601 text); kept to the microsecond ([`with_timestamp`](Self::with_timestamp) truncates) |
+/// | payload, metadata | any JSON (the payload of a registered type must decode to it); stored escaped, so control characters inside strings are fine |
+/// | event type and declared aggregate | the event type is not claimed by two Rust types; an event declared with `#[event(aggregate = "...")]` goes only to streams of that aggregate type |
+///
 /// ```
 /// # use eventsource::{DomainEvent, NewEvent};
 /// # use serde::{Deserialize, Serialize};

@@ -241,7 +241,7 @@ pub enum Error {
     /// A stream id string is not `"<uuid>:<aggregate type>"`.
     #[error("invalid stream id `{stream_id}`: expected \"<uuid>:<aggregate type>\"")]
     InvalidStreamId {
-        /// The string that was given.
+        /// The string that was given (its first 64 characters).
         stream_id: String,
     },
 

@@ -409,7 +409,7 @@ pub async fn events_belong_to_their_declared_aggregate(store: Store) {
                     message.contains("declared for aggregate type `Task`"),
                     "{message}"
                 );
-                assert!(message.contains("`Member`"), "{message}");
+                assert!(message.contains("\"Member\""), "{message}");
             }
             other => panic!("expected InvalidInput, got {other:?}"),
         }

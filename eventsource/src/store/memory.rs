@@ -10,13 +10,12 @@ use uuid::Uuid;
 
 use super::page::{paginate, PageRow};
 use super::{
-    check_batch, plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount,
+    check_batch, check_json, plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount,
     ExpectedVersion, GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId,
     StreamId,
 };
 use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
-use crate::event::EventPayload;
 use crate::outbox::{OutboxEntry, OutboxStatus, OutboxStore};
 use crate::registry::EventRegistry;
 use crate::stored::{EventStream, StoredEvent};
@@ -187,9 +186,14 @@ impl EventStore for InMemoryEventStore {
                 .iter()
                 .map(|e| {
                     let payload = self.registry.resolve(e.payload.clone())?;
-                    if let EventPayload::Typed(event) = &payload {
-                        event.write_json(&mut std::io::sink())?;
-                    }
+                    // The JSON a durable store would write, checked by the same rules.
+                    let metadata = serde_json::to_string(&e.metadata).map_err(|source| {
+                        Error::Serialization {
+                            event_type: e.event_type().to_owned(),
+                            source,
+                        }
+                    })?;
+                    check_json(e.event_type(), &payload.to_json()?, &metadata)?;
                     Ok(payload)
                 })
                 .collect::<Result<Vec<_>>>()?;

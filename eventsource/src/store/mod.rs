@@ -13,7 +13,6 @@ use uuid::Uuid;
 
 use crate::envelope::NewEvent;
 use crate::error::{Error, Result};
-use crate::registry::EventRegistry;
 use crate::stored::{EventStream, StoredEvent};
 
 /// Runs an operation's body inside a `debug` tracing span named after the operation, with
@@ -41,8 +40,10 @@ pub(crate) mod schema_state;
 pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod validate;
 
 pub use memory::InMemoryEventStore;
+pub(crate) use validate::{capped, check_batch, check_json, clamp_timestamp, quoted};
 
 /// An async stream of stored events, as returned by [`EventStore::read_all`] and
 /// [`EventStore::read_stream`]. Rows are fetched in pages, never all at once.
@@ -285,7 +286,7 @@ impl FromStr for StreamId {
 
     fn from_str(s: &str) -> Result<Self> {
         let invalid = || Error::InvalidStreamId {
-            stream_id: s.to_owned(),
+            stream_id: capped(s),
         };
         let (id, aggregate_type) = s.split_once(':').ok_or_else(invalid)?;
         if aggregate_type.is_empty() {
@@ -460,46 +461,6 @@ pub(crate) enum StoredId {
     InThisStream,
     /// Stored in another stream, at this global position.
     Elsewhere(u64),
-}
-
-/// What every store checks of a batch before it takes any lock, the same way on every
-/// backend: no separator characters the stores reserve, every event type unambiguous in
-/// the registry, and every event declared for this aggregate type (or for none).
-///
-/// # Errors
-/// [`Error::InvalidInput`] naming the field; [`Error::DuplicateEventType`] for a type
-/// two Rust types claim.
-pub(crate) fn check_batch(
-    registry: &EventRegistry,
-    aggregate_type: &str,
-    events: &[NewEvent],
-) -> Result<()> {
-    // U+001F separates the envelope fields the SQLite store reads back packed.
-    let separator = '\u{1f}';
-    let invalid = |what: &str, value: &str| Error::InvalidInput {
-        message: format!("{what} {value:?} contains the control character U+001F"),
-    };
-    if aggregate_type.contains(separator) {
-        return Err(invalid("aggregate type", aggregate_type));
-    }
-    for event in events {
-        if event.event_type().contains(separator) {
-            return Err(invalid("event type", event.event_type()));
-        }
-        if let Some(actor) = event.actor_id().filter(|a| a.contains(separator)) {
-            return Err(invalid("actor id", actor));
-        }
-        let declared = registry.declared_aggregate(&event.payload)?;
-        if let Some(declared) = declared.filter(|d| *d != aggregate_type) {
-            return Err(Error::InvalidInput {
-                message: format!(
-                    "event `{}` is declared for aggregate type `{declared}` (#[event(aggregate = \"{declared}\")]) and cannot be appended to a `{aggregate_type}` stream",
-                    event.event_type()
-                ),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// The shared append rules: drop events already stored in this stream (or repeated in the

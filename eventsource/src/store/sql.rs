@@ -4,6 +4,7 @@
 use crate::envelope::NewEvent;
 use crate::error::{DatabaseErrorKind, Error, Result};
 use crate::registry::EventRegistry;
+use crate::store::check_json;
 
 /// Maps a sqlx error to [`Error`]: one place for every operation of the SQL backends.
 pub(crate) fn db_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
@@ -132,10 +133,9 @@ pub(crate) fn encode_batch(
                     event_type: event.event_type().to_owned(),
                     source,
                 })?;
-            Ok(EncodedEvent {
-                payload: event.payload.to_json()?,
-                metadata,
-            })
+            let payload = event.payload.to_json()?;
+            check_json(event.event_type(), &payload, &metadata)?;
+            Ok(EncodedEvent { payload, metadata })
         })
         .collect()
 }

@@ -13,6 +13,7 @@ use crate::dlq::{
 };
 use crate::envelope::now;
 use crate::error::{Error, Result};
+use crate::store::quoted;
 use crate::store::schema_state::Need;
 
 const COLUMNS: &str =
@@ -30,8 +31,12 @@ fn decode(row: &SqliteRow) -> Result<DeadLetter> {
     let text = |i: usize| row.try_get::<String, _>(i).map_err(db_error(op));
     let optional = |i: usize| row.try_get::<Option<String>, _>(i).map_err(db_error(op));
     let timestamp = |value: String| {
-        parse_timestamp(&value)
-            .ok_or_else(|| invalid(format!("dead letter {id}: `{value}` is not a timestamp")))
+        parse_timestamp(&value).ok_or_else(|| {
+            invalid(format!(
+                "dead letter {id}: {} is not a timestamp",
+                quoted(&value)
+            ))
+        })
     };
     let event_id = text(1)?;
     let status = text(10)?;

@@ -17,6 +17,7 @@ use super::{db_error, is_unique_violation, SqliteEventStore};
 use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
+use crate::store::clamp_timestamp;
 use crate::store::page::{paginate_ahead, Fetched, PageRow};
 use crate::store::schema_state::{after_check, Need};
 use crate::store::sql::{encode_batch, to_i64, to_u64, EncodedEvent};
@@ -30,6 +31,10 @@ use crate::stored::{EventStream, StoredEvent};
 const INSERT: &str = "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, tenant_id, \
      actor_id, version, timestamp, payload, created_at, event_version, correlation_id, causation_id, metadata) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Event types bound one parameter each; longer lists are bound as one JSON array
+/// (SQLite allows 32,766 parameters per statement).
+const MAX_BOUND_TYPES: usize = 200;
 
 /// A WHERE clause under construction, with its parameters.
 #[derive(Debug, Clone, Default)]
@@ -49,15 +54,30 @@ impl Filter {
         if let Some(tenant) = options.tenant_id {
             self.push("tenant_id = ?", [Bind::Text(tenant.to_string())]);
         }
+        // Timestamps compare as text: a bound beyond the years 1..9999 (which no stored
+        // event can have) is moved to the range's edge, where its text still sorts.
         if let Some(from) = options.from_timestamp {
-            self.push("timestamp >= ?", [Bind::Text(format_timestamp(from))]);
+            self.push(
+                "timestamp >= ?",
+                [Bind::Text(format_timestamp(clamp_timestamp(from)))],
+            );
         }
         if let Some(to) = options.to_timestamp {
-            self.push("timestamp <= ?", [Bind::Text(format_timestamp(to))]);
+            self.push(
+                "timestamp <= ?",
+                [Bind::Text(format_timestamp(clamp_timestamp(to)))],
+            );
         }
         if let Some(types) = &options.event_types {
             if types.is_empty() {
                 self.push("0", []);
+            } else if types.len() > MAX_BOUND_TYPES {
+                // Beyond what SQLite binds in one statement: one JSON array instead.
+                let list = serde_json::Value::from(types.clone()).to_string();
+                self.push(
+                    "event_type IN (SELECT value FROM json_each(?))",
+                    [Bind::Text(list)],
+                );
             } else {
                 let marks = vec!["?"; types.len()].join(", ");
                 self.push(
@@ -469,10 +489,10 @@ impl EventStore for SqliteEventStore {
                 filter.push("version >= ?", [Bind::Int(to_i64(v))]);
             }
             if let Some(from) = options.from_timestamp {
-                filter.push("timestamp >= ?", [Bind::Text(format_timestamp(from))]);
+                filter.push("timestamp >= ?", [Bind::Text(format_timestamp(clamp_timestamp(from)))]);
             }
             if let Some(to) = options.to_timestamp {
-                filter.push("timestamp <= ?", [Bind::Text(format_timestamp(to))]);
+                filter.push("timestamp <= ?", [Bind::Text(format_timestamp(clamp_timestamp(to)))]);
             }
             let events = fetch_events(self, "get_events", "version", &filter).await?;
             Ok(EventStream::new(aggregate_id, aggregate_type, events))
@@ -547,7 +567,10 @@ impl EventStore for SqliteEventStore {
                     filter.push("tenant_id = ?", [Bind::Text(tenant.to_string())]);
                 }
                 if let Some(from) = from_timestamp {
-                    filter.push("timestamp >= ?", [Bind::Text(format_timestamp(from))]);
+                    filter.push(
+                        "timestamp >= ?",
+                        [Bind::Text(format_timestamp(clamp_timestamp(from)))],
+                    );
                 }
                 fetch_events(self, "get_events_by_type", "global_position", &filter).await
             }

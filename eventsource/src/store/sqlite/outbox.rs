@@ -10,6 +10,7 @@ use super::{db_error, SqliteEventStore};
 use crate::envelope::now;
 use crate::error::{Error, Result};
 use crate::outbox::{OutboxEntry, OutboxStatus, OutboxStore};
+use crate::store::quoted;
 use crate::store::schema_state::Need;
 use crate::stored::StoredEvent;
 
@@ -27,10 +28,12 @@ fn decode(row: &SqliteRow) -> Result<OutboxEntry> {
     };
     let text = |i: usize| row.try_get::<String, _>(i).map_err(db_error(op));
     let optional = |i: usize| row.try_get::<Option<String>, _>(i).map_err(db_error(op));
-    let uuid =
-        |value: String| Uuid::parse_str(&value).map_err(|e| invalid(format!("`{value}`: {e}")));
+    let uuid = |value: String| {
+        Uuid::parse_str(&value).map_err(|e| invalid(format!("{}: {e}", quoted(&value))))
+    };
     let timestamp = |value: String| {
-        parse_timestamp(&value).ok_or_else(|| invalid(format!("`{value}` is not a timestamp")))
+        parse_timestamp(&value)
+            .ok_or_else(|| invalid(format!("{} is not a timestamp", quoted(&value))))
     };
     let position: i64 = row.try_get(6).map_err(db_error(op))?;
     let retries: i64 = row.try_get(10).map_err(db_error(op))?;

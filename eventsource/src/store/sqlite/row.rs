@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::envelope::EventEnvelope;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
+use crate::store::quoted;
 use crate::store::ReplayedEvent;
 use crate::stored::StoredEvent;
 
@@ -325,7 +326,8 @@ fn decode_at(
             .ok_or_else(|| corrupt(format!("{} is NULL", PACKED[i])))
     };
     let uuid = |value: &str, name: &str| {
-        Uuid::parse_str(value).map_err(|e| corrupt(format!("{name} `{value}` is not a UUID: {e}")))
+        Uuid::parse_str(value)
+            .map_err(|e| corrupt(format!("{name} {} is not a UUID: {e}", quoted(value))))
     };
     let optional_uuid = |i: usize| packed.optional(i).map(|v| uuid(v, PACKED[i])).transpose();
     let timestamp = |i: usize| {
