@@ -134,3 +134,41 @@ fn permanent_errors_are_not_transient() {
         assert!(!error.is_transient(), "{error}");
     }
 }
+
+#[tokio::test]
+async fn a_save_retried_after_a_lost_acknowledgement_is_stored_once() {
+    for (backend, fixture) in support::every_store().await {
+        let repo = AggregateRepository::<AccountState>::new(fixture.store.clone());
+        let id = Uuid::new_v4();
+        let mut account = repo.create_new(id);
+        account.open("Ada", 10.0).unwrap();
+        // The first save reached the store, but its acknowledgement was lost ...
+        fixture
+            .store
+            .append_events(
+                id,
+                "Account",
+                account.uncommitted_events().to_vec(),
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+        // ... and another writer appended after it.
+        let mut other = repo.load(id).await.unwrap();
+        other.deposit(5.0).unwrap();
+        repo.save(&mut other).await.unwrap();
+        // Saving the same events again succeeds, and stores nothing twice.
+        repo.save(&mut account)
+            .await
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert_eq!(
+            fixture
+                .store
+                .get_stream_version(id, "Account")
+                .await
+                .unwrap(),
+            2,
+            "{backend}"
+        );
+    }
+}

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use eventsource::prelude::*;
 use eventsource::{
-    BoxError, DeadLetterStore, Error, InMemoryCheckpointStore, InMemoryDeadLetterStore,
-    InMemoryEventBus, OutboxEntry, OutboxPublisher, OutboxRelay, OutboxStatus, OutboxStore,
-    RetryPolicy, SqliteProjection, SqliteProjectionRunner, SubscriptionConfig, SubscriptionManager,
-    SubscriptionState,
+    BoxError, CheckpointStore, DeadLetterStore, Error, InMemoryCheckpointStore,
+    InMemoryDeadLetterStore, InMemoryEventBus, OutboxEntry, OutboxPublisher, OutboxRelay,
+    OutboxStatus, OutboxStore, RetryPolicy, SqliteProjection, SqliteProjectionRunner,
+    SubscriptionConfig, SubscriptionManager, SubscriptionState,
 };
 use sqlx::SqliteConnection;
 use support::{created, TaskCreated};
@@ -369,4 +369,166 @@ async fn a_panicking_outbox_publisher_is_a_failed_publish() {
         .await
         .unwrap();
     assert_eq!(published.len(), 2);
+}
+
+/// How the checkpoint store of the next test misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Misbehave {
+    No,
+    Fail,
+    Panic,
+}
+
+/// A checkpoint store of the user's that fails or panics on demand.
+#[derive(Debug)]
+struct FlakyCheckpoints {
+    inner: InMemoryCheckpointStore,
+    mode: std::sync::Mutex<Misbehave>,
+}
+
+impl FlakyCheckpoints {
+    fn set(&self, mode: Misbehave) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+#[eventsource::async_trait]
+impl CheckpointStore for FlakyCheckpoints {
+    async fn get_checkpoint(
+        &self,
+        projection_name: &str,
+    ) -> eventsource::Result<Option<eventsource::Checkpoint>> {
+        self.inner.get_checkpoint(projection_name).await
+    }
+
+    async fn save_progress(
+        &self,
+        projection_name: &str,
+        global_position: u64,
+        last_event: Option<(Uuid, &str)>,
+        handled: u64,
+    ) -> eventsource::Result<()> {
+        let mode = *self.mode.lock().unwrap();
+        match mode {
+            Misbehave::No => {
+                self.inner
+                    .save_progress(projection_name, global_position, last_event, handled)
+                    .await
+            }
+            Misbehave::Fail => Err(Error::Database {
+                operation: "save_progress",
+                kind: eventsource::DatabaseErrorKind::Busy,
+                source: "checkpoint database busy".into(),
+            }),
+            Misbehave::Panic => panic!("checkpoint store bug"),
+        }
+    }
+
+    async fn get_all_checkpoints(&self) -> eventsource::Result<Vec<eventsource::Checkpoint>> {
+        self.inner.get_all_checkpoints().await
+    }
+
+    async fn reset(&self, projection_name: &str) -> eventsource::Result<()> {
+        self.inner.reset(projection_name).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_start_keeps_running_subscriptions_running() {
+    let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+    let manager = SubscriptionManager::new(
+        store.clone(),
+        Arc::new(InMemoryEventBus::new()),
+        Arc::new(InMemoryCheckpointStore::new()),
+    );
+    let fragile = manager
+        .subscribe(Fragile::default(), SubscriptionConfig::new(), "fragile")
+        .await
+        .unwrap();
+    manager.start().await.unwrap();
+    let first = append(store.as_ref(), "first").await;
+    fragile.wait_for(first, WAIT).await.unwrap();
+    // Starting again (e.g. after subscribing more) must not stop what runs.
+    manager.start().await.unwrap();
+    let second = append(store.as_ref(), "second").await;
+    fragile.wait_for(second, WAIT).await.unwrap();
+    assert_eq!(fragile.health().state, SubscriptionState::Live);
+    manager.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_then_panicking_checkpoint_store_is_loud_and_nothing_is_applied_twice() {
+    let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+    let checkpoints = Arc::new(FlakyCheckpoints {
+        inner: InMemoryCheckpointStore::new(),
+        mode: std::sync::Mutex::new(Misbehave::No),
+    });
+    let manager = SubscriptionManager::new(
+        store.clone(),
+        Arc::new(InMemoryEventBus::new()),
+        checkpoints.clone(),
+    );
+    let fragile = manager
+        .subscribe(
+            Fragile::default(),
+            SubscriptionConfig::new()
+                .poll_interval(Duration::from_millis(10))
+                .retry(quick_retry(3)),
+            "fragile",
+        )
+        .await
+        .unwrap();
+    manager.start().await.unwrap();
+    let first = append(store.as_ref(), "first").await;
+    fragile.wait_for(first, WAIT).await.unwrap();
+
+    // The checkpoint cannot be saved: what was handled is still reported as handled.
+    checkpoints.set(Misbehave::Fail);
+    let second = append(store.as_ref(), "second").await;
+    fragile.wait_for(second, WAIT).await.unwrap();
+    let failing = state_becomes(|| fragile.health(), SubscriptionState::Retrying).await;
+    assert!(failing
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.contains("checkpoint database busy")));
+    // A restart in this process goes on after what the read model has.
+    manager.stop().await;
+    checkpoints.set(Misbehave::No);
+    manager.start().await.unwrap();
+    let third = append(store.as_ref(), "third").await;
+    fragile.wait_for(third, WAIT).await.unwrap();
+    assert_eq!(
+        fragile.projection().lock().await.titles,
+        ["first", "second", "third"],
+        "nothing applied twice"
+    );
+
+    // A panic in the user's checkpoint store ends the subscription loudly.
+    checkpoints.set(Misbehave::Panic);
+    let fourth = append(store.as_ref(), "fourth").await;
+    let failed = state_becomes(|| fragile.health(), SubscriptionState::Failed).await;
+    assert!(
+        failed
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("checkpoint store bug")),
+        "{failed:?}"
+    );
+    assert!(matches!(
+        fragile.wait_for(fourth + 1, WAIT).await,
+        Err(Error::SubscriptionStopped {
+            state: SubscriptionState::Failed,
+            ..
+        })
+    ));
+    // And `start` runs it again, from where it was.
+    checkpoints.set(Misbehave::No);
+    manager.start().await.unwrap();
+    let fifth = append(store.as_ref(), "fifth").await;
+    fragile.wait_for(fifth, WAIT).await.unwrap();
+    assert_eq!(
+        fragile.projection().lock().await.titles,
+        ["first", "second", "third", "fourth", "fifth"]
+    );
+    manager.stop().await;
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::envelope::now;
 use crate::error::{Error, Result};
+use crate::panics::catch_unwind;
 use crate::projection::Projection;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
@@ -196,8 +197,8 @@ impl FailedEvent {
 /// error are updated.
 ///
 /// # Errors
-/// [`Error::DeadLetterNotFound`]; [`Error::HandlerFailed`] when the projection fails
-/// again; errors of the stores.
+/// [`Error::DeadLetterNotFound`]; [`Error::HandlerFailed`] when the projection fails (or
+/// panics) again; errors of the stores.
 pub async fn replay_dead_letter(
     dead_letters: &dyn DeadLetterStore,
     store: &dyn EventStore,
@@ -222,7 +223,12 @@ pub async fn replay_dead_letter(
     if event.event_id() != letter.failed.event_id {
         return Err(Error::DeadLetterNotFound { id });
     }
-    match projection.handle(&event).await {
+    // A panic is a failure like an error: recorded on the dead letter.
+    let handled = match catch_unwind(projection.handle(&event)).await {
+        Ok(result) => result,
+        Err(panic) => Err(format!("handler {panic}").into()),
+    };
+    match handled {
         Ok(()) => dead_letters.mark_resolved(id, "replayed").await,
         Err(source) => {
             let mut failed = letter.failed;

@@ -302,8 +302,9 @@ pub enum Error {
         detail: String,
     },
 
-    /// A write was asked of a store opened read-only (or of a database file the process
-    /// may not write).
+    /// A write was asked of a store opened read-only. (A database file the process may
+    /// not write, opened read-write, fails its writes with [`Error::Database`] of kind
+    /// [`DatabaseErrorKind::ReadOnly`].)
     #[error("`{operation}` needs to write, but the store `{database}` is read-only")]
     ReadOnly {
         /// The operation that was refused.

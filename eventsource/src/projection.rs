@@ -99,15 +99,17 @@ pub trait Projection: Send + 'static {
     /// event and goes on.
     async fn handle(&mut self, event: &StoredEvent) -> Result<(), BoxError>;
 
-    /// `true` when the read model outlives the process (it is written to a database by
-    /// the handlers), so that [`StartFrom::Checkpoint`](crate::StartFrom::Checkpoint)
-    /// may resume it from a checkpoint saved by an earlier process. `false` (the
-    /// default, and what `#[projection]` generates unless given `durable`) for a read
-    /// model in memory: a new process starts it empty, so it is rebuilt from the
-    /// beginning.
-    fn is_durable(&self) -> bool {
-        false
-    }
+    /// `true` when the read model outlives the process (its handlers write it to a
+    /// database), so that [`StartFrom::Checkpoint`](crate::StartFrom::Checkpoint) may
+    /// resume it from a checkpoint saved by an earlier process. `false` for a read model
+    /// in memory: a new process starts it empty, so it is rebuilt from the beginning
+    /// instead of silently missing every event before the checkpoint.
+    ///
+    /// `#[projection]` generates `false`, or `true` with `#[projection(durable = true)]`.
+    /// There is no default: a hand-written projection says which it is, since a wrong
+    /// answer either loses events (in memory, resumed) or applies them twice (durable,
+    /// rebuilt).
+    fn is_durable(&self) -> bool;
 
     /// Clears the read model before a rebuild.
     ///

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, AggregateRoot};
 use crate::envelope::now;
+use crate::envelope::NewEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::panics::catch_unwind;
 use crate::snapshot::{Snapshot, SnapshotStore, SnapshotStrategy};
@@ -303,13 +304,22 @@ impl<A: Aggregate> AggregateRepository<A> {
                 ExpectedVersion::from(committed),
             )
             .await;
-        let result = match appended {
+        let mut result = match appended {
             Ok(result) => result,
             Err(error) => {
                 root.restore_uncommitted(events);
                 return Err(error);
             }
         };
+        if result.new_version != root.version() {
+            if let Some(last_position) = self.stored_as_sent(root, committed, &events).await? {
+                // A save retried after a lost acknowledgement, with another writer's events
+                // after it: these very events are stored, at the versions this root gave
+                // them.
+                result.new_version = root.version();
+                result.global_position = last_position;
+            }
+        }
         if result.new_version != root.version() {
             // Some events were stored already (reused event ids): the store skipped them,
             // but this root applied them again and no longer matches the stream.
@@ -362,6 +372,34 @@ impl<A: Aggregate> AggregateRepository<A> {
         if let Err(error) = snapshots.store.save_snapshot(snapshot).await {
             tracing::warn!(%error, "snapshot not saved");
         }
+    }
+
+    /// The global position of the last of `events` when the stream holds exactly them
+    /// right after version `committed`, in order; `None` otherwise.
+    async fn stored_as_sent(
+        &self,
+        root: &AggregateRoot<A>,
+        committed: u64,
+        events: &[NewEvent],
+    ) -> Result<Option<u64>> {
+        let stream = self
+            .store
+            .get_events(
+                root.aggregate_id(),
+                A::AGGREGATE_TYPE,
+                GetEventsOptions::from_version(committed + 1),
+            )
+            .await?;
+        let stored = stream.events.get(..events.len());
+        let same = stored.is_some_and(|stored| {
+            stored
+                .iter()
+                .zip(events)
+                .all(|(s, e)| s.event_id() == e.event_id())
+        });
+        Ok(same
+            .then(|| stored.and_then(|s| s.last()).map(|e| e.global_position))
+            .flatten())
     }
 
     /// Publishes the saved events as the store holds them (positions included).

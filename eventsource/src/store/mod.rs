@@ -43,7 +43,9 @@ pub mod sqlite;
 mod validate;
 
 pub use memory::InMemoryEventStore;
-pub(crate) use validate::{capped, check_batch, check_json, clamp_timestamp, quoted};
+pub(crate) use validate::{capped, check_batch, check_json};
+#[cfg(feature = "sqlite")]
+pub(crate) use validate::{clamp_timestamp, quoted};
 
 /// An async stream of stored events, as returned by [`EventStore::read_all`] and
 /// [`EventStore::read_stream`]. Rows are fetched in pages, never all at once.

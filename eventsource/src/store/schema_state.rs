@@ -36,6 +36,8 @@ pub(crate) fn after_check<'a>(
 pub(crate) struct SchemaSnapshot {
     pub(crate) tables: HashSet<String>,
     pub(crate) event_columns: HashSet<String>,
+    /// `table.column` for the columns of the other tables that are checked.
+    pub(crate) table_columns: HashSet<String>,
 }
 
 /// What an operation needs of the schema.
@@ -58,6 +60,8 @@ pub(crate) struct SchemaState {
     read_columns: &'static [&'static str],
     /// Columns appends write, which `initialize` adds where they are missing.
     write_columns: &'static [&'static str],
+    /// `(table, column)`: columns of the other tables that `initialize` adds.
+    table_columns: &'static [(&'static str, &'static str)],
     snapshot: RwLock<Arc<SchemaSnapshot>>,
 }
 
@@ -66,11 +70,13 @@ impl SchemaState {
         database: String,
         read_columns: &'static [&'static str],
         write_columns: &'static [&'static str],
+        table_columns: &'static [(&'static str, &'static str)],
     ) -> Self {
         SchemaState {
             database,
             read_columns,
             write_columns,
+            table_columns,
             snapshot: RwLock::new(Arc::new(SchemaSnapshot::default())),
         }
     }
@@ -110,8 +116,27 @@ impl SchemaState {
                 .collect()
         };
         match need {
-            Need::Table(table) if snapshot.tables.contains(table) => Ok(()),
-            Need::Table(table) => Err(not_initialized(format!("there is no `{table}` table"))),
+            Need::Table(table) if !snapshot.tables.contains(table) => {
+                Err(not_initialized(format!("there is no `{table}` table")))
+            }
+            Need::Table(table) => {
+                let absent: Vec<&str> = self
+                    .table_columns
+                    .iter()
+                    .filter(|(t, c)| {
+                        *t == table && !snapshot.table_columns.contains(&format!("{t}.{c}"))
+                    })
+                    .map(|(_, c)| *c)
+                    .collect();
+                if absent.is_empty() {
+                    Ok(())
+                } else {
+                    Err(not_initialized(format!(
+                        "table `{table}` lacks the columns {} that initialize() adds (a database of eventsource-py not upgraded yet)",
+                        absent.join(", ")
+                    )))
+                }
+            }
             Need::ReadEvents | Need::WriteEvents => {
                 if !snapshot.tables.contains("events") {
                     return Err(not_initialized("there is no `events` table".into()));
@@ -144,10 +169,16 @@ mod tests {
     use super::*;
 
     fn state(tables: &[&str], columns: &[&str]) -> SchemaState {
-        let state = SchemaState::new("db".into(), &["global_position", "payload"], &["metadata"]);
+        let state = SchemaState::new(
+            "db".into(),
+            &["global_position", "payload"],
+            &["metadata"],
+            &[("snapshots", "version")],
+        );
         state.set(SchemaSnapshot {
             tables: tables.iter().map(|t| (*t).to_owned()).collect(),
             event_columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            table_columns: columns.iter().map(|c| (*c).to_owned()).collect(),
         });
         state
     }
@@ -176,5 +207,12 @@ mod tests {
         ));
         let ready = state(&["events"], &["global_position", "payload", "metadata"]);
         assert!(ready.check(Need::WriteEvents).is_ok());
+        let side = state(&["snapshots"], &[]);
+        assert!(matches!(
+            side.check(Need::Table("snapshots")),
+            Err(Error::SchemaNotInitialized { detail, .. }) if detail.contains("version")
+        ));
+        let side = state(&["snapshots"], &["snapshots.version"]);
+        assert!(side.check(Need::Table("snapshots")).is_ok());
     }
 }

@@ -98,6 +98,28 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
         .is_some_and(|d| d.is_unique_violation())
 }
 
+/// What an append's transaction did.
+pub(crate) enum Written {
+    /// Events were inserted: commit.
+    Yes(crate::store::AppendResult),
+    /// Nothing to write (a retried batch, an empty one): roll back.
+    Nothing(crate::store::AppendResult),
+}
+
+/// Why an append's transaction ends without a commit.
+pub(crate) enum Failed {
+    /// A unique-key violation on the version: another writer got there first.
+    Conflict,
+    /// Any other error.
+    Error(Error),
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Self {
+        Failed::Error(error)
+    }
+}
+
 /// A position or count as a SQL integer (saturating: no store holds 2^63 events).
 pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)

@@ -36,6 +36,7 @@ fn cut(value: &str) -> (String, usize) {
     (head, chars.count())
 }
 
+#[cfg(feature = "sqlite")]
 /// `t` moved into the range every store keeps ([`timestamp_in_range`]): what a time
 /// filter beyond it means (no stored event lies outside it).
 pub(crate) fn clamp_timestamp(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -170,6 +171,7 @@ mod tests {
         assert!(message.ends_with("(99936 more characters)"), "{message}");
     }
 
+    #[cfg(feature = "sqlite")]
     #[test]
     fn filters_beyond_the_range_are_clamped() {
         assert_eq!(clamp_timestamp(DateTime::<Utc>::MIN_UTC).year(), 1);

@@ -88,8 +88,11 @@ pub(super) struct Shared {
     health: StdMutex<SubscriptionHealth>,
     dead_lettered: StdMutex<BTreeMap<u64, DeadLettered>>,
     pub(super) started: StdMutex<bool>,
-    /// Set once it has run: a restart in this process resumes from `position`.
+    /// Set once it has run: a restart in this process resumes from `handled_up_to`.
     pub(super) has_run: std::sync::atomic::AtomicBool,
+    /// The position the read model has handled up to, moved after every event (also when
+    /// the batch then fails, or its task panics, before `position` is published).
+    pub(super) handled_up_to: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -121,7 +124,20 @@ impl Shared {
             dead_lettered: StdMutex::new(BTreeMap::new()),
             started: StdMutex::new(false),
             has_run: std::sync::atomic::AtomicBool::new(false),
+            handled_up_to: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Records that the read model has handled everything up to `position`.
+    pub(super) fn handled_to(&self, position: u64) {
+        self.handled_up_to
+            .store(position, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Where the read model is: what a restart in this process resumes from.
+    pub(super) fn handled(&self) -> u64 {
+        self.handled_up_to
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub(super) fn health(&self) -> MutexGuard<'_, SubscriptionHealth> {
@@ -134,6 +150,13 @@ impl Shared {
         if state.is_terminal() {
             self.position.send_modify(|_| {});
         }
+    }
+
+    /// Ends the subscription's task in a terminal state; a later
+    /// [`start`](crate::SubscriptionManager::start) runs it again, from where it was.
+    pub(super) fn end(&self, state: SubscriptionState) {
+        *self.started.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.set_state(state);
     }
 
     /// Records an error in the health, with its time.

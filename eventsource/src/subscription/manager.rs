@@ -16,6 +16,7 @@ use crate::bus::{BusFilter, EventBus};
 use crate::checkpoint::{lag_metrics, CheckpointStore, LagMetrics};
 use crate::dlq::{DeadLetterStore, InMemoryDeadLetterStore};
 use crate::error::{Error, Result};
+use crate::panics::catch_unwind;
 use crate::projection::Projection;
 use crate::store::EventStore;
 
@@ -161,7 +162,10 @@ impl SubscriptionManager {
     /// Errors of the stores while reading start positions (those subscriptions stay
     /// pending; call `start` again).
     pub async fn start(&self) -> Result<()> {
-        self.stop.send_replace(false);
+        // Only a change wakes the running workers: sending `false` to workers that are
+        // running would look like a stop to them.
+        self.stop
+            .send_if_modified(|stopping| std::mem::replace(stopping, false));
         self.running
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.spawn_pending().await
@@ -185,7 +189,7 @@ impl SubscriptionManager {
             let resumed = shared
                 .has_run
                 .swap(true, std::sync::atomic::Ordering::SeqCst)
-                .then(|| *shared.position.borrow());
+                .then(|| shared.handled().max(*shared.position.borrow()));
             let start = match resumed {
                 Some(position) => Ok(position),
                 None => {
@@ -223,8 +227,21 @@ impl SubscriptionManager {
                 batch_error: None,
             };
             let span = tracing::debug_span!("subscription", subscription = %worker.shared.name);
+            let shared = worker.shared.clone();
             tasks.push(tokio::spawn(tracing::Instrument::instrument(
-                worker.run(),
+                async move {
+                    // A panic outside the handlers (a store, a checkpoint or dead-letter
+                    // store of the user's) ends the task, loudly: the health says so and
+                    // waiters wake up.
+                    if let Err(panic) = catch_unwind(worker.run()).await {
+                        tracing::error!(subscription = %shared.name, %panic, "the subscription task panicked");
+                        // What the read model has is handled, checkpointed or not.
+                        let published = *shared.position.borrow();
+                        shared.position.send_replace(shared.handled().max(published));
+                        shared.note_error(format!("the subscription task {panic}"));
+                        shared.end(SubscriptionState::Failed);
+                    }
+                },
                 span,
             )));
         }
@@ -262,7 +279,8 @@ impl SubscriptionManager {
     /// Waits until every subscription has handled `position`.
     ///
     /// # Errors
-    /// [`Error::WaitTimeout`] naming the first subscription that did not get there.
+    /// As [`Subscription::wait_for`], for the first subscription that did not get there:
+    /// [`Error::DeadLettered`], [`Error::SubscriptionStopped`], [`Error::WaitTimeout`].
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> Result<()> {
         let now = tokio::time::Instant::now();
         // A timeout too long to add is as good as none.
@@ -314,10 +332,10 @@ async fn start_position(
             } else {
                 // The read model is in memory and this process has not run it: it is
                 // empty, whatever the checkpoint of an earlier process says.
-                tracing::info!(
+                tracing::warn!(
                     subscription = %shared.name,
                     checkpoint = saved,
-                    "the projection is not durable: rebuilding it from the beginning instead of resuming at its checkpoint"
+                    "the projection is not durable (its read model is in memory): rebuilding it from the beginning instead of resuming at the checkpoint of an earlier process"
                 );
                 0
             }

@@ -73,6 +73,7 @@ impl Worker {
     pub(super) async fn run(mut self) {
         let name = self.shared.name.clone();
         let mut position = self.position;
+        self.shared.handled_to(position);
         self.shared.position.send_replace(position);
         self.shared.health().position = position;
         self.shared.set_state(SubscriptionState::CatchingUp);
@@ -86,7 +87,7 @@ impl Worker {
                 Err(Error::StoreClosed) => {
                     tracing::error!(subscription = %name, "the event store was closed; the subscription ends");
                     self.shared.note_error(Error::StoreClosed.to_string());
-                    self.shared.set_state(SubscriptionState::Failed);
+                    self.shared.end(SubscriptionState::Failed);
                     return;
                 }
                 Err(error) => {
@@ -103,7 +104,7 @@ impl Worker {
                     self.shared.set_state(SubscriptionState::Retrying);
                     let backoff = self.shared.config.retry.backoff(failures);
                     tokio::select! {
-                        _ = self.stop.changed() => break,
+                        _ = self.stop.wait_for(|stopping| *stopping) => break,
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     continue;
@@ -130,7 +131,7 @@ impl Worker {
             }
         };
         tokio::select! {
-            _ = self.stop.changed() => return true,
+            _ = self.stop.wait_for(|stopping| *stopping) => return true,
             _ = poll => {}
             outcome = woken => match outcome {
                 Some(Ok(missed)) => self.shared.health().bus_messages_missed += missed,
@@ -185,6 +186,7 @@ impl Worker {
                         }
                         processed += 1;
                         *position = event.global_position;
+                        self.shared.handled_to(*position);
                         last_event = Some((event.event_id(), event.event_type().to_owned()));
                     }
                     // Undecodable: kept in the store, dead-lettered, and passed over.
@@ -197,9 +199,20 @@ impl Worker {
                                 read_error = Some(error);
                                 break;
                             }
+                            tracing::warn!(
+                                subscription = %self.shared.name,
+                                position = at,
+                                event_type = %event_type,
+                                reason = %reason,
+                                "unreadable event dead-lettered"
+                            );
+                            self.shared.note_error(format!(
+                                "unreadable `{event_type}` at position {at}: {reason}"
+                            ));
                             self.shared.dead_lettered(at, &event_type, &reason);
                             corrupt += 1;
                             *position = at;
+                            self.shared.handled_to(at);
                         }
                         None => {
                             read_error = Some(error);
@@ -216,16 +229,22 @@ impl Worker {
             // their write lock, PostgreSQL by its append lock), so no event at or below
             // `head` can commit later.
             *position = (*position).max(head);
+            self.shared.handled_to(*position);
         }
         let last = last_event
             .as_ref()
             .map(|(id, t): &(Uuid, String)| (*id, t.as_str()));
         // Nothing new (an empty poll): no write.
-        if *position != start || processed > 0 {
+        let saved = if *position != start || processed > 0 {
             self.checkpoints
                 .save_progress(&self.shared.name, *position, last, processed)
-                .await?;
-        }
+                .await
+        } else {
+            Ok(())
+        };
+        // What was handled is published below even when the checkpoint was not saved:
+        // the read model has it, and a restart in this process must not apply it again.
+        let read_error = read_error.or(saved.err());
         // A full batch handled to its end and checkpointed: the reader has the next one
         // on its way.
         if read_error.is_none() && read == batch_size {

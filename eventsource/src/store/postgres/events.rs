@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::page::{paginate_ahead, Fetched, PageRow};
 use crate::store::schema_state::{after_check, Need};
-use crate::store::sql::{encode_batch, EncodedEvent};
+use crate::store::sql::{encode_batch, EncodedEvent, Failed, Written};
 use crate::store::{
     check_batch, plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount,
     ExpectedVersion, GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId,
@@ -196,6 +196,7 @@ impl PostgresEventStore {
         conn: &mut PgConnection,
         aggregate_id: Uuid,
         aggregate_type: &str,
+        operation: &'static str,
     ) -> Result<u64> {
         let version: i64 = sqlx::query_scalar(&format!(
             "SELECT COALESCE(MAX(version), 0) FROM {} WHERE aggregate_id = $1 AND aggregate_type = $2",
@@ -205,7 +206,7 @@ impl PostgresEventStore {
         .bind(aggregate_type)
         .fetch_one(conn)
         .await
-        .map_err(db_error("get_stream_version"))?;
+        .map_err(db_error(operation))?;
         Ok(to_u64(version))
     }
 
@@ -252,7 +253,7 @@ impl PostgresEventStore {
     ) -> Error {
         let actual = match self.pool.acquire().await {
             Ok(mut conn) => self
-                .stream_version_on(&mut conn, aggregate_id, aggregate_type)
+                .stream_version_on(&mut conn, aggregate_id, aggregate_type, "append_events")
                 .await
                 .unwrap_or(0),
             Err(_) => 0,
@@ -381,71 +382,99 @@ impl EventStore for PostgresEventStore {
                 });
             }
             check_batch(&self.registry, aggregate_type, &events)?;
+            self.ensure_outbox().await?;
             let encoded = encode_batch(&self.registry, &events)?;
             let mut tx = self.begin_append().await?;
-            self.lock_appends(&mut tx).await?;
-            let stored = self
-                .stored_positions(&mut tx, &events, aggregate_id, aggregate_type)
-                .await?;
-            let current = self
-                .stream_version_on(&mut tx, aggregate_id, aggregate_type)
-                .await?;
-            let plan = plan_append(
-                aggregate_id,
-                aggregate_type,
-                &events,
-                expected_version,
-                current,
-                |id| stored.get(&id).map_or(StoredId::No, |(_, place)| *place),
-            )?;
-            let fresh = match plan {
-                AppendPlan::Nothing => {
-                    let global_position = match events.last() {
-                        Some(last) => stored.get(&last.event_id).map_or(0, |(p, _)| *p),
-                        None => {
-                            let max: i64 = sqlx::query_scalar(&format!(
-                                "SELECT COALESCE(MAX(global_position), 0) FROM {}",
-                                self.tables.events
-                            ))
-                            .fetch_one(&mut *tx)
-                            .await
-                            .map_err(db_error(OP))?;
-                            to_u64(max)
-                        }
-                    };
-                    return Ok(AppendResult {
-                        success: true,
-                        new_version: current,
-                        global_position,
-                        conflict: false,
-                    });
+            // The statements, in a block of their own so that every way out of it ends
+            // the transaction below.
+            let written: std::result::Result<Written, Failed> = async {
+                let tx: &mut PgConnection = &mut tx;
+                let (events, encoded) = (&events[..], &encoded[..]);
+                        self.lock_appends(&mut *tx).await?;
+                let stored = self
+                    .stored_positions(&mut *tx, events, aggregate_id, aggregate_type)
+                    .await?;
+                let current = self
+                    .stream_version_on(&mut *tx, aggregate_id, aggregate_type, OP)
+                    .await?;
+                let plan = plan_append(
+                    aggregate_id,
+                    aggregate_type,
+                    events,
+                    expected_version,
+                    current,
+                    |id| stored.get(&id).map_or(StoredId::No, |(_, place)| *place),
+                )?;
+                let fresh = match plan {
+                    AppendPlan::Nothing => {
+                        let global_position = match events.last() {
+                            Some(last) => stored.get(&last.event_id).map_or(0, |(p, _)| *p),
+                            None => {
+                                let max: i64 = sqlx::query_scalar(&format!(
+                                    "SELECT COALESCE(MAX(global_position), 0) FROM {}",
+                                    self.tables.events
+                                ))
+                                .fetch_one(&mut *tx)
+                                .await
+                                .map_err(db_error(OP))?;
+                                to_u64(max)
+                            }
+                        };
+                        return Ok(Written::Nothing(AppendResult {
+                            success: true,
+                            new_version: current,
+                            global_position,
+                            conflict: false,
+                        }));
+                    }
+                    AppendPlan::Write { fresh } => fresh,
+                };
+                let mut batch: Vec<&NewEvent> = Vec::with_capacity(fresh.len());
+                let mut batch_encoded: Vec<&EncodedEvent> = Vec::with_capacity(fresh.len());
+                for &i in &fresh {
+                    batch.push(&events[i]);
+                    batch_encoded.push(&encoded[i]);
                 }
-                AppendPlan::Write { fresh } => fresh,
-            };
-            let batch: Vec<&NewEvent> = fresh.iter().map(|&i| &events[i]).collect();
-            let batch_encoded: Vec<&EncodedEvent> = fresh.iter().map(|&i| &encoded[i]).collect();
-            let written = self
-                .write(&mut tx, aggregate_id, aggregate_type, &batch, &batch_encoded, current + 1)
-                .await;
-            let positions = match written {
-                Ok(positions) => positions,
-                Err(e) if is_unique_violation(&e) => {
-                    drop(tx);
-                    return Err(self
+                let positions = match self
+                    .write(&mut *tx, aggregate_id, aggregate_type, &batch, &batch_encoded, current + 1)
+                    .await
+                {
+                    Ok(positions) => positions,
+                    Err(e) if is_unique_violation(&e) => return Err(Failed::Conflict),
+                    Err(e) => return Err(db_error(OP)(e).into()),
+                };
+                let global_position = positions.last().copied().map_or(0, to_u64);
+                self.notify(&mut *tx, global_position).await?;
+                Ok(Written::Yes(AppendResult {
+                    success: true,
+                    new_version: current + batch.len() as u64,
+                    global_position,
+                    conflict: false,
+                }))
+            }
+            .await;
+            // Every way out ends the transaction here, releasing the schema's append lock
+            // at once rather than when the connection is next used.
+            match written {
+                Ok(Written::Yes(result)) => {
+                    tx.commit().await.map_err(db_error(OP))?;
+                    Ok(result)
+                }
+                Ok(Written::Nothing(result)) => {
+                    tx.rollback().await.map_err(db_error(OP))?;
+                    Ok(result)
+                }
+                Err(Failed::Conflict) => {
+                    tx.rollback().await.map_err(db_error(OP))?;
+                    Err(self
                         .conflict(aggregate_id, aggregate_type, expected_version)
-                        .await);
+                        .await)
                 }
-                Err(e) => return Err(db_error(OP)(e)),
-            };
-            let global_position = positions.last().copied().map_or(0, to_u64);
-            self.notify(&mut tx, global_position).await?;
-            tx.commit().await.map_err(db_error(OP))?;
-            Ok(AppendResult {
-                success: true,
-                new_version: current + batch.len() as u64,
-                global_position,
-                conflict: false,
-            })
+                Err(Failed::Error(error)) => {
+                    let _ = tx.rollback().await;
+                    Err(error)
+                }
+            }
         })
     }
 
@@ -559,7 +588,7 @@ impl EventStore for PostgresEventStore {
                 .acquire()
                 .await
                 .map_err(db_error("get_stream_version"))?;
-            self.stream_version_on(&mut conn, aggregate_id, aggregate_type).await
+            self.stream_version_on(&mut conn, aggregate_id, aggregate_type, "get_stream_version").await
         })
     }
 

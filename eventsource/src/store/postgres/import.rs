@@ -41,7 +41,28 @@ impl PostgresEventStore {
         const OP: &str = "import";
         self.ready(Need::WriteEvents).await?;
         let mut tx = self.begin_append().await?;
-        self.lock_appends(&mut tx).await?;
+        match self.import_in(&mut tx, events, payloads).await {
+            Ok(imported) => {
+                tx.commit().await.map_err(db_error(OP))?;
+                Ok(imported)
+            }
+            Err(error) => {
+                // Ended here: the append lock is released at once.
+                let _ = tx.rollback().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The statements of one import batch, inside its transaction.
+    async fn import_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        events: &[StoredEvent],
+        payloads: &[String],
+    ) -> Result<Imported> {
+        const OP: &str = "import";
+        self.lock_appends(&mut *tx).await?;
         // History is copied, not appended: an outbox trigger leaves it alone.
         sqlx::query("SELECT set_config('eventsource.importing', 'on', true)")
             .execute(&mut *tx)
@@ -172,8 +193,7 @@ impl PostgresEventStore {
         .await
         .map_err(db_error(OP))?;
         let last = positions.last().copied().map_or(0, to_u64);
-        self.notify(&mut tx, last).await?;
-        tx.commit().await.map_err(db_error(OP))?;
+        self.notify(&mut *tx, last).await?;
         Ok(Imported {
             copied: fresh.len() as u64,
             skipped,

@@ -22,6 +22,7 @@
 //! lock) lose the guarantee.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,8 +121,12 @@ impl PostgresStoreOptions {
         self
     }
 
-    /// Writes an `event_outbox` entry for every appended event in the append's
-    /// transaction (see [`crate::OutboxStore`], [`crate::OutboxRelay`]).
+    /// `true` turns the schema's outbox on (at [`PostgresEventStore::initialize`], or at
+    /// the first append on a schema initialized elsewhere): every appended event gets an
+    /// `event_outbox` entry in the append's transaction. The setting is recorded in the
+    /// database (a trigger), so every handle and process keeps it; `false` (the default)
+    /// leaves the schema as it is; [`PostgresEventStore::disable_outbox`] turns it off.
+    /// See [`crate::OutboxStore`] and [`crate::OutboxRelay`].
     pub fn outbox(mut self, on: bool) -> Self {
         self.outbox = on;
         self
@@ -199,10 +204,12 @@ impl PostgresStoreOptions {
                 format!("{} (schema {})", redact(&self.url), self.schema),
                 &schema::REQUIRED_COLUMNS,
                 &[],
+                &[],
             )),
             database: redact(&self.url),
             tables: Arc::new(tables),
             outbox: self.outbox,
+            outbox_pending: Arc::new(AtomicBool::new(self.outbox)),
         }
     }
 }
@@ -297,6 +304,9 @@ pub struct PostgresEventStore {
     tables: Arc<Tables>,
     /// The options asked for an outbox: `initialize` records it in the database.
     outbox: bool,
+    /// The outbox was asked for and is not known to be installed yet: the next append
+    /// installs it (the schema may have been initialized by another handle).
+    outbox_pending: Arc<AtomicBool>,
     /// The tables and columns the schema has (read at first use).
     schema: Arc<SchemaState>,
 }
@@ -414,6 +424,15 @@ impl PostgresEventStore {
         }
         self.refresh_schema().await?;
         self.schema.check(need)
+    }
+
+    /// Installs the outbox the options asked for, once.
+    pub(super) async fn ensure_outbox(&self) -> Result<()> {
+        if self.outbox_pending.load(Ordering::Acquire) {
+            schema::enable_outbox(self).await?;
+            self.outbox_pending.store(false, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Turns the schema's outbox on: from now on every append, by any handle or process,

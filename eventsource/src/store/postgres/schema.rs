@@ -46,13 +46,7 @@ async fn initialize_schema(store: &PostgresEventStore) -> Result<()> {
     let mut tx = store.pool.begin().await.map_err(db_error(OP))?;
     // `CREATE ... IF NOT EXISTS` is not safe against itself running at the same moment in
     // another session: serialize initializations of this schema.
-    let (class, object) = store.tables.append_lock;
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind(class)
-        .bind(object.wrapping_add(1))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error(OP))?;
+    lock_schema(&mut tx, store).await?;
     let ddl = SCHEMA.replace("__SCHEMA__", &format!("\"{}\"", store.tables.schema));
     let (tables, indexes) = ddl.split_once("-- @indexes").unwrap_or((&ddl, ""));
     // When everything exists, run no DDL at all: an application role without CREATE
@@ -114,6 +108,11 @@ async fn initialize_schema(store: &PostgresEventStore) -> Result<()> {
             .map_err(db_error(OP))?;
     }
     tx.commit().await.map_err(db_error(OP))?;
+    if store.outbox {
+        store
+            .outbox_pending
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
     store.refresh_schema().await
 }
 
@@ -134,7 +133,7 @@ fn outbox_trigger(store: &PostgresEventStore) -> String {
              END IF; \
              RETURN NULL; \
          END $$; \
-         CREATE OR REPLACE TRIGGER eventsource_outbox AFTER INSERT ON {events} \
+         CREATE TRIGGER eventsource_outbox AFTER INSERT ON {events} \
              FOR EACH ROW EXECUTE FUNCTION \"{schema}\".eventsource_outbox();",
         outbox = store.tables.outbox,
         events = store.tables.events,
@@ -154,20 +153,47 @@ async fn trigger_exists(conn: &mut sqlx::PgConnection, store: &PostgresEventStor
     Ok(found.is_some())
 }
 
-/// Turns the schema's outbox on (idempotent).
+/// Turns the schema's outbox on (idempotent; serialized with `initialize` and other
+/// handles doing the same).
 pub(super) async fn enable_outbox(store: &PostgresEventStore) -> Result<()> {
+    const OP: &str = "enable_outbox";
     store.ready(Need::Table("event_outbox")).await?;
-    let mut conn = store
-        .pool
-        .acquire()
-        .await
-        .map_err(db_error("enable_outbox"))?;
-    if !trigger_exists(&mut conn, store).await? {
-        sqlx::raw_sql(&outbox_trigger(store))
-            .execute(&mut *conn)
+    let mut tx = store.pool.begin().await.map_err(db_error(OP))?;
+    match create_outbox_trigger(&mut tx, store).await {
+        Ok(()) => tx.commit().await.map_err(db_error(OP)),
+        Err(error) => {
+            let _ = tx.rollback().await;
+            Err(error)
+        }
+    }
+}
+
+/// Creates the outbox trigger unless it exists, under the schema lock.
+async fn create_outbox_trigger(
+    conn: &mut sqlx::PgConnection,
+    store: &PostgresEventStore,
+) -> Result<()> {
+    lock_schema(&mut *conn, store).await?;
+    if !trigger_exists(&mut *conn, store).await? {
+        let ddl = outbox_trigger(store);
+        // Through `Executor::execute` (a boxed future): `RawSql::execute`, a generic
+        // async fn, keeps the append future from being provably `Send`.
+        sqlx::Executor::execute(&mut *conn, sqlx::raw_sql(&ddl))
             .await
             .map_err(db_error("enable_outbox"))?;
     }
+    Ok(())
+}
+
+/// The lock that serializes schema changes of one schema (not the append lock).
+async fn lock_schema(conn: &mut sqlx::PgConnection, store: &PostgresEventStore) -> Result<()> {
+    let (class, object) = store.tables.append_lock;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(class)
+        .bind(object.wrapping_add(1))
+        .execute(conn)
+        .await
+        .map_err(db_error("initialize"))?;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ use crate::registry::EventRegistry;
 use crate::store::clamp_timestamp;
 use crate::store::page::{paginate_ahead, Fetched, PageRow};
 use crate::store::schema_state::{after_check, Need};
-use crate::store::sql::{encode_batch, to_i64, to_u64, EncodedEvent};
+use crate::store::sql::{encode_batch, to_i64, to_u64, EncodedEvent, Failed, Written};
 use crate::store::{
     check_batch, plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount,
     ExpectedVersion, GetEventsOptions, ReadDirection, ReadOptions, ReplayedEvent,
@@ -281,28 +281,6 @@ async fn stored_positions(
     Ok(found)
 }
 
-/// What an append's transaction did.
-enum Written {
-    /// Events were inserted: commit.
-    Yes(AppendResult),
-    /// Nothing to write (a retried batch, an empty one): roll back.
-    Nothing(AppendResult),
-}
-
-/// Why an append's transaction ends without a commit.
-enum Failed {
-    /// A unique-key violation on the version: another writer got there first.
-    Conflict,
-    /// Any other error.
-    Error(Error),
-}
-
-impl From<Error> for Failed {
-    fn from(error: Error) -> Self {
-        Failed::Error(error)
-    }
-}
-
 /// Ends a transaction that wrote nothing, explicitly, so that its connection goes back to
 /// the pool outside any transaction.
 async fn end_transaction(tx: sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
@@ -431,6 +409,7 @@ impl EventStore for SqliteEventStore {
             // Serialize (and check raw payloads of registered types) before taking the
             // write lock, so the lock is held for SQL only.
             check_batch(&self.registry, aggregate_type, &events)?;
+            self.ensure_outbox().await?;
             let encoded = encode_batch(&self.registry, &events)?;
             // BEGIN IMMEDIATE takes the database's write lock now: the version read below
             // cannot go stale before the INSERTs, in this process or any other.

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -58,6 +59,11 @@ pub struct SqliteStoreOptions {
     outbox: bool,
     /// What is wrong with a `sqlite:` URL given as the database.
     url_error: Option<String>,
+}
+
+/// How many transactions (and savepoints) sqlx believes `conn` is inside.
+fn transaction_depth(conn: &SqliteConnection) -> usize {
+    <<sqlx::Sqlite as sqlx::Database>::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(conn)
 }
 
 /// The database and read-only flag of a `sqlite:` URL.
@@ -179,6 +185,9 @@ impl SqliteStoreOptions {
         if self.database.as_os_str().is_empty() {
             return invalid("the database path is empty".into());
         }
+        if self.outbox && self.read_only {
+            return invalid("a read-only store cannot keep an outbox: it writes nothing".into());
+        }
         if self.is_memory() && self.read_only {
             return invalid(
                 "a `:memory:` database cannot be read-only: it starts empty and only this store can write it"
@@ -264,11 +273,18 @@ impl SqliteStoreOptions {
             // (`:memory:` keeps its one connection: the database lives in it.)
             pool_options.after_release(|conn, _| {
                 Box::pin(async move {
-                    let depth = <<sqlx::Sqlite as sqlx::Database>::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(conn);
+                    if transaction_depth(conn) == 0 {
+                        return Ok(true);
+                    }
+                    // A dropped transaction (a cancelled operation) queues its ROLLBACK on
+                    // the connection's worker: a round trip runs it. Only when the
+                    // connection is still inside a transaction after that is it closed.
+                    conn.ping().await?;
+                    let depth = transaction_depth(conn);
                     if depth > 0 {
                         tracing::warn!(
                             depth,
-                            "a SQLite connection came back inside a transaction; closing it"
+                            "a SQLite connection came back inside a transaction it cannot leave; closing it"
                         );
                     }
                     Ok(depth == 0)
@@ -311,6 +327,7 @@ impl SqliteStoreOptions {
                 self.database.display().to_string(),
                 &schema::REQUIRED_COLUMNS,
                 &schema::ADDED_EVENT_COLUMNS,
+                &schema::ADDED_TABLE_COLUMNS,
             )),
             database: self.database,
             wal_mode: journal_mode.eq_ignore_ascii_case("wal"),
@@ -318,11 +335,12 @@ impl SqliteStoreOptions {
             connect_options: connect,
             read_only: self.read_only,
             outbox: self.outbox,
+            outbox_pending: Arc::new(AtomicBool::new(self.outbox)),
             select_columns: Arc::new(RwLock::new(Arc::from(""))),
         };
         store.refresh_columns().await?;
         if store.outbox && store.schema.check(Need::WriteEvents).is_ok() {
-            schema::enable_outbox(&store).await?;
+            store.ensure_outbox().await?;
         }
         Ok(store)
     }
@@ -350,6 +368,9 @@ pub struct SqliteEventStore {
     /// The options asked for an outbox: `initialize` (or `open`, on an initialized
     /// database) records it in the database.
     outbox: bool,
+    /// The outbox was asked for and is not known to be installed yet: the next append
+    /// installs it (the database may have been initialized by another handle since).
+    outbox_pending: Arc<AtomicBool>,
     /// The tables and columns the database has.
     schema: Arc<SchemaState>,
     /// The `events` select list for this database's columns (see [`row::select_list`]).
@@ -379,6 +400,15 @@ impl SqliteEventStore {
     /// columns; [`Error::StoreClosed`]; database errors.
     pub async fn initialize(&self) -> Result<()> {
         schema::initialize(self).await
+    }
+
+    /// Installs the outbox the options asked for, once.
+    pub(super) async fn ensure_outbox(&self) -> Result<()> {
+        if self.outbox_pending.load(Ordering::Acquire) {
+            schema::enable_outbox(self).await?;
+            self.outbox_pending.store(false, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Turns the database's outbox on: from now on every append, by any handle or
@@ -487,31 +517,44 @@ impl SqliteEventStore {
     /// Reads which tables the database has and which columns the `events` table has (at
     /// open, after `initialize`, and when a schema check fails).
     async fn refresh_columns(&self) -> Result<()> {
-        let connection_error = |e: sqlx::Error| Error::Connection {
-            database: self.database.display().to_string(),
-            source: Box::new(e),
-        };
         let tables: HashSet<String> =
             sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
                 .fetch_all(&self.pool)
                 .await
-                .map_err(connection_error)?
+                .map_err(db_error("check_schema"))?
                 .into_iter()
                 .collect();
         let present: HashSet<String> =
             sqlx::query_scalar("SELECT name FROM pragma_table_info('events')")
                 .fetch_all(&self.pool)
                 .await
-                .map_err(connection_error)?
+                .map_err(db_error("check_schema"))?
                 .into_iter()
                 .collect();
         *self
             .select_columns
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::from(row::select_list(&present));
+        let mut table_columns = HashSet::new();
+        for (table, column) in schema::ADDED_TABLE_COLUMNS {
+            if !tables.contains(table) {
+                continue;
+            }
+            let found: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?")
+                    .bind(table)
+                    .bind(column)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_error("check_schema"))?;
+            if found > 0 {
+                table_columns.insert(format!("{table}.{column}"));
+            }
+        }
         self.schema.set(SchemaSnapshot {
             tables,
             event_columns: present,
+            table_columns,
         });
         Ok(())
     }

@@ -18,6 +18,7 @@ use crate::bus::{BusFilter, BusRecvError, EventBus};
 use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::panics::catch_unwind;
+use crate::store::schema_state::Need;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
 use crate::subscription::RetryPolicy;
@@ -61,7 +62,8 @@ impl<P: SqliteProjection> SqliteProjectionHandle<P> {
     /// the runner.
     ///
     /// # Errors
-    /// [`Error::InvalidConfiguration`] if the task panicked (a handler panicked).
+    /// [`Error::InvalidConfiguration`] if the task panicked outside a handler (a
+    /// handler's panic is caught, rolled back and dead-lettered like an error).
     pub async fn stop(self) -> Result<SqliteProjectionRunner<P>> {
         self.stop.send_replace(true);
         self.task.await.map_err(|e| Error::InvalidConfiguration {
@@ -206,6 +208,9 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
     /// checkpoint meanwhile (nothing of this batch is committed).
     pub async fn run_batch(&mut self) -> Result<BatchReport> {
         const OP: &str = "run_projection";
+        self.store
+            .ready(OP, Need::Table("projection_checkpoints"), true)
+            .await?;
         let start = {
             let mut conn = self.store.pool.acquire().await.map_err(db_error(OP))?;
             position_on(&mut conn, &self.name).await?
@@ -215,8 +220,16 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             .from_position(start)
             .limit(self.batch_size)
             .event_types(self.projection.handled_event_types().iter().copied());
-        let items: Vec<Result<StoredEvent>> = self.store.read_all(options).collect().await;
-        let read = items.len() as u64;
+        let mut items: Vec<Result<StoredEvent>> = self.store.read_all(options).collect().await;
+        // A failed read (not a corrupt row, which is dead-lettered): fail before taking
+        // the write lock.
+        let failed = items.iter().position(|item| {
+            item.as_ref()
+                .is_err_and(|e| FailedEvent::for_corrupt_row(&self.name, e).is_none())
+        });
+        if let Some(Err(error)) = failed.map(|i| items.swap_remove(i)) {
+            return Err(error);
+        }
 
         let mut tx = self
             .store
@@ -224,8 +237,30 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_error(OP))?;
-        if position_on(&mut tx, &self.name).await? != start {
-            tx.rollback().await.map_err(db_error(OP))?;
+        match self.apply_batch(&mut tx, items, start, head).await {
+            Ok(report) => {
+                tx.commit().await.map_err(db_error(OP))?;
+                Ok(report)
+            }
+            Err(error) => {
+                // Ended here, so that the connection goes back to the pool outside any
+                // transaction.
+                let _ = tx.rollback().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The statements of one batch, inside its transaction.
+    async fn apply_batch(
+        &mut self,
+        tx: &mut SqliteConnection,
+        items: Vec<Result<StoredEvent>>,
+        start: u64,
+        head: u64,
+    ) -> Result<BatchReport> {
+        let read = items.len() as u64;
+        if position_on(&mut *tx, &self.name).await? != start {
             return Err(Error::InvalidConfiguration {
                 message: format!("another runner is applying projection `{}`", self.name),
             });
@@ -238,7 +273,7 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         for item in items {
             match item {
                 Ok(event) => {
-                    match self.apply(&event, &mut tx).await? {
+                    match self.apply(&event, &mut *tx).await? {
                         Applied::Yes => report.applied += 1,
                         Applied::DeadLettered => report.dead_lettered += 1,
                         Applied::RetryAfter(wait) => {
@@ -251,8 +286,9 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
                 }
                 Err(error) => {
                     let letter = FailedEvent::for_corrupt_row(&self.name, &error).ok_or(error)?;
+                    tracing::warn!(projection = %self.name, position = letter.global_position, reason = %letter.error, "unreadable event dead-lettered");
                     report.position = letter.global_position;
-                    add_failed_event_on(&mut tx, &letter).await?;
+                    add_failed_event_on(&mut *tx, &letter).await?;
                     report.dead_lettered += 1;
                 }
             }
@@ -264,8 +300,7 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         let last = last_event
             .as_ref()
             .map(|(id, t): &(Uuid, String)| (*id, t.as_str()));
-        save_progress_on(&mut tx, &self.name, report.position, last, report.applied).await?;
-        tx.commit().await.map_err(db_error(OP))?;
+        save_progress_on(&mut *tx, &self.name, report.position, last, report.applied).await?;
         Ok(report)
     }
 

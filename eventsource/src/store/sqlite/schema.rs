@@ -32,6 +32,13 @@ pub(super) const ADDED_EVENT_COLUMNS: [&str; 4] = [
     "metadata",
 ];
 
+/// Columns of the other tables this library adds to an eventsource-py database.
+pub(super) const ADDED_TABLE_COLUMNS: [(&str, &str); 3] = [
+    ("projection_checkpoints", "global_position"),
+    ("dead_letter_queue", "global_position"),
+    ("event_outbox", "global_position"),
+];
+
 /// Columns this library adds to tables an eventsource-py database already has.
 const ADDED_COLUMNS: [(&str, &str, &str); 7] = [
     ("events", "event_version", "INTEGER"),
@@ -75,6 +82,27 @@ async fn initialize_schema(store: &SqliteEventStore) -> Result<()> {
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(db_error(OP))?;
+    match create_schema(store, &mut tx).await {
+        Ok(()) => {
+            tx.commit().await.map_err(db_error(OP))?;
+            if store.outbox {
+                store
+                    .outbox_pending
+                    .store(false, std::sync::atomic::Ordering::Release);
+            }
+        }
+        Err(error) => {
+            // Nothing of it stays, and the connection leaves outside any transaction.
+            let _ = tx.rollback().await;
+            return Err(error);
+        }
+    }
+    store.refresh_columns().await
+}
+
+/// The statements of `initialize`, inside its transaction.
+async fn create_schema(store: &SqliteEventStore, tx: &mut sqlx::SqliteConnection) -> Result<()> {
+    const OP: &str = "initialize";
     sqlx::raw_sql(TABLES)
         .execute(&mut *tx)
         .await
@@ -142,8 +170,7 @@ async fn initialize_schema(store: &SqliteEventStore) -> Result<()> {
             .await
             .map_err(db_error(OP))?;
     }
-    tx.commit().await.map_err(db_error(OP))?;
-    store.refresh_columns().await
+    Ok(())
 }
 
 /// The outbox, kept by the database itself: every row inserted into `events`, by any
