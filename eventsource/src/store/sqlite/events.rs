@@ -11,7 +11,7 @@ use sqlx::{Row, SqliteConnection};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::page::{self as page_text, Bind, PageQuery, PageText};
+use super::page::{self as page_text, Bind, PageQuery, PageText, Record};
 use super::row::{self, format_timestamp};
 use super::{db_error, is_unique_violation, SqliteEventStore};
 use crate::envelope::{now, NewEvent};
@@ -115,7 +115,10 @@ async fn fetch_events(
     let page = page_text::read(&store.pool, &query, &filter.binds, operation).await?;
     let events = page
         .records()
-        .map(|r| row::decode(r?, &store.registry).and_then(|(_, event)| event))
+        .map(|r| match r? {
+            Record::Text(r) => row::decode(r, &store.registry).and_then(|(_, event)| event),
+            Record::NotUtf8(r) => Err(row::unreadable(r, &row::PAGE_COLUMNS)?.error),
+        })
         .collect::<Result<Vec<_>>>()?;
     let by_version = order_column == "version";
     Ok(page_text::in_order(
@@ -199,7 +202,23 @@ fn decode_page(
     let rows = page
         .records()
         .map(|r| {
-            let r = r?;
+            let r = match r? {
+                Record::Text(r) => r,
+                Record::NotUtf8(r) => {
+                    let unreadable = row::unreadable(r, &row::PAGE_COLUMNS)?;
+                    let position = if by_version {
+                        unreadable.version
+                    } else {
+                        Some(unreadable.position)
+                    };
+                    // Without a readable version the page cannot go on past this row:
+                    // end the stream with the row's error.
+                    return match position {
+                        Some(position) => Ok((position, Err(unreadable.error))),
+                        None => Err(unreadable.error),
+                    };
+                }
+            };
             let (position, event) = row::decode(r, registry)?;
             if !by_version {
                 return Ok((position, event));
@@ -230,13 +249,31 @@ async fn stream_version(
     aggregate_type: &str,
     operation: &'static str,
 ) -> Result<u64> {
-    let version: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = ? AND aggregate_type = ?")
-            .bind(aggregate_id.to_string())
-            .bind(aggregate_type)
-            .fetch_one(conn)
-            .await
-            .map_err(db_error(operation))?;
+    // MAX over the stream's index, as an integer; in the rare stream where some other
+    // tool wrote a version as text or a BLOB (which sorts above every integer), the
+    // greatest integer version instead: that row is not a version (reading the stream
+    // reports it).
+    let max: Option<i64> = sqlx::query_scalar(
+        "SELECT CASE WHEN v IS NULL THEN 0 WHEN typeof(v) = 'integer' THEN v END \
+         FROM (SELECT MAX(version) AS v FROM events WHERE aggregate_id = ? AND aggregate_type = ?)",
+    )
+    .bind(aggregate_id.to_string())
+    .bind(aggregate_type)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error(operation))?;
+    let version = match max {
+        Some(version) => version,
+        None => sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM events \
+             WHERE aggregate_id = ? AND aggregate_type = ? AND typeof(version) = 'integer'",
+        )
+        .bind(aggregate_id.to_string())
+        .bind(aggregate_type)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_error(operation))?,
+    };
     Ok(to_u64(version))
 }
 
@@ -625,7 +662,10 @@ impl EventStore for SqliteEventStore {
             let page = page_text::read(&self.pool, &query, &binds, OP).await?;
             let events = page
                 .records()
-                .map(|record| row::decode_replayed(record?, &self.registry))
+                .map(|record| match record? {
+                    Record::Text(r) => row::decode_replayed(r, &self.registry),
+                    Record::NotUtf8(r) => Err(row::unreadable(r, &row::REPLAY_COLUMNS)?.error),
+                })
                 .collect::<Result<Vec<_>>>()?;
             Ok(page_text::in_order(events, |e| e.version, false))
         })
@@ -653,7 +693,11 @@ impl EventStore for SqliteEventStore {
                 .map_err(db_error("event_type_counts"))?;
             rows.iter()
                 .map(|r| {
-                    let event_type: String = r.try_get(0).map_err(db_error("event_type_counts"))?;
+                    // As bytes: a name that is not UTF-8 is shown with U+FFFD, and counted.
+                    let event_type: Vec<u8> =
+                        r.try_get(0).map_err(db_error("event_type_counts"))?;
+                    let event_type = String::from_utf8(event_type)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
                     let version: i64 = r.try_get(1).map_err(db_error("event_type_counts"))?;
                     let count: i64 = r.try_get(2).map_err(db_error("event_type_counts"))?;
                     Ok(EventTypeCount {

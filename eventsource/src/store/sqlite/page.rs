@@ -62,21 +62,58 @@ impl PageQuery {
     }
 }
 
-/// A page value as read: its text, its framing, how many rows SQLite counted, and the
+/// A page value as read: its bytes, its framing, how many rows SQLite counted, and the
 /// last row's position.
 #[derive(Debug)]
 pub(super) struct PageText {
-    text: String,
+    body: Body,
     framing: Framing,
     pub(super) len: usize,
     pub(super) last: Option<i64>,
+}
+
+/// The bytes of a page: text (the rule), or bytes that are not all UTF-8 (a column of a
+/// row written by another tool, or as a BLOB), split into rows one by one so that only
+/// the rows holding them are unreadable.
+#[derive(Debug)]
+enum Body {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Body {
+    fn from_bytes(bytes: Vec<u8>) -> Self {
+        String::from_utf8(bytes).map_or_else(|e| Body::Bytes(e.into_bytes()), Body::Text)
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Body::Text(text) => text.as_bytes(),
+            Body::Bytes(bytes) => bytes,
+        }
+    }
+}
+
+/// One row of a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Record<'a> {
+    /// Its packed text.
+    Text(&'a str),
+    /// Its bytes, which are not UTF-8: see [`row::unreadable`].
+    NotUtf8(&'a [u8]),
+}
+
+impl<'a> Record<'a> {
+    fn of(bytes: &'a [u8]) -> Self {
+        std::str::from_utf8(bytes).map_or(Record::NotUtf8(bytes), Record::Text)
+    }
 }
 
 impl PageText {
     #[cfg(test)]
     fn new(text: &str, framing: Framing, len: usize) -> Self {
         PageText {
-            text: text.to_owned(),
+            body: Body::Text(text.to_owned()),
             framing,
             len,
             last: None,
@@ -86,10 +123,11 @@ impl PageText {
     /// `true` when splitting the text at U+001D finds exactly the rows SQLite counted:
     /// no value holds U+001D. Always `true` for length-prefixed pages.
     fn rows_tell_apart(&self) -> bool {
+        let bytes = self.body.as_bytes();
         match self.framing {
             Framing::LengthPrefixed => true,
-            Framing::Separated if self.len == 0 => self.text.is_empty(),
-            Framing::Separated => count_byte(&self.text, ROW_SEPARATOR as u8) + 1 == self.len,
+            Framing::Separated if self.len == 0 => bytes.is_empty(),
+            Framing::Separated => count_byte(bytes, ROW_SEPARATOR as u8) + 1 == self.len,
         }
     }
 
@@ -97,11 +135,18 @@ impl PageText {
     ///
     /// # Errors
     /// [`Error::Database`] when a length-prefixed value is not length-prefixed records.
-    pub(super) fn records(&self) -> Box<dyn Iterator<Item = Result<&str>> + Send + '_> {
-        match self.framing {
-            Framing::Separated if self.len == 0 => Box::new(std::iter::empty()),
-            Framing::Separated => Box::new(self.text.split(ROW_SEPARATOR).map(Ok)),
-            Framing::LengthPrefixed => Box::new(length_prefixed(&self.text)),
+    pub(super) fn records(&self) -> Box<dyn Iterator<Item = Result<Record<'_>>> + Send + '_> {
+        match (self.framing, &self.body) {
+            (Framing::Separated, _) if self.len == 0 => Box::new(std::iter::empty()),
+            (Framing::Separated, Body::Text(text)) => {
+                Box::new(text.split(ROW_SEPARATOR).map(|r| Ok(Record::Text(r))))
+            }
+            (Framing::Separated, Body::Bytes(bytes)) => Box::new(
+                bytes
+                    .split(|b| *b == ROW_SEPARATOR as u8)
+                    .map(|r| Ok(Record::of(r))),
+            ),
+            (Framing::LengthPrefixed, body) => Box::new(length_prefixed(body.as_bytes())),
         }
     }
 }
@@ -161,11 +206,12 @@ async fn run(
         .fetch_one(pool)
         .await
         .map_err(db_error(operation))?;
-    let text: Option<String> = row.try_get(0).map_err(db_error(operation))?;
+    // As bytes: a value that is not UTF-8 makes its row unreadable, not the page.
+    let bytes: Option<Vec<u8>> = row.try_get(0).map_err(db_error(operation))?;
     let len: i64 = row.try_get(1).map_err(db_error(operation))?;
     let last: Option<i64> = row.try_get(2).map_err(db_error(operation))?;
     Ok(PageText {
-        text: text.unwrap_or_default(),
+        body: Body::from_bytes(bytes.unwrap_or_default()),
         framing,
         len: usize::try_from(len).unwrap_or_default(),
         last,
@@ -173,8 +219,8 @@ async fn run(
 }
 
 /// How many times `byte` occurs in `text`, counted eight bytes at a time.
-fn count_byte(text: &str, byte: u8) -> usize {
-    let mut chunks = text.as_bytes().chunks_exact(8);
+fn count_byte(text: &[u8], byte: u8) -> usize {
+    let mut chunks = text.chunks_exact(8);
     let mut count = 0;
     for chunk in &mut chunks {
         let mut word = [0; 8];
@@ -185,7 +231,7 @@ fn count_byte(text: &str, byte: u8) -> usize {
 }
 
 /// The records of a length-prefixed page value.
-fn length_prefixed(page: &str) -> impl Iterator<Item = Result<&str>> + Send + '_ {
+fn length_prefixed(page: &[u8]) -> impl Iterator<Item = Result<Record<'_>>> + Send + '_ {
     let mut rest = page;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -196,15 +242,15 @@ fn length_prefixed(page: &str) -> impl Iterator<Item = Result<&str>> + Send + '_
             kind: crate::error::DatabaseErrorKind::Corrupt,
             source: "a page of rows is not length-prefixed records".into(),
         };
-        let record = rest.bytes().position(|b| b == b',').and_then(|comma| {
-            let len: usize = rest[..comma].parse().ok()?;
+        let record = rest.iter().position(|b| *b == b',').and_then(|comma| {
+            let len: usize = std::str::from_utf8(&rest[..comma]).ok()?.parse().ok()?;
             let tail = &rest[comma + 1..];
             let record = tail.get(..len)?;
             rest = &tail[len..];
-            Some(record)
+            Some(Record::of(record))
         });
         Some(record.ok_or_else(|| {
-            rest = "";
+            rest = &[];
             malformed()
         }))
     })
@@ -250,7 +296,14 @@ mod tests {
     fn pages_split_into_length_prefixed_records() {
         let page = PageText::new("3,abc0,5,é\u{1f}x,", Framing::LengthPrefixed, 3);
         let split: Vec<_> = page.records().collect::<Result<_>>().unwrap();
-        assert_eq!(split, ["abc", "", "é\u{1f}x,"]);
+        assert_eq!(
+            split,
+            [
+                Record::Text("abc"),
+                Record::Text(""),
+                Record::Text("é\u{1f}x,")
+            ]
+        );
         for bad in ["3,ab", "x,abc", "abc", "1,é"] {
             let page = PageText::new(bad, Framing::LengthPrefixed, 1);
             let items: Vec<_> = page.records().collect();
@@ -268,7 +321,7 @@ mod tests {
                 .map(|i| ['\u{1d}', 'a', '\u{1c}', 'é', '\u{1e}'][i % 5])
                 .collect();
             let expected = text.bytes().filter(|&b| b == 0x1d).count();
-            assert_eq!(count_byte(&text, 0x1d), expected, "{text:?}");
+            assert_eq!(count_byte(text.as_bytes(), 0x1d), expected, "{text:?}");
         }
     }
 
@@ -277,7 +330,7 @@ mod tests {
         let page = PageText::new("1\u{1f}a\u{1d}2\u{1f}é", Framing::Separated, 2);
         assert!(page.rows_tell_apart());
         let split: Vec<_> = page.records().collect::<Result<_>>().unwrap();
-        assert_eq!(split, ["1\u{1f}a", "2\u{1f}é"]);
+        assert_eq!(split, [Record::Text("1\u{1f}a"), Record::Text("2\u{1f}é")]);
 
         let empty = PageText::new("", Framing::Separated, 0);
         assert!(empty.rows_tell_apart());
@@ -290,5 +343,38 @@ mod tests {
         let blank = PageText::new("", Framing::Separated, 1);
         assert!(blank.rows_tell_apart());
         assert_eq!(blank.records().count(), 1);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_spoil_their_row_only() {
+        let mut bytes = b"1\x1fa\x1d2\x1f".to_vec();
+        bytes.extend([0xff, 0xfe]);
+        bytes.extend(b"\x1d3\x1fc");
+        for framing in [Framing::Separated, Framing::LengthPrefixed] {
+            let body = match framing {
+                Framing::Separated => bytes.clone(),
+                Framing::LengthPrefixed => bytes
+                    .split(|b| *b == 0x1d)
+                    .flat_map(|r| [format!("{},", r.len()).into_bytes(), r.to_vec()].concat())
+                    .collect(),
+            };
+            let page = PageText {
+                body: Body::from_bytes(body),
+                framing,
+                len: 3,
+                last: None,
+            };
+            assert!(page.rows_tell_apart());
+            let split: Vec<_> = page.records().collect::<Result<_>>().unwrap();
+            assert_eq!(
+                split,
+                [
+                    Record::Text("1\u{1f}a"),
+                    Record::NotUtf8(&[b'2', 0x1f, 0xff, 0xfe]),
+                    Record::Text("3\u{1f}c"),
+                ],
+                "{framing:?}"
+            );
+        }
     }
 }
