@@ -203,3 +203,193 @@ async fn a_subscription_dead_letters_the_unreadable_row_and_goes_on() {
     assert_eq!(letters[0].failed.global_position, 5);
     manager.stop().await;
 }
+
+#[tokio::test]
+async fn a_corrupt_outbox_entry_is_passed_over_and_reported() {
+    use eventsource::{BusOutboxPublisher, OutboxRelay, OutboxStatus, OutboxStore};
+    let dir = TempDir::new();
+    let store = Arc::new(
+        SqliteEventStore::options(dir.file("events.db"))
+            .outbox(true)
+            .open()
+            .await
+            .unwrap(),
+    );
+    store.initialize().await.unwrap();
+    for i in 1..=5 {
+        store
+            .append_events(
+                Uuid::new_v4(),
+                "Task",
+                vec![created(&format!("t{i}"))],
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE event_outbox SET event_data = 'garbage' WHERE id = 2")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let bus = Arc::new(InMemoryEventBus::new());
+    let relay = OutboxRelay::new(
+        store.clone(),
+        Arc::new(BusOutboxPublisher::new(store.clone(), bus)),
+    );
+    let round = relay.run_once().await.unwrap();
+    assert_eq!(round.published, 4, "every readable entry is published");
+    assert!(store.get_pending_events(10).await.unwrap().is_empty());
+    // The bad one is failed, with the reason, for an operator to find.
+    let failed = sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT id, status, last_error FROM event_outbox WHERE status = 'failed'",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, 2);
+    assert!(failed[0].2.contains("unreadable entry"), "{:?}", failed[0]);
+    // Listings list the rest.
+    assert_eq!(
+        store
+            .get_entries(Some(OutboxStatus::Published), 10)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn corrupt_checkpoints_and_dead_letters_do_not_hide_the_others() {
+    use eventsource::{CheckpointStore, FailedEvent};
+    let dir = TempDir::new();
+    let store = SqliteEventStore::open(dir.file("events.db")).await.unwrap();
+    store.initialize().await.unwrap();
+    for name in ["a", "b", "c"] {
+        store.save_progress(name, 1, None, 1).await.unwrap();
+    }
+    sqlx::query(
+        "UPDATE projection_checkpoints SET global_position = 'x' WHERE projection_name = 'b'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let names: Vec<String> = store
+        .get_all_checkpoints()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.projection_name)
+        .collect();
+    assert_eq!(names, ["a", "c"]);
+    assert!(
+        store.get_checkpoint("b").await.is_err(),
+        "a lookup names the problem"
+    );
+
+    for title in ["x", "y", "z"] {
+        let saved = store
+            .append_events(
+                Uuid::new_v4(),
+                "Task",
+                vec![created(title)],
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+        let event = store
+            .read_all(
+                ReadOptions::new()
+                    .from_position(saved.global_position - 1)
+                    .limit(1),
+            )
+            .next()
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .add_failed_event(FailedEvent::for_event("p", &event, "boom", 1))
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "UPDATE dead_letter_queue SET first_failed_at = 'not a time' WHERE global_position = 2",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let letters = store.get_failed_events(Some("p"), None, 10).await.unwrap();
+    let positions: Vec<u64> = letters.iter().map(|l| l.failed.global_position).collect();
+    assert_eq!(positions, [1, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_beyond_the_head_is_not_trusted() {
+    let (_dir, store, _id) = store_with_a_bad("actor_id").await;
+    sqlx::query("UPDATE events SET actor_id = 'ops' WHERE global_position = 5")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let store = Arc::new(store);
+    eventsource::CheckpointStore::save_progress(store.as_ref(), "titles", 1000, None, 1000)
+        .await
+        .unwrap();
+
+    #[derive(Debug, Default)]
+    struct Titles(Vec<String>);
+
+    #[projection]
+    impl Titles {
+        #[handles]
+        async fn created(&mut self, event: &TaskCreated) {
+            self.0.push(event.title.clone());
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct DurableTitles;
+
+    #[projection(durable = true)]
+    impl DurableTitles {
+        #[handles]
+        async fn created(&mut self, _event: &TaskCreated) {}
+    }
+
+    // In memory: rebuilt from the beginning, all 9 events.
+    let manager = SubscriptionManager::new(
+        store.clone(),
+        Arc::new(InMemoryEventBus::new()),
+        store.clone(),
+    );
+    let titles = manager
+        .subscribe(Titles::default(), SubscriptionConfig::new(), "titles")
+        .await
+        .unwrap();
+    manager.start().await.unwrap();
+    titles.wait_for(9, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(titles.projection().lock().await.0.len(), 9);
+    manager.stop().await;
+
+    // Durable: refused, with what to do.
+    eventsource::CheckpointStore::save_progress(store.as_ref(), "durable", 1000, None, 1000)
+        .await
+        .unwrap();
+    let manager = SubscriptionManager::new(
+        store.clone(),
+        Arc::new(InMemoryEventBus::new()),
+        store.clone(),
+    );
+    manager
+        .subscribe(DurableTitles, SubscriptionConfig::new(), "durable")
+        .await
+        .unwrap();
+    match manager.start().await {
+        Err(Error::InvalidCheckpoint { projection, detail }) => {
+            assert_eq!(projection, "durable");
+            assert!(detail.contains("beyond the store's head 9"), "{detail}");
+        }
+        other => panic!("expected InvalidCheckpoint, got {other:?}"),
+    }
+    manager.stop().await;
+}

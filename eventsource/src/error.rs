@@ -291,6 +291,20 @@ pub enum Error {
         message: String,
     },
 
+    /// A saved checkpoint cannot be trusted: it is beyond the store's head (the store was
+    /// replaced or restored from an older backup) or does not read. A durable read model
+    /// does not start from it; an in-memory one is rebuilt from the beginning instead.
+    ///
+    /// Handling: reset the checkpoint ([`crate::CheckpointStore::reset`], after clearing
+    /// the read model) or save the position the read model really has.
+    #[error("the checkpoint of `{projection}` cannot be trusted: {detail}; reset it (with its read model) or save the position the read model really has")]
+    InvalidCheckpoint {
+        /// The projection (subscription) name.
+        projection: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+
     /// The store's schema is not there yet, or not complete: `initialize()` was not
     /// called on this database (or, on a database of eventsource-py, not yet to add the
     /// columns this library writes).

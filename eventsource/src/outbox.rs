@@ -152,6 +152,38 @@ pub trait OutboxStore: Send + Sync + fmt::Debug {
     async fn mark_failed(&self, id: i64) -> Result<()>;
 }
 
+/// Outbox rows as a store read them, each with its id when that column reads: the
+/// entries that decode, in order. Each one that does not is reported (logged with its
+/// id and why); when `pending`, it is also marked failed with that reason, so the relay
+/// passes over it instead of stopping at it, and an operator finds it among the failed
+/// entries.
+///
+/// # Errors
+/// Errors of the store while marking an entry failed.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) async fn readable_entries(
+    store: &dyn OutboxStore,
+    rows: Vec<(Option<i64>, Result<OutboxEntry>)>,
+    pending: bool,
+) -> Result<Vec<OutboxEntry>> {
+    let mut entries = Vec::with_capacity(rows.len());
+    for (id, row) in rows {
+        match row {
+            Ok(entry) => entries.push(entry),
+            Err(error) => {
+                tracing::error!(entry = ?id, %error, "an outbox entry does not read; it is passed over");
+                if let (true, Some(id)) = (pending, id) {
+                    store
+                        .increment_retry(id, &format!("unreadable entry: {error}"))
+                        .await?;
+                    store.mark_failed(id).await?;
+                }
+            }
+        }
+    }
+    Ok(entries)
+}
+
 /// Delivers outbox entries somewhere (a message broker, an [`EventBus`]).
 #[async_trait]
 pub trait OutboxPublisher: Send + Sync + fmt::Debug {

@@ -120,6 +120,23 @@ impl From<Error> for Failed {
     }
 }
 
+/// The rows of a listing that decode, in order; each one that does not is reported
+/// (logged as an error with why) and left out, so that one bad row does not hide the
+/// others. (Single lookups report their row's error to the caller instead.)
+pub(crate) fn readable_rows<T>(
+    what: &'static str,
+    rows: impl IntoIterator<Item = Result<T>>,
+) -> Vec<T> {
+    rows.into_iter()
+        .filter_map(|row| {
+            row.map_err(|error| {
+                tracing::error!(listing = what, %error, "a row does not read; it is left out of the listing");
+            })
+            .ok()
+        })
+        .collect()
+}
+
 /// A position or count as a SQL integer (saturating: no store holds 2^63 events).
 pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)

@@ -15,7 +15,7 @@ use super::worker::Worker;
 use crate::bus::{BusFilter, EventBus};
 use crate::checkpoint::{lag_metrics, CheckpointStore, LagMetrics};
 use crate::dlq::{DeadLetterStore, InMemoryDeadLetterStore};
-use crate::error::{Error, Result};
+use crate::error::{DatabaseErrorKind, Error, Result};
 use crate::panics::catch_unwind;
 use crate::projection::Projection;
 use crate::store::EventStore;
@@ -326,14 +326,40 @@ async fn start_position(
         StartFrom::Position(position) => position,
         StartFrom::End => store.get_global_position().await?,
         StartFrom::Checkpoint => {
-            let saved = checkpoints.get_position(&shared.name).await?.unwrap_or(0);
-            if shared.durable || saved == 0 {
+            let name = &shared.name;
+            let distrust = |detail: String| -> Result<u64> {
+                if shared.durable {
+                    return Err(Error::InvalidCheckpoint {
+                        projection: name.clone(),
+                        detail,
+                    });
+                }
+                tracing::error!(subscription = %name, %detail, "the checkpoint cannot be trusted; rebuilding the in-memory projection from the beginning");
+                Ok(0)
+            };
+            let saved = match checkpoints.get_position(name).await {
+                Ok(saved) => saved.unwrap_or(0),
+                Err(error) if error.database_kind() == Some(DatabaseErrorKind::Corrupt) => {
+                    return distrust(error.to_string());
+                }
+                Err(error) => return Err(error),
+            };
+            if saved == 0 {
+                return Ok(0);
+            }
+            let head = store.get_global_position().await?;
+            if saved > head {
+                return distrust(format!(
+                    "it is at position {saved}, beyond the store's head {head}"
+                ));
+            }
+            if shared.durable {
                 saved
             } else {
                 // The read model is in memory and this process has not run it: it is
                 // empty, whatever the checkpoint of an earlier process says.
                 tracing::warn!(
-                    subscription = %shared.name,
+                    subscription = %name,
                     checkpoint = saved,
                     "the projection is not durable (its read model is in memory): rebuilding it from the beginning instead of resuming at the checkpoint of an earlier process"
                 );

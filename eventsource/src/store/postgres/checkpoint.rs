@@ -10,6 +10,7 @@ use super::{db_error, to_i64, PostgresEventStore};
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::error::{Error, Result};
 use crate::store::schema_state::Need;
+use crate::store::sql::readable_rows;
 
 const COLUMNS: &str =
     "projection_name, global_position, last_event_id, last_event_type, events_processed, last_processed_at";
@@ -93,7 +94,10 @@ impl CheckpointStore for PostgresEventStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error("get_all_checkpoints"))?;
-        rows.iter().map(decode).collect()
+        Ok(readable_rows(
+            "get_all_checkpoints",
+            rows.iter().map(decode),
+        ))
     }
 
     async fn reset(&self, projection_name: &str) -> Result<()> {

@@ -12,6 +12,7 @@ use crate::dlq::{
 };
 use crate::error::{Error, Result};
 use crate::store::schema_state::Need;
+use crate::store::sql::readable_rows;
 
 const COLUMNS: &str =
     "id, event_id, projection_name, event_type, global_position, event_data::text, error_message, \
@@ -97,7 +98,7 @@ impl DeadLetterStore for PostgresEventStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error("get_failed_events"))?;
-        rows.iter().map(decode).collect()
+        Ok(readable_rows("get_failed_events", rows.iter().map(decode)))
     }
 
     async fn get_failed_event(&self, id: i64) -> Result<Option<DeadLetter>> {

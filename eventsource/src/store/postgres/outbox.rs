@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{db_error, to_i64, PostgresEventStore};
 use crate::error::{Error, Result};
-use crate::outbox::{OutboxEntry, OutboxStatus, OutboxStore};
+use crate::outbox::{readable_entries, OutboxEntry, OutboxStatus, OutboxStore};
 use crate::store::schema_state::Need;
 use crate::stored::StoredEvent;
 
@@ -50,6 +50,28 @@ fn decode(row: &PgRow) -> Result<OutboxEntry> {
 }
 
 impl PostgresEventStore {
+    /// The rows of `event_outbox`, each decoded, with its id when that reads.
+    async fn read_entries(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: u64,
+    ) -> Result<Vec<(Option<i64>, Result<OutboxEntry>)>> {
+        self.ready(Need::Table("event_outbox")).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM {} WHERE ($1::text IS NULL OR status = $1) ORDER BY id LIMIT $2",
+            self.tables.outbox
+        ))
+        .bind(status.map(OutboxStatus::as_str))
+        .bind(to_i64(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("get_outbox_entries"))?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.try_get::<i64, _>(0).ok(), decode(row)))
+            .collect())
+    }
+
     /// Runs an UPDATE of one outbox entry (`$1` is its id).
     async fn update_outbox(&self, id: i64, operation: &'static str, set: &str) -> Result<()> {
         self.ready(Need::Table("event_outbox")).await?;
@@ -92,7 +114,10 @@ impl OutboxStore for PostgresEventStore {
     }
 
     async fn get_pending_events(&self, limit: u64) -> Result<Vec<OutboxEntry>> {
-        self.get_entries(Some(OutboxStatus::Pending), limit).await
+        let rows = self
+            .read_entries(Some(OutboxStatus::Pending), limit)
+            .await?;
+        readable_entries(self, rows, true).await
     }
 
     async fn get_entries(
@@ -100,17 +125,8 @@ impl OutboxStore for PostgresEventStore {
         status: Option<OutboxStatus>,
         limit: u64,
     ) -> Result<Vec<OutboxEntry>> {
-        self.ready(Need::Table("event_outbox")).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM {} WHERE ($1::text IS NULL OR status = $1) ORDER BY id LIMIT $2",
-            self.tables.outbox
-        ))
-        .bind(status.map(OutboxStatus::as_str))
-        .bind(to_i64(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error("get_outbox_entries"))?;
-        rows.iter().map(decode).collect()
+        let rows = self.read_entries(status, limit).await?;
+        readable_entries(self, rows, false).await
     }
 
     async fn mark_published(&self, id: i64) -> Result<()> {

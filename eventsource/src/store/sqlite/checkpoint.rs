@@ -12,6 +12,7 @@ use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::envelope::now;
 use crate::error::{Error, Result};
 use crate::store::schema_state::Need;
+use crate::store::sql::readable_rows;
 
 const COLUMNS: &str =
     "projection_name, global_position, last_event_id, last_event_type, events_processed, last_processed_at";
@@ -90,7 +91,13 @@ pub(super) async fn position_on(conn: &mut SqliteConnection, projection_name: &s
     .fetch_optional(&mut *conn)
     .await
     .map_err(db_error("get_checkpoint"))?;
-    Ok(position.and_then(|p| u64::try_from(p).ok()).unwrap_or(0))
+    match position {
+        None => Ok(0),
+        Some(p) => u64::try_from(p).map_err(|_| Error::InvalidCheckpoint {
+            projection: projection_name.to_owned(),
+            detail: format!("it is at position {p}"),
+        }),
+    }
 }
 
 #[async_trait]
@@ -142,7 +149,10 @@ impl CheckpointStore for SqliteEventStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error("get_all_checkpoints"))?;
-        rows.iter().map(decode).collect()
+        Ok(readable_rows(
+            "get_all_checkpoints",
+            rows.iter().map(decode),
+        ))
     }
 
     async fn reset(&self, projection_name: &str) -> Result<()> {

@@ -15,6 +15,7 @@ use crate::envelope::now;
 use crate::error::{Error, Result};
 use crate::store::quoted;
 use crate::store::schema_state::Need;
+use crate::store::sql::readable_rows;
 
 const COLUMNS: &str =
     "id, event_id, projection_name, event_type, global_position, event_data, error_message, \
@@ -124,7 +125,7 @@ impl DeadLetterStore for SqliteEventStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_error("get_failed_events"))?;
-        rows.iter().map(decode).collect()
+        Ok(readable_rows("get_failed_events", rows.iter().map(decode)))
     }
 
     async fn get_failed_event(&self, id: i64) -> Result<Option<DeadLetter>> {

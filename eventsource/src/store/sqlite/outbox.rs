@@ -9,7 +9,7 @@ use super::row::{format_timestamp, parse_timestamp};
 use super::{db_error, SqliteEventStore};
 use crate::envelope::now;
 use crate::error::{Error, Result};
-use crate::outbox::{OutboxEntry, OutboxStatus, OutboxStore};
+use crate::outbox::{readable_entries, OutboxEntry, OutboxStatus, OutboxStore};
 use crate::store::quoted;
 use crate::store::schema_state::Need;
 use crate::stored::StoredEvent;
@@ -58,6 +58,28 @@ fn decode(row: &SqliteRow) -> Result<OutboxEntry> {
 }
 
 impl SqliteEventStore {
+    /// The rows of `event_outbox`, each decoded, with its id when that reads.
+    async fn read_entries(
+        &self,
+        status: Option<OutboxStatus>,
+        limit: u64,
+    ) -> Result<Vec<(Option<i64>, Result<OutboxEntry>)>> {
+        self.ready("get_outbox_entries", Need::Table("event_outbox"), false)
+            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM event_outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2"
+        ))
+        .bind(status.map(OutboxStatus::as_str))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("get_outbox_entries"))?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.try_get::<i64, _>(0).ok(), decode(row)))
+            .collect())
+    }
+
     async fn update_outbox(
         &self,
         id: i64,
@@ -111,7 +133,10 @@ impl OutboxStore for SqliteEventStore {
     }
 
     async fn get_pending_events(&self, limit: u64) -> Result<Vec<OutboxEntry>> {
-        self.get_entries(Some(OutboxStatus::Pending), limit).await
+        let rows = self
+            .read_entries(Some(OutboxStatus::Pending), limit)
+            .await?;
+        readable_entries(self, rows, true).await
     }
 
     async fn get_entries(
@@ -119,17 +144,8 @@ impl OutboxStore for SqliteEventStore {
         status: Option<OutboxStatus>,
         limit: u64,
     ) -> Result<Vec<OutboxEntry>> {
-        self.ready("get_outbox_entries", Need::Table("event_outbox"), false)
-            .await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM event_outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2"
-        ))
-        .bind(status.map(OutboxStatus::as_str))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error("get_outbox_entries"))?;
-        rows.iter().map(decode).collect()
+        let rows = self.read_entries(status, limit).await?;
+        readable_entries(self, rows, false).await
     }
 
     async fn mark_published(&self, id: i64) -> Result<()> {
