@@ -56,7 +56,7 @@ pub struct EventEnvelope {
 /// | actor id | may be empty; no control character |
 /// | event version | 1 to 2,147,483,647 (PostgreSQL's `INTEGER`) |
 /// | timestamp | years 1 to 9999 (SQLite compares ISO 8601 text); kept to the microsecond ([`with_timestamp`](Self::with_timestamp) truncates) |
-/// | payload, metadata | any JSON (the payload of a registered type must decode to it); stored escaped, so control characters inside strings are fine |
+/// | payload, metadata | any JSON (the payload of a registered type must decode to it) without the NUL character U+0000 in a string or key (PostgreSQL's `JSONB` cannot hold it); stored escaped, so other control characters inside strings are fine |
 /// | event type and declared aggregate | the event type is not claimed by two Rust types; an event declared with `#[event(aggregate = "...")]` goes only to streams of that aggregate type |
 ///
 /// ```

@@ -159,7 +159,7 @@ pub trait OutboxStore: Send + Sync + fmt::Debug {
 /// entries.
 ///
 /// # Errors
-/// Errors of the store while marking an entry failed.
+/// None so far: a failure to mark an entry is logged (the signature leaves room).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) async fn readable_entries(
     store: &dyn OutboxStore,
@@ -173,10 +173,18 @@ pub(crate) async fn readable_entries(
             Err(error) => {
                 tracing::error!(entry = ?id, %error, "an outbox entry does not read; it is passed over");
                 if let (true, Some(id)) = (pending, id) {
-                    store
+                    // Even when it cannot be marked (a column too broken to update),
+                    // the readable entries are still handed out.
+                    let marked = match store
                         .increment_retry(id, &format!("unreadable entry: {error}"))
-                        .await?;
-                    store.mark_failed(id).await?;
+                        .await
+                    {
+                        Ok(_) => store.mark_failed(id).await,
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = marked {
+                        tracing::error!(entry = id, %error, "an unreadable outbox entry could not be marked failed");
+                    }
                 }
             }
         }

@@ -43,9 +43,11 @@ pub mod sqlite;
 mod validate;
 
 pub use memory::InMemoryEventStore;
-pub(crate) use validate::{capped, check_batch, check_json};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use validate::clamp_timestamp;
 #[cfg(feature = "sqlite")]
-pub(crate) use validate::{clamp_timestamp, quoted};
+pub(crate) use validate::quoted;
+pub(crate) use validate::{capped, check_batch, check_json};
 
 /// An async stream of stored events, as returned by [`EventStore::read_all`] and
 /// [`EventStore::read_stream`]. Rows are fetched in pages, never all at once.

@@ -36,7 +36,7 @@ fn cut(value: &str) -> (String, usize) {
     (head, chars.count())
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// `t` moved into the range every store keeps ([`timestamp_in_range`]): what a time
 /// filter beyond it means (no stored event lies outside it).
 pub(crate) fn clamp_timestamp(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -99,7 +99,8 @@ pub(crate) fn check_json(event_type: &str, payload: &str, metadata: &str) -> Res
         if json_has_nul(json) {
             return Err(Error::InvalidInput {
                 message: format!(
-                    "the {what} of `{event_type}` holds a NUL character (U+0000) in a string, which PostgreSQL cannot store"
+                    "the {what} of {} holds a NUL character (U+0000) in a string, which PostgreSQL cannot store",
+                    quoted(event_type)
                 ),
             });
         }
@@ -129,8 +130,8 @@ pub(crate) fn check_batch(
         if version == 0 || i32::try_from(version).is_err() {
             return Err(Error::InvalidInput {
                 message: format!(
-                    "event_version {version} of `{}` is out of range (1 to {})",
-                    event.event_type(),
+                    "event_version {version} of {} is out of range (1 to {})",
+                    quoted(event.event_type()),
                     i32::MAX
                 ),
             });
@@ -138,9 +139,9 @@ pub(crate) fn check_batch(
         if !timestamp_in_range(event.timestamp) {
             return Err(Error::InvalidInput {
                 message: format!(
-                    "timestamp {} of `{}` is outside the years 1 to 9999",
+                    "timestamp {} of {} is outside the years 1 to 9999",
                     event.timestamp.to_rfc3339(),
-                    event.event_type()
+                    quoted(event.event_type())
                 ),
             });
         }
@@ -148,8 +149,8 @@ pub(crate) fn check_batch(
         if let Some(declared) = declared.filter(|d| *d != aggregate_type) {
             return Err(Error::InvalidInput {
                 message: format!(
-                    "event `{}` is declared for aggregate type `{declared}` (#[event(aggregate = \"{declared}\")]) and cannot be appended to a {} stream",
-                    event.event_type(),
+                    "event {} is declared for aggregate type `{declared}` (#[event(aggregate = \"{declared}\")]) and cannot be appended to a {} stream",
+                    quoted(event.event_type()),
                     quoted(aggregate_type)
                 ),
             });
@@ -171,7 +172,7 @@ mod tests {
         assert!(message.ends_with("(99936 more characters)"), "{message}");
     }
 
-    #[cfg(feature = "sqlite")]
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     #[test]
     fn filters_beyond_the_range_are_clamped() {
         assert_eq!(clamp_timestamp(DateTime::<Utc>::MIN_UTC).year(), 1);

@@ -15,7 +15,7 @@ use super::worker::Worker;
 use crate::bus::{BusFilter, EventBus};
 use crate::checkpoint::{lag_metrics, CheckpointStore, LagMetrics};
 use crate::dlq::{DeadLetterStore, InMemoryDeadLetterStore};
-use crate::error::{DatabaseErrorKind, Error, Result};
+use crate::error::{Error, Result};
 use crate::panics::catch_unwind;
 use crate::projection::Projection;
 use crate::store::EventStore;
@@ -339,9 +339,7 @@ async fn start_position(
             };
             let saved = match checkpoints.get_position(name).await {
                 Ok(saved) => saved.unwrap_or(0),
-                Err(error) if error.database_kind() == Some(DatabaseErrorKind::Corrupt) => {
-                    return distrust(error.to_string());
-                }
+                Err(Error::InvalidCheckpoint { detail, .. }) => return distrust(detail),
                 Err(error) => return Err(error),
             };
             if saved == 0 {

@@ -15,7 +15,19 @@ use crate::store::sql::readable_rows;
 const COLUMNS: &str =
     "projection_name, global_position, last_event_id, last_event_type, events_processed, last_processed_at";
 
+/// A checkpoint row; one that does not read (and names its projection) is
+/// [`Error::InvalidCheckpoint`], so that it is not mistaken for a broken database.
 fn decode(row: &PgRow) -> Result<Checkpoint> {
+    decode_row(row).map_err(|error| match (row.try_get::<String, _>(0), error) {
+        (Ok(projection), error @ Error::Database { .. }) => Error::InvalidCheckpoint {
+            projection,
+            detail: error.to_string(),
+        },
+        (_, error) => error,
+    })
+}
+
+fn decode_row(row: &PgRow) -> Result<Checkpoint> {
     let op = "get_checkpoint";
     let name: String = row.try_get(0).map_err(db_error(op))?;
     let position: i64 = row.try_get(1).map_err(db_error(op))?;

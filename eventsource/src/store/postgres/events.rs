@@ -17,6 +17,7 @@ use super::{db_error, is_unique_violation, to_i64, to_u64, PostgresEventStore};
 use crate::envelope::NewEvent;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
+use crate::store::clamp_timestamp;
 use crate::store::page::{paginate_ahead, Fetched, PageRow};
 use crate::store::schema_state::{after_check, Need};
 use crate::store::sql::{encode_batch, EncodedEvent, Failed, Written};
@@ -64,10 +65,10 @@ impl Filter {
             self.push("tenant_id = $?", Bind::Uuid(tenant));
         }
         if let Some(from) = options.from_timestamp {
-            self.push("timestamp >= $?", Bind::Time(from));
+            self.push("timestamp >= $?", Bind::Time(clamp_timestamp(from)));
         }
         if let Some(to) = options.to_timestamp {
-            self.push("timestamp <= $?", Bind::Time(to));
+            self.push("timestamp <= $?", Bind::Time(clamp_timestamp(to)));
         }
         if let Some(types) = &options.event_types {
             self.push("event_type = ANY($?)", Bind::Texts(types.clone()));
@@ -491,10 +492,10 @@ impl EventStore for PostgresEventStore {
                 filter.push("version >= $?", Bind::Int(to_i64(v)));
             }
             if let Some(from) = options.from_timestamp {
-                filter.push("timestamp >= $?", Bind::Time(from));
+                filter.push("timestamp >= $?", Bind::Time(clamp_timestamp(from)));
             }
             if let Some(to) = options.to_timestamp {
-                filter.push("timestamp <= $?", Bind::Time(to));
+                filter.push("timestamp <= $?", Bind::Time(clamp_timestamp(to)));
             }
             let sql = format!(
                 "SELECT {SELECT} FROM {} WHERE {} ORDER BY version",
@@ -546,7 +547,7 @@ impl EventStore for PostgresEventStore {
                     filter.push("tenant_id = $?", Bind::Uuid(tenant));
                 }
                 if let Some(from) = from_timestamp {
-                    filter.push("timestamp >= $?", Bind::Time(from));
+                    filter.push("timestamp >= $?", Bind::Time(clamp_timestamp(from)));
                 }
                 let sql = format!(
                     "SELECT {SELECT} FROM {} WHERE {} ORDER BY global_position",

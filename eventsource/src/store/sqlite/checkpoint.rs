@@ -17,7 +17,19 @@ use crate::store::sql::readable_rows;
 const COLUMNS: &str =
     "projection_name, global_position, last_event_id, last_event_type, events_processed, last_processed_at";
 
+/// A checkpoint row; one that does not read (and names its projection) is
+/// [`Error::InvalidCheckpoint`], so that it is not mistaken for a broken database.
 fn decode(row: &SqliteRow) -> Result<Checkpoint> {
+    decode_row(row).map_err(|error| match (row.try_get::<String, _>(0), error) {
+        (Ok(projection), error @ Error::Database { .. }) => Error::InvalidCheckpoint {
+            projection,
+            detail: error.to_string(),
+        },
+        (_, error) => error,
+    })
+}
+
+fn decode_row(row: &SqliteRow) -> Result<Checkpoint> {
     let invalid = |detail: String| Error::Database {
         operation: "get_checkpoint",
         kind: crate::error::DatabaseErrorKind::Corrupt,

@@ -216,6 +216,12 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             position_on(&mut conn, &self.name).await?
         };
         let head = self.store.get_global_position().await?;
+        if start > head {
+            return Err(Error::InvalidCheckpoint {
+                projection: self.name.clone(),
+                detail: format!("it is at position {start}, beyond the store's head {head}"),
+            });
+        }
         let options = ReadOptions::new()
             .from_position(start)
             .limit(self.batch_size)
