@@ -196,11 +196,15 @@ impl Shared {
     /// `timeout` passes.
     pub(super) async fn wait_for(&self, position: u64, timeout: Duration) -> Result<()> {
         let mut receiver = self.position.subscribe();
+        // The `Ref` `wait_for` returns holds the channel's read lock: dropped here, before
+        // the position is read again (a second read lock while a send waits for the
+        // write lock would deadlock).
         let waited = tokio::time::timeout(
             timeout,
             receiver.wait_for(|p| *p >= position || self.health().state.is_terminal()),
         )
-        .await;
+        .await
+        .map(|reached| reached.map(|_| ()));
         let reached = *self.position.borrow();
         if reached >= position {
             if let Some(letter) = self.dead_letter_at(position) {
