@@ -137,6 +137,42 @@ pub(crate) fn readable_rows<T>(
         .collect()
 }
 
+/// Ends an append's transaction by what its statements did: commit after writes, roll
+/// back otherwise, so that its connection goes back to the pool outside any transaction
+/// (and, on PostgreSQL, the append lock is released at once). `Ok(None)` for a conflict,
+/// which the caller describes with the stream's version.
+///
+/// When even the rollback of a failed append fails (SQLite rolled back by itself, e.g.
+/// on a full disk), the append's own error is returned, and the pool closes the
+/// connection instead of handing it out again.
+///
+/// # Errors
+/// The append's error; a failed commit, or rollback after a conflict.
+pub(crate) async fn end_append<DB: sqlx::Database>(
+    tx: sqlx::Transaction<'_, DB>,
+    written: std::result::Result<Written, Failed>,
+) -> Result<Option<crate::store::AppendResult>> {
+    const OP: &str = "append_events";
+    match written {
+        Ok(Written::Yes(result)) => {
+            tx.commit().await.map_err(db_error(OP))?;
+            Ok(Some(result))
+        }
+        Ok(Written::Nothing(result)) => {
+            tx.rollback().await.map_err(db_error(OP))?;
+            Ok(Some(result))
+        }
+        Err(Failed::Conflict) => {
+            tx.rollback().await.map_err(db_error(OP))?;
+            Ok(None)
+        }
+        Err(Failed::Error(error)) => {
+            let _ = tx.rollback().await;
+            Err(error)
+        }
+    }
+}
+
 /// A position or count as a SQL integer (saturating: no store holds 2^63 events).
 pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)

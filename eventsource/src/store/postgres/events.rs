@@ -20,7 +20,7 @@ use crate::registry::EventRegistry;
 use crate::store::clamp_timestamp;
 use crate::store::page::{paginate_ahead, Fetched, PageRow};
 use crate::store::schema_state::{after_check, Need};
-use crate::store::sql::{encode_batch, EncodedEvent, Failed, Written};
+use crate::store::sql::{encode_batch, end_append, EncodedEvent, Failed, Written};
 use crate::store::{
     check_batch, plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount,
     ExpectedVersion, GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId,
@@ -373,15 +373,6 @@ impl EventStore for PostgresEventStore {
             self.ready(Need::WriteEvents).await?;
             // Serialize (and check raw payloads of registered types) before taking the
             // append lock, so the lock is held for SQL only.
-            if let Some(e) = events.iter().find(|e| i32::try_from(e.event_version()).is_err()) {
-                return Err(Error::InvalidInput {
-                    message: format!(
-                        "event_version {} of `{}` does not fit PostgreSQL's INTEGER column",
-                        e.event_version(),
-                        e.event_type()
-                    ),
-                });
-            }
             check_batch(&self.registry, aggregate_type, &events)?;
             self.ensure_outbox().await?;
             let encoded = encode_batch(&self.registry, &events)?;
@@ -456,25 +447,11 @@ impl EventStore for PostgresEventStore {
             .await;
             // Every way out ends the transaction here, releasing the schema's append lock
             // at once rather than when the connection is next used.
-            match written {
-                Ok(Written::Yes(result)) => {
-                    tx.commit().await.map_err(db_error(OP))?;
-                    Ok(result)
-                }
-                Ok(Written::Nothing(result)) => {
-                    tx.rollback().await.map_err(db_error(OP))?;
-                    Ok(result)
-                }
-                Err(Failed::Conflict) => {
-                    tx.rollback().await.map_err(db_error(OP))?;
-                    Err(self
-                        .conflict(aggregate_id, aggregate_type, expected_version)
-                        .await)
-                }
-                Err(Failed::Error(error)) => {
-                    let _ = tx.rollback().await;
-                    Err(error)
-                }
+            match end_append(tx, written).await? {
+                Some(result) => Ok(result),
+                None => Err(self
+                    .conflict(aggregate_id, aggregate_type, expected_version)
+                    .await),
             }
         })
     }

@@ -20,7 +20,7 @@ use crate::registry::EventRegistry;
 use crate::store::clamp_timestamp;
 use crate::store::page::{paginate_ahead, Fetched, PageRow};
 use crate::store::schema_state::{after_check, Need};
-use crate::store::sql::{encode_batch, to_i64, to_u64, EncodedEvent, Failed, Written};
+use crate::store::sql::{encode_batch, end_append, to_i64, to_u64, EncodedEvent, Failed, Written};
 use crate::store::{
     check_batch, plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount,
     ExpectedVersion, GetEventsOptions, ReadDirection, ReadOptions, ReplayedEvent,
@@ -318,12 +318,6 @@ async fn stored_positions(
     Ok(found)
 }
 
-/// Ends a transaction that wrote nothing, explicitly, so that its connection goes back to
-/// the pool outside any transaction.
-async fn end_transaction(tx: sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<()> {
-    tx.rollback().await.map_err(db_error("append_events"))
-}
-
 impl SqliteEventStore {
     /// The statements of an append, inside its `BEGIN IMMEDIATE` transaction.
     async fn append_in(
@@ -455,32 +449,14 @@ impl EventStore for SqliteEventStore {
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(db_error(OP))?;
-            match self
+            let written = self
                 .append_in(&mut tx, aggregate_id, aggregate_type, &events, &encoded, expected_version)
-                .await
-            {
-                Ok(Written::Yes(result)) => {
-                    tx.commit().await.map_err(db_error(OP))?;
-                    Ok(result)
-                }
-                Ok(Written::Nothing(result)) => {
-                    end_transaction(tx).await?;
-                    Ok(result)
-                }
-                Err(Failed::Conflict) => {
-                    end_transaction(tx).await?;
-                    Err(self
-                        .conflict(aggregate_id, aggregate_type, expected_version)
-                        .await)
-                }
-                Err(Failed::Error(error)) => {
-                    // Rolled back here, so that the connection goes back to the pool in a
-                    // known state; if even the rollback fails (the database rolled back
-                    // by itself, e.g. when the disk is full), the pool closes the
-                    // connection instead of handing it out again (see `open`).
-                    let _ = tx.rollback().await;
-                    Err(error)
-                }
+                .await;
+            match end_append(tx, written).await? {
+                Some(result) => Ok(result),
+                None => Err(self
+                    .conflict(aggregate_id, aggregate_type, expected_version)
+                    .await),
             }
         })
     }
