@@ -171,6 +171,64 @@ where
     }))
 }
 
+/// At most this many misplaced rows are reported by one read (see [`with_misplaced`]);
+/// the stores read one more, to tell that there are more.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) const MISPLACED_MAX: usize = 10_000;
+
+/// `main` with the rows that have no place in its order added: rows another tool wrote
+/// at a global position or version below 1 (or, on SQLite, at a version that is not an
+/// integer), which no page of `main` reaches. `misplaced` reads them, each as the error
+/// it decodes to.
+///
+/// They are reported where the read covers the start of the order: first by a forward
+/// read from the start, last by a backward read that runs to it. So a full read in
+/// either direction reports every one of them once, and a read resuming from a
+/// position (a subscription's catch-up) does not report them again. They count against
+/// the read's limit. The query runs only when the stream gets that far.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn with_misplaced<'a>(
+    options: &ReadOptions,
+    main: StoredEventStream<'a>,
+    misplaced: BoxFuture<'a, Result<Vec<Result<StoredEvent>>>>,
+) -> StoredEventStream<'a> {
+    use futures::StreamExt;
+    let misplaced = async move {
+        runtime()?;
+        misplaced.await
+    };
+    let misplaced = stream::once(misplaced).flat_map(|rows| {
+        stream::iter(match rows {
+            Ok(rows) => rows,
+            Err(error) => vec![Err(error)],
+        })
+    });
+    let combined: StoredEventStream<'a> = match options.direction {
+        ReadDirection::Forward if options.from_position == 0 => Box::pin(misplaced.chain(main)),
+        ReadDirection::Forward => return main,
+        ReadDirection::Backward => Box::pin(main.chain(misplaced)),
+    };
+    match options.limit {
+        Some(limit) => Box::pin(combined.take(usize::try_from(limit).unwrap_or(usize::MAX))),
+        None => combined,
+    }
+}
+
+/// The error that ends the misplaced rows of a read when there are more than
+/// [`MISPLACED_MAX`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn too_many_misplaced(operation: &'static str) -> Error {
+    Error::Database {
+        operation,
+        kind: crate::error::DatabaseErrorKind::Corrupt,
+        source: format!(
+            "more than {MISPLACED_MAX} rows have a global position or version below 1 or not \
+             an integer (written by another tool); the first {MISPLACED_MAX} were reported"
+        )
+        .into(),
+    }
+}
+
 /// The receiving end of the pages the reading task sends.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 type PageReceiver<T> = tokio::sync::mpsc::Receiver<Result<Fetched<T>>>;
@@ -226,13 +284,18 @@ impl<T: Send + 'static> AbortOnDrop<T> {
     /// Spawns `task` on the current tokio runtime, or says that there is none.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     fn try_spawn(task: impl Future<Output = Result<T>> + Send + 'static) -> Result<Self> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| Error::Database {
-            operation: "read",
-            kind: crate::error::DatabaseErrorKind::Other,
-            source: format!("reading a SQL store needs a tokio runtime: {e}").into(),
-        })?;
-        Ok(AbortOnDrop(runtime.spawn(task)))
+        Ok(AbortOnDrop(runtime()?.spawn(task)))
     }
+}
+
+/// The current tokio runtime, or the error that a SQL store's read needs one.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn runtime() -> Result<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current().map_err(|e| Error::Database {
+        operation: "read",
+        kind: crate::error::DatabaseErrorKind::Other,
+        source: format!("reading a SQL store needs a tokio runtime: {e}").into(),
+    })
 }
 
 impl<T> Drop for AbortOnDrop<T> {

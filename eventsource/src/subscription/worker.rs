@@ -211,8 +211,9 @@ impl Worker {
                             ));
                             self.shared.dead_lettered(at, &event_type, &reason);
                             corrupt += 1;
-                            *position = at;
-                            self.shared.handled_to(at);
+                            // A row at no position (reported at 0) does not move it back.
+                            *position = (*position).max(at);
+                            self.shared.handled_to(*position);
                         }
                         None => {
                             read_error = Some(error);

@@ -1,11 +1,11 @@
 //! The [`CheckpointStore`] of [`PostgresEventStore`]: the `projection_checkpoints` table.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::timestamp::StoredTime;
 use super::{db_error, to_i64, PostgresEventStore};
 use crate::checkpoint::{Checkpoint, CheckpointStore};
 use crate::error::{Error, Result};
@@ -34,7 +34,11 @@ fn decode_row(row: &PgRow) -> Result<Checkpoint> {
     let event_id: Option<Uuid> = row.try_get(2).map_err(db_error(op))?;
     let event_type: Option<String> = row.try_get(3).map_err(db_error(op))?;
     let processed: i64 = row.try_get(4).map_err(db_error(op))?;
-    let processed_at: Option<DateTime<Utc>> = row.try_get(5).map_err(db_error(op))?;
+    // A time chrono cannot hold ('infinity') is no time of processing.
+    let processed_at = row
+        .try_get::<Option<StoredTime>, _>(5)
+        .map_err(db_error(op))?
+        .and_then(|t| t.0);
     Ok(Checkpoint {
         global_position: u64::try_from(position).map_err(|_| Error::Database {
             operation: op,

@@ -1,11 +1,11 @@
 //! The [`DeadLetterStore`] of [`PostgresEventStore`]: the `dead_letter_queue` table.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::timestamp::StoredTime;
 use super::{db_error, to_i64, PostgresEventStore};
 use crate::dlq::{
     DeadLetter, DeadLetterStatistics, DeadLetterStatus, DeadLetterStore, FailedEvent,
@@ -44,11 +44,22 @@ fn decode(row: &PgRow) -> Result<DeadLetter> {
         },
         status: DeadLetterStatus::parse(&status)
             .ok_or_else(|| invalid(format!("unknown status `{status}`")))?,
-        first_failed_at: row.try_get::<DateTime<Utc>, _>(8).map_err(db_error(op))?,
-        last_failed_at: row.try_get::<DateTime<Utc>, _>(9).map_err(db_error(op))?,
+        first_failed_at: row
+            .try_get::<StoredTime, _>(8)
+            .map_err(db_error(op))?
+            .time()
+            .map_err(|e| invalid(format!("first_failed_at: {e}")))?,
+        last_failed_at: row
+            .try_get::<StoredTime, _>(9)
+            .map_err(db_error(op))?
+            .time()
+            .map_err(|e| invalid(format!("last_failed_at: {e}")))?,
         resolved_at: row
-            .try_get::<Option<DateTime<Utc>>, _>(11)
-            .map_err(db_error(op))?,
+            .try_get::<Option<StoredTime>, _>(11)
+            .map_err(db_error(op))?
+            .map(StoredTime::time)
+            .transpose()
+            .map_err(|e| invalid(format!("resolved_at: {e}")))?,
         resolution: row.try_get(12).map_err(db_error(op))?,
     })
 }

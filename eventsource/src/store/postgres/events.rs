@@ -18,7 +18,9 @@ use crate::envelope::NewEvent;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::clamp_timestamp;
-use crate::store::page::{paginate_ahead, Fetched, PageRow};
+use crate::store::page::{
+    paginate_ahead, too_many_misplaced, with_misplaced, Fetched, PageRow, MISPLACED_MAX,
+};
 use crate::store::schema_state::{after_check, Need};
 use crate::store::sql::{encode_batch, end_append, EncodedEvent, Failed, Written};
 use crate::store::{
@@ -123,7 +125,8 @@ async fn fetch_events(
         .collect()
 }
 
-/// A paginated read over `position_column` (global_position or version).
+/// A paginated read over `position_column` (global_position or version); rows another
+/// tool wrote at a position or version below 1 are reported as [`with_misplaced`] says.
 fn paged_read<'a>(
     store: &PostgresEventStore,
     operation: &'static str,
@@ -136,15 +139,43 @@ fn paged_read<'a>(
         ReadDirection::Backward => ("<", "DESC"),
     };
     let sql: Arc<str> = format!(
-        "SELECT {SELECT} FROM {} WHERE {position_column} {cmp} $1 AND {} ORDER BY {position_column} {order} LIMIT $2",
+        "SELECT {SELECT} FROM {} WHERE {position_column} {cmp} $1 AND {position_column} >= 1 \
+         AND {} ORDER BY {position_column} {order} LIMIT $2",
         store.tables.events,
         filter.where_sql()
     )
     .into();
+    let misplaced_sql = format!(
+        "SELECT {SELECT} FROM {} WHERE {position_column} < 1 AND {} \
+         ORDER BY global_position LIMIT {}",
+        store.tables.events,
+        filter.where_sql(),
+        MISPLACED_MAX + 1
+    );
     let binds: Arc<[Bind]> = filter.binds.into();
     let pool = store.pool.clone();
     let registry = store.registry.clone();
-    paginate_ahead(
+    let misplaced = {
+        let (pool, registry, binds) = (pool.clone(), registry.clone(), binds.clone());
+        async move {
+            let query = sqlx::query(&misplaced_sql).bind(0_i64).bind(0_i64);
+            let rows = bind_all(query, &binds)
+                .fetch_all(&pool)
+                .await
+                .map_err(db_error(operation))?;
+            let mut rows: Vec<Result<StoredEvent>> = rows
+                .iter()
+                .map(|r| row::decode(r, &registry).and_then(|(_, event)| event))
+                .collect();
+            if rows.len() > MISPLACED_MAX {
+                rows.truncate(MISPLACED_MAX);
+                rows.push(Err(too_many_misplaced(operation)));
+            }
+            Ok(rows)
+        }
+        .boxed()
+    };
+    let main = paginate_ahead(
         options,
         move |cursor, limit| {
             let (pool, registry, sql, binds) =
@@ -188,7 +219,8 @@ fn paged_read<'a>(
             .boxed()
         },
         Ok,
-    )
+    );
+    with_misplaced(options, main, misplaced)
 }
 
 impl PostgresEventStore {
@@ -466,7 +498,9 @@ impl EventStore for PostgresEventStore {
             self.ready(Need::ReadEvents).await?;
             let mut filter = Filter::default().stream(aggregate_id, aggregate_type);
             if let Some(v) = options.from_version {
-                filter.push("version >= $?", Bind::Int(to_i64(v)));
+                // With the rows at a version below 1, which fail the read (naming the
+                // row) instead of being left out.
+                filter.push("(version >= $? OR version < 1)", Bind::Int(to_i64(v)));
             }
             if let Some(from) = options.from_timestamp {
                 filter.push("timestamp >= $?", Bind::Time(clamp_timestamp(from)));

@@ -43,6 +43,7 @@ mod outbox;
 mod row;
 mod schema;
 mod snapshot;
+mod timestamp;
 
 pub use bus::PostgresEventBus;
 

@@ -2,11 +2,11 @@
 //! the append's transaction when the store has the outbox on.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::timestamp::StoredTime;
 use super::{db_error, to_i64, PostgresEventStore};
 use crate::error::{Error, Result};
 use crate::outbox::{readable_entries, OutboxEntry, OutboxStatus, OutboxStore};
@@ -38,10 +38,17 @@ fn decode(row: &PgRow) -> Result<OutboxEntry> {
         tenant_id: row.try_get::<Option<Uuid>, _>(5).map_err(db_error(op))?,
         global_position: u64::try_from(position).unwrap_or(0),
         event_data: serde_json::from_str(&data).map_err(|e| invalid(format!("event_data: {e}")))?,
-        created_at: row.try_get::<DateTime<Utc>, _>(8).map_err(db_error(op))?,
+        created_at: row
+            .try_get::<StoredTime, _>(8)
+            .map_err(db_error(op))?
+            .time()
+            .map_err(|e| invalid(format!("created_at: {e}")))?,
         published_at: row
-            .try_get::<Option<DateTime<Utc>>, _>(9)
-            .map_err(db_error(op))?,
+            .try_get::<Option<StoredTime>, _>(9)
+            .map_err(db_error(op))?
+            .map(StoredTime::time)
+            .transpose()
+            .map_err(|e| invalid(format!("published_at: {e}")))?,
         retry_count: u32::try_from(retries).unwrap_or(u32::MAX),
         last_error: row.try_get(11).map_err(db_error(op))?,
         status: OutboxStatus::parse(&status)

@@ -6,6 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::timestamp::StoredTime;
 use crate::envelope::EventEnvelope;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
@@ -24,19 +25,24 @@ pub(super) const SELECT: &str = "global_position, event_id, aggregate_id, aggreg
 /// The outer error is a database error (no readable position); the inner one is
 /// [`Error::CorruptEvent`] for the row at that position.
 pub(super) fn decode(row: &PgRow, registry: &EventRegistry) -> Result<(u64, Result<StoredEvent>)> {
-    let position: i64 = row.try_get(0).map_err(db_error("decode row"))?;
-    let position = u64::try_from(position).map_err(|_| Error::Database {
-        operation: "decode row",
-        kind: crate::error::DatabaseErrorKind::Corrupt,
-        source: format!("negative global_position {position}").into(),
-    })?;
+    let stored: i64 = row.try_get(0).map_err(db_error("decode row"))?;
     let event_id: Option<Uuid> = row.try_get(1).ok();
     let event_type: String = row.try_get(4).unwrap_or_default();
+    // Positions start at 1: a row below (another tool's) is reported at 0.
+    let position = u64::try_from(stored).ok().filter(|p| *p >= 1);
     let corrupt = |reason: String| Error::CorruptEvent {
-        global_position: position,
+        global_position: position.unwrap_or(0),
         event_id,
         event_type: event_type.clone(),
         reason,
+    };
+    let Some(position) = position else {
+        return Ok((
+            0,
+            Err(corrupt(format!(
+                "global_position {stored} is not a position (they start at 1)"
+            ))),
+        ));
     };
     let event = decode_at(row, position, registry, &event_type, corrupt).map_err(|e| match e {
         // The registry does not know the event id: name it.
@@ -69,18 +75,29 @@ fn decode_at(
     let aggregate_id: Uuid = row.try_get(2).map_err(|e| column(2, "aggregate_id", e))?;
     let aggregate_type: String = row.try_get(3).map_err(|e| column(3, "aggregate_type", e))?;
     let event_version: i32 = row.try_get(5).map_err(|e| column(5, "event_version", e))?;
-    let event_version = u32::try_from(event_version).map_err(|_| {
-        corrupt(format!(
-            "event_version {event_version} is not a schema version"
-        ))
-    })?;
+    let event_version = u32::try_from(event_version)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| {
+            corrupt(format!(
+                "event_version {event_version} is not a schema version"
+            ))
+        })?;
     let tenant_id: Option<Uuid> = row.try_get(6).map_err(|e| column(6, "tenant_id", e))?;
     let actor_id: Option<String> = row.try_get(7).map_err(|e| column(7, "actor_id", e))?;
     let version: i64 = row.try_get(8).map_err(|e| column(8, "version", e))?;
     let aggregate_version = u64::try_from(version)
-        .map_err(|_| corrupt(format!("version {version} is not a stream version")))?;
-    let timestamp: DateTime<Utc> = row.try_get(9).map_err(|e| column(9, "timestamp", e))?;
-    let stored_at: DateTime<Utc> = row.try_get(10).map_err(|e| column(10, "created_at", e))?;
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| corrupt(format!("version {version} is not a stream version")))?;
+    let time = |i: usize, name: &str| -> Result<DateTime<Utc>> {
+        row.try_get::<StoredTime, _>(i)
+            .map_err(|e| column(i, name, e))?
+            .time()
+            .map_err(|e| corrupt(format!("{name}: {e}")))
+    };
+    let timestamp = time(9, "timestamp")?;
+    let stored_at = time(10, "created_at")?;
     let correlation_id: Option<Uuid> = row
         .try_get(11)
         .map_err(|e| column(11, "correlation_id", e))?;

@@ -2,10 +2,10 @@
 //! aggregate.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::timestamp::StoredTime;
 use super::{db_error, to_i64, PostgresEventStore};
 use crate::error::{Error, Result};
 use crate::snapshot::{Snapshot, SnapshotStore};
@@ -63,7 +63,11 @@ impl SnapshotStore for PostgresEventStore {
         let version: i64 = row.try_get(0).map_err(db_error("get_snapshot"))?;
         let schema_version: i32 = row.try_get(1).map_err(db_error("get_snapshot"))?;
         let state: String = row.try_get(2).map_err(db_error("get_snapshot"))?;
-        let created_at: DateTime<Utc> = row.try_get(3).map_err(db_error("get_snapshot"))?;
+        let created_at = row
+            .try_get::<StoredTime, _>(3)
+            .map_err(db_error("get_snapshot"))?
+            .time()
+            .map_err(|e| corrupt(format!("created_at: {e}")))?;
         Ok(Some(Snapshot {
             aggregate_id,
             aggregate_type: aggregate_type.to_owned(),

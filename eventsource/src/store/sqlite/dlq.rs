@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
-use super::row::{format_timestamp, parse_timestamp};
+use super::timestamp::{format_timestamp, parse_timestamp};
 use super::{db_error, SqliteEventStore};
 use crate::dlq::{
     DeadLetter, DeadLetterStatistics, DeadLetterStatus, DeadLetterStore, FailedEvent,

@@ -12,13 +12,17 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::page::{self as page_text, Bind, PageQuery, PageText, Record};
-use super::row::{self, format_timestamp};
+use super::row;
+use super::timestamp::format_timestamp;
+use super::unreadable::{self, unreadable};
 use super::{db_error, is_unique_violation, SqliteEventStore};
 use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::clamp_timestamp;
-use crate::store::page::{paginate_ahead, Fetched, PageRow};
+use crate::store::page::{
+    paginate_ahead, too_many_misplaced, with_misplaced, Fetched, PageRow, MISPLACED_MAX,
+};
 use crate::store::schema_state::{after_check, Need};
 use crate::store::sql::{encode_batch, end_append, to_i64, to_u64, EncodedEvent, Failed, Written};
 use crate::store::{
@@ -117,7 +121,7 @@ async fn fetch_events(
         .records()
         .map(|r| match r? {
             Record::Text(r) => row::decode(r, &store.registry).and_then(|(_, event)| event),
-            Record::NotUtf8(r) => Err(row::unreadable(r, &row::PAGE_COLUMNS)?.error),
+            Record::NotUtf8(r) => Err(unreadable(r, &unreadable::PAGE_COLUMNS)?.error),
         })
         .collect::<Result<Vec<_>>>()?;
     let by_version = order_column == "version";
@@ -134,8 +138,20 @@ async fn fetch_events(
     ))
 }
 
+/// The rows at a place in `position_column`'s order: a global position of 1 or more,
+/// or a version that is an integer of 1 or more (another tool may have stored text, a
+/// fraction or a BLOB, which SQLite sorts above every integer).
+fn placed(position_column: &str) -> &'static str {
+    if position_column == "version" {
+        "typeof(version) = 'integer' AND version >= 1"
+    } else {
+        "global_position >= 1"
+    }
+}
+
 /// A paginated read over `position_column` (global_position or version), keeping the
-/// position of corrupt rows so the stream can report them and go on.
+/// position of corrupt rows so the stream can report them and go on; rows with no place
+/// in that order are reported as [`with_misplaced`] says.
 fn paged_read<'a>(
     columns: &str,
     pool: SqlitePool,
@@ -150,15 +166,49 @@ fn paged_read<'a>(
         ReadDirection::Backward => ("<", "DESC"),
     };
     let descending = options.direction == ReadDirection::Backward;
+    let placed = placed(position_column);
     let inner = format!(
         "SELECT {columns} AS r, {position_column} AS n FROM events \
-         WHERE {position_column} {cmp} ? AND {} ORDER BY {position_column} {order} LIMIT ?",
+         WHERE {position_column} {cmp} ? AND {placed} AND {} \
+         ORDER BY {position_column} {order} LIMIT ?",
         filter.where_sql()
+    );
+    let misplaced_query = PageQuery::new(
+        &format!(
+            "SELECT {columns} AS r, global_position AS n FROM events \
+             WHERE NOT ({placed}) AND {} ORDER BY global_position LIMIT {}",
+            filter.where_sql(),
+            MISPLACED_MAX + 1
+        ),
+        "ASC",
     );
     let query = Arc::new(PageQuery::new(&inner, order));
     let binds: Arc<[Bind]> = filter.binds.into();
     let by_version = position_column == "version";
-    paginate_ahead(
+    let misplaced = {
+        let (pool, registry, binds) = (pool.clone(), registry.clone(), binds.clone());
+        async move {
+            let page = page_text::read(&pool, &misplaced_query, &binds, operation).await?;
+            let mut rows: Vec<Result<StoredEvent>> = page
+                .records()
+                .map(|r| match r? {
+                    Record::Text(r) => row::decode(r, &registry).and_then(|(_, event)| event),
+                    Record::NotUtf8(r) => Err(unreadable(r, &unreadable::PAGE_COLUMNS)?.error),
+                })
+                .map(|row| match row {
+                    Ok(event) => Err(misplaced_row(&event)),
+                    error => error,
+                })
+                .collect();
+            if rows.len() > MISPLACED_MAX {
+                rows.truncate(MISPLACED_MAX);
+                rows.push(Err(too_many_misplaced(operation)));
+            }
+            Ok(rows)
+        }
+        .boxed()
+    };
+    let main = paginate_ahead(
         options,
         move |cursor, limit| {
             let (pool, query, binds) = (pool.clone(), query.clone(), binds.clone());
@@ -171,6 +221,13 @@ fn paged_read<'a>(
                 all.extend(binds.iter().cloned());
                 all.push(Bind::Int(limit as i64));
                 let page = page_text::read(&pool, &query, &all, operation).await?;
+                if page.len > 0 && page.last.is_none() {
+                    return Err(Error::Database {
+                        operation,
+                        kind: crate::error::DatabaseErrorKind::Corrupt,
+                        source: "a page of rows ends at a position that is not an integer".into(),
+                    });
+                }
                 Ok(Fetched {
                     len: page.len,
                     last: page.last.map(to_u64),
@@ -187,7 +244,23 @@ fn paged_read<'a>(
             .boxed()
         },
         move |page| decode_page(&page, &registry, by_version, descending),
-    )
+    );
+    with_misplaced(options, main, misplaced)
+}
+
+/// The error for a row that decodes although it has no place in the read's order. (A
+/// row at a version below 1 or not an integer does not decode; this is for the rows an
+/// unforeseen column type lets through.)
+fn misplaced_row(event: &StoredEvent) -> Error {
+    Error::CorruptEvent {
+        global_position: event.global_position,
+        event_id: Some(event.event_id()),
+        event_type: event.event_type().to_owned(),
+        reason: format!(
+            "version {} is not stored as an integer (written by another tool)",
+            event.stream_position
+        ),
+    }
 }
 
 /// Decodes the rows of a page value, each with its position: the global position, or
@@ -205,7 +278,7 @@ fn decode_page(
             let r = match r? {
                 Record::Text(r) => r,
                 Record::NotUtf8(r) => {
-                    let unreadable = row::unreadable(r, &row::PAGE_COLUMNS)?;
+                    let unreadable = unreadable(r, &unreadable::PAGE_COLUMNS)?;
                     let position = if by_version {
                         unreadable.version
                     } else {
@@ -478,7 +551,12 @@ impl EventStore for SqliteEventStore {
                 ],
             );
             if let Some(v) = options.from_version {
-                filter.push("version >= ?", [Bind::Int(to_i64(v))]);
+                // With the rows at no version, which fail the read (naming the row)
+                // instead of being left out.
+                filter.push(
+                    format!("(version >= ? OR NOT ({}))", placed("version")),
+                    [Bind::Int(to_i64(v))],
+                );
             }
             if let Some(from) = options.from_timestamp {
                 filter.push("timestamp >= ?", [Bind::Text(format_timestamp(clamp_timestamp(from)))]);
@@ -622,12 +700,16 @@ impl EventStore for SqliteEventStore {
             } else {
                 "NULL"
             };
-            let sep = row::SEPARATOR;
+            let sep = super::fields::SEPARATOR;
             let inner = format!(
-                "SELECT printf('%d{sep}%d{sep}%s{sep}%s{sep}%s', global_position, version, \
-                     {event_version}, event_type, payload) AS r, version AS n \
-                 FROM events WHERE aggregate_id = ? AND aggregate_type = ? AND version >= ? \
-                 ORDER BY version"
+                "SELECT printf('%d{sep}%s{sep}%s{sep}%s{sep}%s', global_position, {version}, \
+                     {event_version}, {event_type}, payload) AS r, version AS n \
+                 FROM events WHERE aggregate_id = ? AND aggregate_type = ? \
+                     AND (version >= ? OR NOT ({placed})) \
+                 ORDER BY version",
+                placed = placed("version"),
+                version = row::VERSION_TEXT,
+                event_type = row::EVENT_TYPE_TEXT
             );
             let query = PageQuery::new(&inner, "ASC");
             let binds = [
@@ -640,7 +722,7 @@ impl EventStore for SqliteEventStore {
                 .records()
                 .map(|record| match record? {
                     Record::Text(r) => row::decode_replayed(r, &self.registry),
-                    Record::NotUtf8(r) => Err(row::unreadable(r, &row::REPLAY_COLUMNS)?.error),
+                    Record::NotUtf8(r) => Err(unreadable(r, &unreadable::REPLAY_COLUMNS)?.error),
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(page_text::in_order(events, |e| e.version, false))

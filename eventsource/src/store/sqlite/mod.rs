@@ -18,8 +18,11 @@ use crate::store::schema_state::{Need, SchemaSnapshot, SchemaState};
 use crate::store::sql::{db_error, is_unique_violation};
 
 mod checkpoint;
+#[cfg(test)]
+mod decode_fuzz;
 mod dlq;
 mod events;
+mod fields;
 pub use projection::{
     BatchReport, SqliteProjection, SqliteProjectionHandle, SqliteProjectionRunner,
 };
@@ -29,6 +32,8 @@ mod projection;
 mod row;
 mod schema;
 mod snapshot;
+mod timestamp;
+mod unreadable;
 
 /// The name that opens an in-memory database.
 const MEMORY: &str = ":memory:";

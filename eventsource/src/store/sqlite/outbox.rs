@@ -5,7 +5,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::row::{format_timestamp, parse_timestamp};
+use super::timestamp::{format_timestamp, parse_timestamp};
 use super::{db_error, SqliteEventStore};
 use crate::envelope::now;
 use crate::error::{Error, Result};

@@ -8,7 +8,7 @@ use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool};
 use sqlx::Row;
 
-use super::{db_error, row};
+use super::{db_error, fields};
 use crate::error::{Error, Result};
 
 /// The separator of the rows of a [`Framing::Separated`] page (U+001D, the ASCII group
@@ -99,7 +99,7 @@ impl Body {
 pub(super) enum Record<'a> {
     /// Its packed text.
     Text(&'a str),
-    /// Its bytes, which are not UTF-8: see [`row::unreadable`].
+    /// Its bytes, which are not UTF-8: see [`super::unreadable::unreadable`].
     NotUtf8(&'a [u8]),
 }
 
@@ -114,6 +114,17 @@ impl PageText {
     fn new(text: &str, framing: Framing, len: usize) -> Self {
         PageText {
             body: Body::Text(text.to_owned()),
+            framing,
+            len,
+            last: None,
+        }
+    }
+
+    /// A page of these bytes, as SQLite could return it.
+    #[cfg(test)]
+    pub(super) fn from_bytes(bytes: Vec<u8>, framing: Framing, len: usize) -> Self {
+        PageText {
+            body: Body::from_bytes(bytes),
             framing,
             len,
             last: None,
@@ -209,7 +220,10 @@ async fn run(
     // As bytes: a value that is not UTF-8 makes its row unreadable, not the page.
     let bytes: Option<Vec<u8>> = row.try_get(0).map_err(db_error(operation))?;
     let len: i64 = row.try_get(1).map_err(db_error(operation))?;
-    let last: Option<i64> = row.try_get(2).map_err(db_error(operation))?;
+    // An integer on every paged read (their filters keep only rows at integer
+    // positions); `None` for a read of a whole stream ordered by versions that another
+    // tool stored as text, which needs no cursor.
+    let last: Option<i64> = row.try_get(2).unwrap_or(None);
     Ok(PageText {
         body: Body::from_bytes(bytes.unwrap_or_default()),
         framing,
@@ -225,7 +239,7 @@ fn count_byte(text: &[u8], byte: u8) -> usize {
     for chunk in &mut chunks {
         let mut word = [0; 8];
         word.copy_from_slice(chunk);
-        count += row::bytes_equal(u64::from_le_bytes(word), byte).count_ones() as usize;
+        count += fields::bytes_equal(u64::from_le_bytes(word), byte).count_ones() as usize;
     }
     count + chunks.remainder().iter().filter(|&&b| b == byte).count()
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::row::{format_timestamp, parse_timestamp};
+use super::timestamp::{format_timestamp, parse_timestamp};
 use super::{db_error, SqliteEventStore};
 use crate::error::{Error, Result};
 use crate::snapshot::{Snapshot, SnapshotStore};
