@@ -3,6 +3,7 @@
 //! The macros are re-exported and documented by the `eventsource` crate.
 
 mod aggregate;
+mod checks;
 mod domain_event;
 mod errors;
 mod methods;

@@ -18,6 +18,10 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use crate::error::{Error, Result};
 use crate::event::{AnyEvent, DomainEvent, EventPayload, RawEvent};
 use crate::store::{EventStore, EventTypeCount};
+use crate::upcast::{self, Hop, Owned};
+
+/// More hops than any chain has: a guard against a cycle of registrations made by hand.
+const MAX_HOPS: usize = 1024;
 
 type DecodeStr = fn(&str) -> serde_json::Result<Arc<dyn AnyEvent>>;
 type DecodeValue = fn(serde_json::Value) -> serde_json::Result<Arc<dyn AnyEvent>>;
@@ -36,6 +40,12 @@ pub struct EventRegistration {
     #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     decode_str: DecodeStr,
     decode_value: DecodeValue,
+    /// How this type is made from its previous version's, when it names one.
+    previous: Option<Hop>,
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    decode_owned_str: fn(&str) -> serde_json::Result<Owned>,
+    decode_owned_value: fn(serde_json::Value) -> serde_json::Result<Owned>,
+    finish: fn(Owned) -> Option<Arc<dyn AnyEvent>>,
 }
 
 impl EventRegistration {
@@ -49,7 +59,41 @@ impl EventRegistration {
             type_id: TypeId::of::<T>,
             decode_str: decode_str::<T>,
             decode_value: decode_value::<T>,
+            previous: None,
+            decode_owned_str: upcast::decode_owned_str::<T>,
+            decode_owned_value: upcast::decode_owned_value::<T>,
+            finish: upcast::finish::<T>,
         }
+    }
+
+    /// The registration of `T`, whose previous version is `P`: stored `P` rows (and the
+    /// rows of `P`'s own previous versions) read back as `T` through `From`.
+    pub const fn of_upcast<T, P>(type_name: &'static str) -> Self
+    where
+        T: DomainEvent + From<P>,
+        P: DomainEvent,
+    {
+        let mut registration = Self::of::<T>(type_name);
+        registration.previous = Some(Hop::from::<P, T>());
+        registration
+    }
+
+    /// As [`of_upcast`](Self::of_upcast), through `TryFrom`: a failed conversion makes
+    /// the row an [`Error::CorruptEvent`] with the conversion's error.
+    pub const fn of_try_upcast<T, P>(type_name: &'static str) -> Self
+    where
+        T: DomainEvent + TryFrom<P>,
+        <T as TryFrom<P>>::Error: fmt::Display,
+        P: DomainEvent,
+    {
+        let mut registration = Self::of::<T>(type_name);
+        registration.previous = Some(Hop::try_from::<P, T>());
+        registration
+    }
+
+    /// The schema version this type is upcast from, when it names a previous version.
+    pub fn previous_version(&self) -> Option<u32> {
+        self.previous.map(|hop| hop.from_version)
     }
 
     /// The event type name.
@@ -80,6 +124,7 @@ impl fmt::Debug for EventRegistration {
             .field("version", &self.version)
             .field("aggregate_type", &self.aggregate_type)
             .field("type_name", &self.type_name)
+            .field("previous_version", &self.previous_version())
             .finish()
     }
 }
@@ -101,6 +146,9 @@ struct Slot {
     registration: EventRegistration,
     /// A second Rust type that claims the same name and version.
     conflict: Option<&'static str>,
+    /// The version whose type names this one as its previous version: rows of this
+    /// version are upcast to it.
+    superseded_by: Option<u32>,
 }
 
 impl Slot {
@@ -200,15 +248,36 @@ impl EventRegistry {
             }
             return *slot;
         }
+        let superseded_by = versions
+            .iter()
+            .find(|s| s.registration.previous_version() == Some(registration.version))
+            .map(|s| s.registration.version);
+        if let Some(from) = registration.previous_version() {
+            if let Some(previous) = versions.iter_mut().find(|s| s.registration.version == from) {
+                previous.superseded_by = Some(registration.version);
+            }
+        }
         let slot = Slot {
             registration,
             conflict: None,
+            superseded_by,
         };
         versions.push(slot);
         slot
     }
 
     fn lookup(&self, name: &str, version: u32) -> Result<Option<EventRegistration>> {
+        Ok(self
+            .lookup_slot(name, version)?
+            .map(|(registration, _)| registration))
+    }
+
+    /// The registration of `name` at `version`, and the version it is upcast to.
+    fn lookup_slot(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<(EventRegistration, Option<u32>)>> {
         let types = self.types.read().unwrap_or_else(PoisonError::into_inner);
         match types.get(name).and_then(|versions| {
             versions
@@ -216,7 +285,135 @@ impl EventRegistry {
                 .find(|slot| slot.registration.version == version)
         }) {
             None => Ok(None),
-            Some(slot) => slot.check().map(|registration| Some(*registration)),
+            Some(slot) => slot
+                .check()
+                .map(|registration| Some((*registration, slot.superseded_by))),
+        }
+    }
+
+    /// The registered versions of `name`, ascending (empty when the name is unknown).
+    pub fn versions(&self, name: &str) -> Vec<u32> {
+        let types = self.types.read().unwrap_or_else(PoisonError::into_inner);
+        let mut versions: Vec<u32> = types
+            .get(name)
+            .map(|slots| slots.iter().map(|s| s.registration.version).collect())
+            .unwrap_or_default();
+        versions.sort_unstable();
+        versions
+    }
+
+    /// The version rows of `name` at `version` read back as: the end of its upcasting
+    /// chain (`version` itself when nothing supersedes it); `None` when `name` is not
+    /// registered at `version`.
+    pub fn current_version(&self, name: &str, version: u32) -> Option<u32> {
+        let mut current = version;
+        let mut hops = 0;
+        loop {
+            match self.lookup_slot(name, current).ok().flatten() {
+                None if current == version => return None,
+                None => return Some(current),
+                Some((_, None)) => return Some(current),
+                Some((_, Some(next))) => current = next,
+            }
+            hops += 1;
+            if hops > MAX_HOPS {
+                return None;
+            }
+        }
+    }
+
+    /// Takes `value` (decoded as `name` at `version`) up its chain to the newest type.
+    fn upcast(
+        &self,
+        corrupt: &dyn Fn(String) -> Error,
+        name: &str,
+        mut registration: EventRegistration,
+        mut next: Option<u32>,
+        mut value: Owned,
+    ) -> Result<Arc<dyn AnyEvent>> {
+        let stored_version = registration.version;
+        let mut hops = 0;
+        while let Some(version) = next {
+            hops += 1;
+            let Some((successor, after)) = self
+                .lookup_slot(name, version)?
+                .filter(|_| hops <= MAX_HOPS)
+            else {
+                return Err(corrupt(format!(
+                    "{name} v{stored_version}: the upcasting chain from v{} breaks at v{version}",
+                    registration.version
+                )));
+            };
+            let hop = successor
+                .previous
+                .ok_or_else(|| corrupt(format!("{name} v{version} names no previous version")))?;
+            value = (hop.apply)(value).map_err(|e| {
+                corrupt(format!(
+                    "upcasting {name} from v{} (`{}`) to v{version} (`{}`) failed: {e}",
+                    registration.version,
+                    (hop.from_type)(),
+                    successor.type_name
+                ))
+            })?;
+            (registration, next) = (successor, after);
+        }
+        (registration.finish)(value).ok_or_else(|| {
+            corrupt(format!(
+                "{name}: the end of the upcasting chain is not `{}`",
+                registration.type_name
+            ))
+        })
+    }
+
+    /// The error for a row of a registered name at a version that no chain reaches.
+    fn no_path(&self, corrupt: &dyn Fn(String) -> Error, name: &str, version: u32) -> Error {
+        let registered = self.versions(name);
+        let shown: Vec<String> = registered.iter().map(|v| format!("v{v}")).collect();
+        let newer = registered.last().is_some_and(|last| version > *last);
+        corrupt(format!(
+            "{name} v{version} is stored; registered: {}; {}",
+            shown.join(", "),
+            if newer {
+                format!("v{version} is newer than this build knows")
+            } else {
+                format!("no upcaster from v{version}")
+            }
+        ))
+    }
+
+    /// An event held as a typed or raw payload (the in-memory store keeps what was
+    /// appended) as it reads back: at the end of its upcasting chain.
+    ///
+    /// # Errors
+    /// [`Error::CorruptEvent`] at `global_position` when a hop fails or no chain reaches
+    /// the payload's version of a registered name.
+    pub(crate) fn upcast_payload(
+        &self,
+        global_position: u64,
+        payload: EventPayload,
+    ) -> Result<EventPayload> {
+        let (name, version) = (payload.event_type().to_owned(), payload.event_version());
+        let corrupt = |reason: String| Error::CorruptEvent {
+            global_position,
+            event_id: None,
+            event_type: name.clone(),
+            reason,
+        };
+        match (self.lookup_slot(&name, version)?, &payload) {
+            (Some((_, None)), _) => Ok(payload),
+            (None, EventPayload::Raw(_)) if self.versions(&name).is_empty() => Ok(payload),
+            (None, _) => Err(self.no_path(&corrupt, &name, version)),
+            (Some((registration, next)), _) => {
+                let value =
+                    (registration.decode_owned_value)(payload.to_json_value()?).map_err(|e| {
+                        corrupt(format!(
+                            "payload does not decode to `{}`: {e}",
+                            registration.type_name
+                        ))
+                    })?;
+                self.upcast(&corrupt, &name, registration, next, value)
+                    .map(EventPayload::Typed)
+            }
         }
     }
 
@@ -270,15 +467,25 @@ impl EventRegistry {
             event_type: event_type.to_owned(),
             reason,
         };
-        match self.lookup(event_type, version)? {
-            Some(registration) => (registration.decode_str)(payload)
+        let does_not_decode = |registration: &EventRegistration, e: serde_json::Error| {
+            corrupt(format!(
+                "payload does not decode to `{}`: {e}",
+                registration.type_name
+            ))
+        };
+        match self.lookup_slot(event_type, version)? {
+            Some((registration, None)) => (registration.decode_str)(payload)
                 .map(EventPayload::Typed)
-                .map_err(|e| {
-                    corrupt(format!(
-                        "payload does not decode to `{}`: {e}",
-                        registration.type_name
-                    ))
-                }),
+                .map_err(|e| does_not_decode(&registration, e)),
+            Some((registration, next)) => {
+                let value = (registration.decode_owned_str)(payload)
+                    .map_err(|e| does_not_decode(&registration, e))?;
+                self.upcast(&corrupt, event_type, registration, next, value)
+                    .map(EventPayload::Typed)
+            }
+            None if !self.versions(event_type).is_empty() => {
+                Err(self.no_path(&corrupt, event_type, version))
+            }
             None => {
                 let payload = serde_json::from_str(payload)
                     .map_err(|e| corrupt(format!("payload is not valid JSON: {e}")))?;

@@ -60,11 +60,13 @@ pub(super) fn aggregate(item: &ItemImpl, args: &AggregateArgs, handlers: &Handle
             ),
             event.span(),
         );
+        let not_superseded = crate::checks::not_superseded(krate, event, "#[apply]");
         quote_spanned! {event.span()=>
             const _: () = ::core::assert!(
                 #krate::__private::may_apply(<#event as #krate::DomainEvent>::AGGREGATE_TYPE, #name),
                 #message
             );
+            #not_superseded
         }
     });
     quote! {

@@ -1,10 +1,11 @@
 //! Code generation for `#[derive(DomainEvent)]`.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{DeriveInput, LitStr};
 
-use super::attr::EventAttrs;
+use super::attr::{EventAttrs, Upcast};
 
 /// The `DomainEvent` impl plus an `inventory` registration, inside `const _: () = {...}`
 /// so no helper name leaks into the user's module.
@@ -21,6 +22,44 @@ pub(super) fn derive(input: &DeriveInput, attrs: &EventAttrs) -> TokenStream {
     };
     let version = attrs.version;
     let type_name = ident.to_string();
+    let type_path = quote!(::core::concat!(::core::module_path!(), "::", #type_name));
+    // Spanned on `previous = Type`, so a missing `From` impl or a previous type of
+    // another name or a later version is reported there.
+    let (registration, checks) = match &attrs.previous {
+        None => (
+            quote!(#krate::__private::EventRegistration::of::<#ident>(#type_path)),
+            quote!(),
+        ),
+        Some((previous, upcast)) => {
+            let span = previous.span();
+            let constructor = match upcast {
+                Upcast::From => quote_spanned!(span=> of_upcast),
+                Upcast::TryFrom => quote_spanned!(span=> of_try_upcast),
+            };
+            // The type itself, spanned on `previous` too: a missing hop is reported there.
+            let this = syn::Ident::new(&ident.to_string(), span);
+            (
+                quote_spanned! {span=>
+                    #krate::__private::EventRegistration::#constructor::<#this, #previous>(#type_path)
+                },
+                quote_spanned! {span=>
+                    const _: () = ::core::assert!(
+                        #krate::__private::same_name(
+                            <#previous as #krate::DomainEvent>::EVENT_TYPE,
+                            <#ident as #krate::DomainEvent>::EVENT_TYPE,
+                        ),
+                        "`previous` names a type stored under another event name: give both the same `name`",
+                    );
+                    const _: () = ::core::assert!(
+                        <#previous as #krate::DomainEvent>::VERSION < <#ident as #krate::DomainEvent>::VERSION,
+                        "`previous` must name an earlier version of this event",
+                    );
+                    // The previous version's type must be in this crate.
+                    impl #krate::__private::Superseded for #previous {}
+                },
+            )
+        }
+    };
     quote! {
         const _: () = {
             #[automatically_derived]
@@ -30,10 +69,10 @@ pub(super) fn derive(input: &DeriveInput, attrs: &EventAttrs) -> TokenStream {
                 const VERSION: u32 = #version;
             }
 
+            #checks
+
             #krate::__private::inventory::submit! {
-                #krate::__private::EventRegistration::of::<#ident>(
-                    ::core::concat!(::core::module_path!(), "::", #type_name)
-                )
+                #registration
             }
         };
     }

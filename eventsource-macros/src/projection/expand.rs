@@ -53,8 +53,15 @@ pub(super) fn projection(
             }
         }
     });
+    // A #[handles] of a superseded event version fails to compile, on its type.
+    let not_superseded = handlers
+        .handles
+        .iter()
+        .map(|h| crate::checks::not_superseded(krate, &h.event, "#[handles]"));
     quote! {
         #item
+
+        #(#not_superseded)*
 
         const _: () = {
             #[#krate::__private::async_trait]

@@ -121,13 +121,14 @@ impl InMemoryEventStore {
     }
 
     fn fetch_all_page(
+        registry: &EventRegistry,
         state: &State,
         options: &ReadOptions,
         cursor: u64,
         limit: usize,
     ) -> Vec<PageRow> {
         let accept = |i: &usize| options.accepts(&state.events[*i]);
-        let row = |i: usize| (i as u64 + 1, Ok(state.events[i].clone()));
+        let row = |i: usize| (i as u64 + 1, read_back(registry, &state.events[i]));
         let len = state.events.len();
         match options.direction {
             ReadDirection::Forward => {
@@ -144,6 +145,7 @@ impl InMemoryEventStore {
     }
 
     fn fetch_stream_page(
+        registry: &EventRegistry,
         state: &State,
         stream: &StreamId,
         options: &ReadOptions,
@@ -152,7 +154,7 @@ impl InMemoryEventStore {
     ) -> Vec<PageRow> {
         let indexes = state.stream(stream.aggregate_id, &stream.aggregate_type);
         let accept = |v: &usize| options.accepts(&state.events[indexes[*v]]);
-        let row = |v: usize| (v as u64 + 1, Ok(state.events[indexes[v]].clone()));
+        let row = |v: usize| (v as u64 + 1, read_back(registry, &state.events[indexes[v]]));
         let len = indexes.len();
         match options.direction {
             ReadDirection::Forward => {
@@ -314,8 +316,8 @@ impl EventStore for InMemoryEventStore {
                             .to_timestamp
                             .is_none_or(|t| e.envelope.timestamp <= t)
                 })
-                .cloned()
-                .collect();
+                .map(|e| read_back(&self.registry, e))
+                .collect::<Result<_>>()?;
             Ok(EventStream::new(aggregate_id, aggregate_type, events))
         })
     }
@@ -327,19 +329,21 @@ impl EventStore for InMemoryEventStore {
     ) -> StoredEventStream<'a> {
         let stream_id = stream_id.clone();
         let state = Arc::clone(&self.state);
+        let registry = Arc::clone(&self.registry);
         let page_options = options.clone();
         paginate(&options, move |cursor, limit| {
             let state = state.read().unwrap_or_else(PoisonError::into_inner);
-            Self::fetch_stream_page(&state, &stream_id, &page_options, cursor, limit)
+            Self::fetch_stream_page(&registry, &state, &stream_id, &page_options, cursor, limit)
         })
     }
 
     fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_> {
         let state = Arc::clone(&self.state);
+        let registry = Arc::clone(&self.registry);
         let page_options = options.clone();
         paginate(&options, move |cursor, limit| {
             let state = state.read().unwrap_or_else(PoisonError::into_inner);
-            Self::fetch_all_page(&state, &page_options, cursor, limit)
+            Self::fetch_all_page(&registry, &state, &page_options, cursor, limit)
         })
     }
 
@@ -356,7 +360,7 @@ impl EventStore for InMemoryEventStore {
             ?tenant_id,
             {
                 let state = self.read();
-                Ok(state
+                state
                     .events
                     .iter()
                     .filter(|e| {
@@ -364,8 +368,8 @@ impl EventStore for InMemoryEventStore {
                             && tenant_id.is_none_or(|t| e.envelope.tenant_id == Some(t))
                             && from_timestamp.is_none_or(|t| e.envelope.timestamp >= t)
                     })
-                    .cloned()
-                    .collect())
+                    .map(|e| read_back(&self.registry, e))
+                    .collect::<Result<_>>()
             }
         )
     }
@@ -473,4 +477,27 @@ impl OutboxStore for InMemoryEventStore {
     async fn mark_failed(&self, id: i64) -> Result<()> {
         self.outbox_entry(id, |entry| entry.status = OutboxStatus::Failed)
     }
+}
+
+/// A stored event as a read returns it: its payload at the end of its upcasting chain
+/// (the store keeps what was appended, which may be an old version of its type).
+fn read_back(registry: &EventRegistry, event: &StoredEvent) -> Result<StoredEvent> {
+    let mut event = event.clone();
+    event.payload = registry
+        .upcast_payload(event.global_position, event.payload)
+        .map_err(|error| match error {
+            Error::CorruptEvent {
+                global_position,
+                event_type,
+                reason,
+                ..
+            } => Error::CorruptEvent {
+                global_position,
+                event_id: Some(event.envelope.event_id),
+                event_type,
+                reason,
+            },
+            other => other,
+        })?;
+    Ok(event)
 }

@@ -1,0 +1,99 @@
+//! Upcasting: events stored at an old schema version read back as the current type.
+//!
+//! The current type names its previous version in its derive
+//! (`#[event(name = "BookAdded", version = 3, previous = BookAddedV2)]`), and each hop is
+//! a plain `From<Old> for New`, or `TryFrom` with `upcast = "try_from"`. A missing hop
+//! does not compile. A stored row of any version on the chain decodes to its own type,
+//! then goes through every hop to the newest one, on every read path of every store:
+//! aggregates and projections handle only the current type. Rows are never rewritten.
+
+use std::any::Any;
+use std::fmt::Display;
+use std::sync::Arc;
+
+use crate::event::{AnyEvent, DomainEvent};
+
+/// A decoded payload on its way up the chain: the value of one version's type.
+pub(crate) type Owned = Box<dyn Any + Send>;
+
+/// One hop of an upcasting chain: how a registration's type is made from the type of
+/// the version before it.
+#[derive(Clone, Copy)]
+pub(crate) struct Hop {
+    /// The previous version's schema version.
+    pub(crate) from_version: u32,
+    /// The previous version's Rust type, for error messages.
+    pub(crate) from_type: fn() -> &'static str,
+    /// The conversion: the previous type's value to this one's, or why not.
+    pub(crate) apply: fn(Owned) -> Result<Owned, String>,
+}
+
+impl Hop {
+    /// The hop from `P` to `T` through `From`.
+    pub(crate) const fn from<P: DomainEvent, T: DomainEvent + From<P>>() -> Self {
+        Hop {
+            from_version: P::VERSION,
+            from_type: std::any::type_name::<P>,
+            apply: hop_from::<P, T>,
+        }
+    }
+
+    /// The hop from `P` to `T` through `TryFrom`.
+    pub(crate) const fn try_from<P, T>() -> Self
+    where
+        P: DomainEvent,
+        T: DomainEvent + TryFrom<P>,
+        <T as TryFrom<P>>::Error: Display,
+    {
+        Hop {
+            from_version: P::VERSION,
+            from_type: std::any::type_name::<P>,
+            apply: hop_try_from::<P, T>,
+        }
+    }
+}
+
+fn previous<P: 'static>(value: Owned) -> Result<P, String> {
+    value.downcast::<P>().map(|p| *p).map_err(|_| {
+        format!(
+            "the value handed to the hop from `{}` is another type",
+            std::any::type_name::<P>()
+        )
+    })
+}
+
+fn hop_from<P: DomainEvent, T: DomainEvent + From<P>>(value: Owned) -> Result<Owned, String> {
+    Ok(Box::new(T::from(previous::<P>(value)?)))
+}
+
+fn hop_try_from<P, T>(value: Owned) -> Result<Owned, String>
+where
+    P: DomainEvent,
+    T: DomainEvent + TryFrom<P>,
+    <T as TryFrom<P>>::Error: Display,
+{
+    T::try_from(previous::<P>(value)?)
+        .map(|t| Box::new(t) as Owned)
+        .map_err(|e| e.to_string())
+}
+
+/// Decodes JSON text to `T`, owned, to start a chain.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn decode_owned_str<T: DomainEvent>(payload: &str) -> serde_json::Result<Owned> {
+    Ok(Box::new(serde_json::from_str::<T>(payload)?))
+}
+
+/// Decodes a JSON value to `T`, owned, to start a chain.
+pub(crate) fn decode_owned_value<T: DomainEvent>(
+    payload: serde_json::Value,
+) -> serde_json::Result<Owned> {
+    Ok(Box::new(serde_json::from_value::<T>(payload)?))
+}
+
+/// The end of a chain: the owned value of `T` as the payload of a stored event.
+pub(crate) fn finish<T: DomainEvent>(value: Owned) -> Option<Arc<dyn AnyEvent>> {
+    value
+        .downcast::<T>()
+        .ok()
+        .map(|t| Arc::new(*t) as Arc<dyn AnyEvent>)
+}
