@@ -296,3 +296,25 @@ async fn random_envelopes_read_back_exactly_or_are_refused_on_every_store() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_nul_in_a_raw_payload_is_refused_alike_even_where_its_type_drops_the_field() {
+    // TaskCreated ignores `note`; the JSON as given holds a NUL all the same, which a SQL
+    // store cannot keep, so every store refuses it.
+    let raw = NewEvent::raw("TaskCreated", 1, json!({"title": "t", "note": "a\u{0}b"}));
+    for (backend, fixture) in support::every_store().await {
+        let result = fixture
+            .store
+            .append_events(
+                Uuid::new_v4(),
+                "Task",
+                vec![raw.clone()],
+                ExpectedVersion::NoStream,
+            )
+            .await;
+        assert!(
+            matches!(&result, Err(Error::InvalidInput { message }) if message.contains("NUL")),
+            "{backend}: {result:?}"
+        );
+    }
+}
