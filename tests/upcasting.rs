@@ -65,6 +65,33 @@ impl TryFrom<BookAddedV2> for BookAdded {
     }
 }
 
+/// Renamed: stored as `MemberRegistered` at v1, `MemberJoined` from v2 on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+#[event(name = "MemberRegistered", version = 1)]
+struct MemberRegistered {
+    first: String,
+    last: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+#[event(
+    name = "MemberJoined",
+    version = 2,
+    previous = MemberRegistered,
+    renamed_from = "MemberRegistered"
+)]
+struct MemberJoined {
+    name: String,
+}
+
+impl From<MemberRegistered> for MemberJoined {
+    fn from(old: MemberRegistered) -> Self {
+        MemberJoined {
+            name: format!("{} {}", old.first, old.last),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Shelf {
     books: Vec<(String, String)>,
@@ -130,8 +157,19 @@ fn the_registry_knows_the_whole_chain() {
     let registry = EventRegistry::global();
     assert_eq!(registry.versions("BookAdded"), [1, 2, 3]);
     for version in 1..=3 {
-        assert_eq!(registry.current_version("BookAdded", version), Some(3));
+        assert_eq!(
+            registry.current_version("BookAdded", version),
+            Some(("BookAdded", 3))
+        );
     }
+    assert_eq!(
+        registry.current_version("MemberRegistered", 1),
+        Some(("MemberJoined", 2))
+    );
+    assert_eq!(
+        registry.stored_names("MemberJoined"),
+        ["MemberJoined", "MemberRegistered"]
+    );
     assert_eq!(registry.current_version("BookAdded", 4), None);
 }
 
@@ -265,5 +303,94 @@ async fn a_failed_hop_or_a_version_no_chain_reaches_names_the_row() {
             ),
             other => panic!("{name}: {other:?}"),
         }
+    }
+}
+
+#[tokio::test]
+async fn verify_store_names_each_gap_with_its_count() {
+    let store = InMemoryEventStore::new();
+    let id = Uuid::new_v4();
+    store
+        .append_events(
+            id,
+            "Book",
+            vec![
+                NewEvent::new(BookAddedV1 { title: "a".into() }),
+                NewEvent::raw("BookAdded", 9, serde_json::json!({})),
+                NewEvent::raw("BookAdded", 9, serde_json::json!({})),
+            ],
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .unwrap();
+    match EventRegistry::global().verify_store(&store).await {
+        Err(Error::UnregisteredEventTypes { missing }) => assert_eq!(
+            missing,
+            ["BookAdded@9 (2 events): registered v1, v2, v3; v9 is newer than this build knows"]
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renamed_events_read_back_under_their_new_name_and_reach_filtered_projections() {
+    #[derive(Debug, Default)]
+    struct Members(Vec<String>);
+
+    #[projection]
+    impl Members {
+        #[handles]
+        async fn joined(&mut self, e: &MemberJoined) {
+            self.0.push(e.name.clone());
+        }
+    }
+
+    for (name, fixture) in every_store().await {
+        let store = fixture.store.clone();
+        store
+            .append_events(
+                Uuid::new_v4(),
+                "Member",
+                vec![
+                    NewEvent::new(MemberRegistered {
+                        first: "Ada".into(),
+                        last: "Lovelace".into(),
+                    }),
+                    NewEvent::new(MemberJoined {
+                        name: "Alan Turing".into(),
+                    }),
+                ],
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+        let all = support::collect(store.read_all(ReadOptions::new())).await;
+        let names: Vec<&str> = all
+            .iter()
+            .map(|e| e.event::<MemberJoined>().unwrap().name.as_str())
+            .collect();
+        assert_eq!(names, ["Ada Lovelace", "Alan Turing"], "{name}");
+        // The row keeps its stored name.
+        assert_eq!(all[0].event_type(), "MemberRegistered");
+
+        // A projection of MemberJoined reads the renamed rows too (its SQL type filter
+        // asks for both names).
+        let manager = SubscriptionManager::new(
+            store.clone(),
+            Arc::new(InMemoryEventBus::new()),
+            Arc::new(eventsource::InMemoryCheckpointStore::new()),
+        );
+        let members = manager
+            .subscribe(Members::default(), SubscriptionConfig::new(), "members")
+            .await
+            .unwrap();
+        manager.start().await.unwrap();
+        members.wait_for(2, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(
+            members.projection().lock().await.0,
+            ["Ada Lovelace", "Alan Turing"],
+            "{name}"
+        );
+        manager.stop().await;
     }
 }

@@ -60,7 +60,6 @@ pub mod snapshot;
 pub mod store;
 mod stored;
 pub mod subscription;
-mod upcast;
 
 pub use aggregate::{Aggregate, AggregateRoot, Apply};
 /// Re-exported so that implementing [`EventStore`], [`EventPublisher`] or

@@ -17,6 +17,7 @@ const KEYS: &[&str] = &[
     "version",
     "previous",
     "upcast",
+    "renamed_from",
     "crate",
 ];
 
@@ -36,6 +37,8 @@ pub(crate) struct EventAttrs {
     pub(crate) version: u32,
     /// The previous version's type, and how to convert from it.
     pub(crate) previous: Option<(Path, Upcast)>,
+    /// The name the previous version is stored under, when the event was renamed.
+    pub(crate) renamed_from: Option<LitStr>,
     pub(crate) krate: Path,
 }
 
@@ -48,6 +51,7 @@ impl EventAttrs {
         let mut krate: Option<Path> = None;
         let mut previous: Option<Path> = None;
         let mut upcast: Option<(Upcast, Span)> = None;
+        let mut renamed_from: Option<LitStr> = None;
         let mut on_key = |key: &'static str, value: &syn::Expr, errors: &mut Errors| match key {
             "name" => set(errors, &mut name, value, "event", key, |v, e| {
                 values::name(v, key, e)
@@ -60,6 +64,9 @@ impl EventAttrs {
             }),
             "previous" => set(errors, &mut previous, value, "event", key, previous_type),
             "upcast" => set(errors, &mut upcast, value, "event", key, upcast_kind),
+            "renamed_from" => set(errors, &mut renamed_from, value, "event", key, |v, e| {
+                values::name(v, key, e)
+            }),
             _ => set(errors, &mut krate, value, "event", key, values::crate_path),
         };
         for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
@@ -79,6 +86,12 @@ impl EventAttrs {
                  e.g. version = 2",
             ));
         }
+        if let (None, Some(old)) = (&previous, &renamed_from) {
+            errors.spanned(
+                old,
+                "`renamed_from` needs `previous = Type`, the type stored under the old name",
+            );
+        }
         if let (None, Some((_, span))) = (&previous, upcast) {
             errors.push(syn::Error::new(
                 span,
@@ -97,6 +110,7 @@ impl EventAttrs {
             aggregate,
             version: version.map_or(1, |(v, _)| v),
             previous: previous.map(|p| (p, upcast.map_or(Upcast::From, |(u, _)| u))),
+            renamed_from,
             krate: krate.unwrap_or_else(values::default_crate),
         })
     }

@@ -36,6 +36,18 @@ pub(super) fn derive(input: &DeriveInput, attrs: &EventAttrs) -> TokenStream {
                 Upcast::From => quote_spanned!(span=> of_upcast),
                 Upcast::TryFrom => quote_spanned!(span=> of_try_upcast),
             };
+            // The previous version is stored under this name, or the one it was renamed
+            // from.
+            let (stored_name, name_message) = match &attrs.renamed_from {
+                Some(old) => (
+                    quote!(#old),
+                    "`previous` is not stored under the `renamed_from` name: give the previous type that `name`",
+                ),
+                None => (
+                    quote!(<#ident as #krate::DomainEvent>::EVENT_TYPE),
+                    "`previous` names a type stored under another event name: give both the same `name`, or say `renamed_from = \"<old name>\"`",
+                ),
+            };
             // The type itself, spanned on `previous` too: a missing hop is reported there.
             let this = syn::Ident::new(&ident.to_string(), span);
             (
@@ -46,9 +58,9 @@ pub(super) fn derive(input: &DeriveInput, attrs: &EventAttrs) -> TokenStream {
                     const _: () = ::core::assert!(
                         #krate::__private::same_name(
                             <#previous as #krate::DomainEvent>::EVENT_TYPE,
-                            <#ident as #krate::DomainEvent>::EVENT_TYPE,
+                            #stored_name,
                         ),
-                        "`previous` names a type stored under another event name: give both the same `name`",
+                        #name_message,
                     );
                     const _: () = ::core::assert!(
                         <#previous as #krate::DomainEvent>::VERSION < <#ident as #krate::DomainEvent>::VERSION,

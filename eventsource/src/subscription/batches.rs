@@ -58,9 +58,12 @@ impl BatchReader {
                     return Ok(());
                 }
             };
+            // With the names the handled types were renamed from: their rows read back as
+            // the handled types.
+            let registry = crate::EventRegistry::global();
             let options = ReadOptions::new()
                 .from_position(from)
-                .event_types(handled.iter().copied());
+                .event_types(handled.iter().flat_map(|name| registry.stored_names(name)));
             let mut stream = store.read_all(options);
             let (mut latest_head, mut head_read) = (head, Instant::now());
             loop {

@@ -21,4 +21,8 @@ struct UpcastWithoutPrevious {}
 #[event(name = "A", version = 2, previous = "AV1", upcast = "convert")]
 struct BadValues {}
 
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+#[event(name = "B", version = 2, renamed_from = "A")]
+struct RenamedWithoutPrevious {}
+
 fn main() {}

@@ -33,4 +33,19 @@ impl From<LaterV3> for Later {
     }
 }
 
+
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+#[event(name = "MemberRegistered", version = 1)]
+struct MemberRegistered {}
+
+// The old name is misspelt: the previous type is not stored under it.
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+#[event(name = "MemberJoined", version = 2, previous = MemberRegistered, renamed_from = "MemberRegistred")]
+struct MemberJoined {}
+
+impl From<MemberRegistered> for MemberJoined {
+    fn from(_: MemberRegistered) -> Self {
+        MemberJoined {}
+    }
+}
 fn main() {}

@@ -1,9 +1,10 @@
-//! Upcasting: events stored at an old schema version read back as the current type.
+//! Upcasting hops: how each version's type is made from the one before it.
 //!
 //! The current type names its previous version in its derive
 //! (`#[event(name = "BookAdded", version = 3, previous = BookAddedV2)]`), and each hop is
 //! a plain `From<Old> for New`, or `TryFrom` with `upcast = "try_from"`. A missing hop
-//! does not compile. A stored row of any version on the chain decodes to its own type,
+//! does not compile. A renamed event names its old name (`renamed_from = "BookCreated"`)
+//! and the old name's type as `previous`. A stored row of any version on the chain decodes to its own type,
 //! then goes through every hop to the newest one, on every read path of every store:
 //! aggregates and projections handle only the current type. Rows are never rewritten.
 
@@ -20,6 +21,8 @@ pub(crate) type Owned = Box<dyn Any + Send>;
 /// the version before it.
 #[derive(Clone, Copy)]
 pub(crate) struct Hop {
+    /// The previous version's event type name (another name when the event was renamed).
+    pub(crate) from_name: &'static str,
     /// The previous version's schema version.
     pub(crate) from_version: u32,
     /// The previous version's Rust type, for error messages.
@@ -32,6 +35,7 @@ impl Hop {
     /// The hop from `P` to `T` through `From`.
     pub(crate) const fn from<P: DomainEvent, T: DomainEvent + From<P>>() -> Self {
         Hop {
+            from_name: P::EVENT_TYPE,
             from_version: P::VERSION,
             from_type: std::any::type_name::<P>,
             apply: hop_from::<P, T>,
@@ -46,6 +50,7 @@ impl Hop {
         <T as TryFrom<P>>::Error: Display,
     {
         Hop {
+            from_name: P::EVENT_TYPE,
             from_version: P::VERSION,
             from_type: std::any::type_name::<P>,
             apply: hop_try_from::<P, T>,
