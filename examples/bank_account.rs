@@ -224,6 +224,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
 mod tests {
     use eventsource_tests::example_support::mask_uuids;
 
+    /// The example's event types match its lock (`examples/locks/bank_account.lock`);
+    /// `EVENTSOURCE_UPDATE_LOCK=1` rewrites it after an intended change.
+    #[test]
+    fn events_lock_matches() {
+        eventsource::schema::assert_lock_matches_in(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/locks/bank_account.lock"
+            ),
+            concat!(env!("CARGO_CRATE_NAME"), "::"),
+        );
+    }
+
     #[tokio::test]
     async fn prints_what_the_seed_prints() {
         let dir =

@@ -133,6 +133,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
 mod tests {
     use std::collections::HashMap;
 
+    /// The example's event types match its lock (`examples/locks/environment_config.lock`);
+    /// `EVENTSOURCE_UPDATE_LOCK=1` rewrites it after an intended change.
+    #[test]
+    fn events_lock_matches() {
+        eventsource::schema::assert_lock_matches_in(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/locks/environment_config.lock"
+            ),
+            concat!(env!("CARGO_CRATE_NAME"), "::"),
+        );
+    }
+
     use super::*;
 
     async fn run_with(vars: &[(&str, &str)], dir: &Path) -> String {

@@ -107,6 +107,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The example's event types match its lock (`examples/locks/exactly_once_read_model.lock`);
+    /// `EVENTSOURCE_UPDATE_LOCK=1` rewrites it after an intended change.
+    #[test]
+    fn events_lock_matches() {
+        eventsource::schema::assert_lock_matches_in(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/locks/exactly_once_read_model.lock"
+            ),
+            concat!(env!("CARGO_CRATE_NAME"), "::"),
+        );
+    }
     #[tokio::test]
     async fn applies_each_event_once() {
         let dir =

@@ -124,6 +124,19 @@ async fn main() -> Result<(), Box<dyn Error>> {
 mod tests {
     use super::*;
 
+    /// The example's event types match its lock (`examples/locks/migrate_to_postgres.lock`);
+    /// `EVENTSOURCE_UPDATE_LOCK=1` rewrites it after an intended change.
+    #[test]
+    fn events_lock_matches() {
+        eventsource::schema::assert_lock_matches_in(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/locks/migrate_to_postgres.lock"
+            ),
+            concat!(env!("CARGO_CRATE_NAME"), "::"),
+        );
+    }
+
     const EXPECTED: &str = "Starting migration from ./events.db to PostgreSQL...
 Migrated 1000 of 2500 events...
 Migrated 2000 of 2500 events...

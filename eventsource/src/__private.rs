@@ -7,6 +7,9 @@ pub use inventory;
 pub use crate::registry::EventRegistration;
 
 #[doc(hidden)]
+pub use crate::aggregate::AggregateRegistration;
+
+#[doc(hidden)]
 pub use uuid::Uuid;
 
 #[doc(hidden)]

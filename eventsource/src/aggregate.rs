@@ -59,6 +59,20 @@ pub trait Aggregate: Sized + Send + Sync + 'static {
     fn apply_any(&mut self, event: &dyn AnyEvent) -> bool;
 }
 
+/// An `#[aggregate]` type's entry for `events.lock`: its name, snapshot version and Rust
+/// path. Submitted through `inventory` by the macro.
+#[derive(Debug, Clone, Copy)]
+pub struct AggregateRegistration {
+    /// The aggregate type name.
+    pub name: &'static str,
+    /// [`Aggregate::SNAPSHOT_VERSION`].
+    pub snapshot_version: u32,
+    /// The Rust path of the state type.
+    pub type_name: &'static str,
+}
+
+inventory::collect!(AggregateRegistration);
+
 /// `A` applies events of type `E`: implemented by `#[aggregate]` for every `#[apply]`
 /// method, so [`AggregateRoot::apply_event`] only accepts events the aggregate handles.
 #[diagnostic::on_unimplemented(

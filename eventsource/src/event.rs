@@ -41,6 +41,13 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Debug + Send + Sync + 'sta
     const AGGREGATE_TYPE: Option<&'static str>;
     /// The schema version of the payload, starting at 1.
     const VERSION: u32;
+    /// The payload's shape as serde reads it (field names after `rename`, their Rust
+    /// types as written, `?` for fields stored JSON may lack):
+    /// `{isbn?: Option<String>, title: String}`. `#[derive(DomainEvent)]` writes it;
+    /// `events.lock` records it, so that a change a stored row could not be read with
+    /// is caught by [`crate::schema::assert_lock_matches`]. Empty (not checked) for a
+    /// hand-written impl that does not set it.
+    const SHAPE: &'static str = "";
 }
 
 /// A type-erased domain event, as held by [`crate::StoredEvent`] and [`crate::NewEvent`].

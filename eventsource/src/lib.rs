@@ -56,6 +56,7 @@ pub mod prelude;
 pub mod projection;
 pub mod registry;
 pub mod repository;
+pub mod schema;
 pub mod snapshot;
 pub mod store;
 mod stored;

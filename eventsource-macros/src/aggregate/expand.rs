@@ -97,6 +97,14 @@ pub(super) fn aggregate(item: &ItemImpl, args: &AggregateArgs, handlers: &Handle
             }
 
             #(#apply_impls)*
+
+            #krate::__private::inventory::submit! {
+                #krate::__private::AggregateRegistration {
+                    name: #name,
+                    snapshot_version: #snapshot_version,
+                    type_name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#self_ty)),
+                }
+            }
         };
     }
 }

@@ -22,6 +22,7 @@ pub(super) fn derive(input: &DeriveInput, attrs: &EventAttrs) -> TokenStream {
     };
     let version = attrs.version;
     let type_name = ident.to_string();
+    let shape = super::shape::of(input);
     let type_path = quote!(::core::concat!(::core::module_path!(), "::", #type_name));
     // Spanned on `previous = Type`, so a missing `From` impl or a previous type of
     // another name or a later version is reported there.
@@ -79,6 +80,7 @@ pub(super) fn derive(input: &DeriveInput, attrs: &EventAttrs) -> TokenStream {
                 const EVENT_TYPE: &'static str = #name;
                 const AGGREGATE_TYPE: ::core::option::Option<&'static str> = #aggregate;
                 const VERSION: u32 = #version;
+                const SHAPE: &'static str = #shape;
             }
 
             #checks

@@ -3,6 +3,7 @@
 
 mod attr;
 mod expand;
+mod shape;
 
 use proc_macro2::TokenStream;
 use syn::{Data, DeriveInput};

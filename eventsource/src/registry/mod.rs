@@ -49,6 +49,8 @@ pub struct EventRegistration {
     decode_owned_str: fn(&str) -> serde_json::Result<Owned>,
     decode_owned_value: fn(serde_json::Value) -> serde_json::Result<Owned>,
     finish: fn(Owned) -> Option<Arc<dyn AnyEvent>>,
+    /// The payload shape the derive read from the type (see `events.lock`).
+    shape: &'static str,
 }
 
 impl EventRegistration {
@@ -66,7 +68,15 @@ impl EventRegistration {
             decode_owned_str: hop::decode_owned_str::<T>,
             decode_owned_value: hop::decode_owned_value::<T>,
             finish: hop::finish::<T>,
+            shape: T::SHAPE,
         }
+    }
+
+    /// The payload shape as `events.lock` records it: field names and types as serde
+    /// reads them (`{isbn?: Option<String>, title: String}`); see
+    /// [`DomainEvent::SHAPE`].
+    pub fn shape(&self) -> &'static str {
+        self.shape
     }
 
     /// The registration of `T`, whose previous version is `P`: stored `P` rows (and the
