@@ -24,6 +24,9 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use uuid::Uuid;
 
+#[path = "support/w3u.rs"]
+mod w3u;
+
 type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 pub const USAGE: &str = "usage: cargo bench --bench workloads -- [--runs N] [--scale F] [--json FILE] [--memory] [--w4-rss]
@@ -227,6 +230,8 @@ pub struct Report {
     pub w6_correct_rounds: usize,
     pub w4_rss_kb: Vec<(u64, u64)>,
     pub w3_median_ms_per_load: f64,
+    /// W3u through the framework on SQLite, and its ratio to W3's.
+    pub w3u: WorkloadResult,
 }
 
 // Raw sqlx: the same schema and settings, no framework.
@@ -660,6 +665,7 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
     let mut sqlite: [Samples; 6] = Default::default();
     let mut memory: [Samples; 5] = Default::default();
     let mut w3_ms = Vec::new();
+    let mut w3u = Vec::new();
     let mut w6_correct = 0;
     for run in 0..config.runs {
         writeln!(out, "run {} of {}...", run + 1, config.runs)?;
@@ -715,6 +721,10 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
             .raw
             .push(w3_raw(&pool, sizes.w3_events, sizes.w3_loads).await?);
         pool.close().await;
+        // W3u
+        let store = sqlite_store(&scratch.file("w3u-framework.db")).await?;
+        w3u.push(w3u::framework(store.clone(), sizes.w3_events, sizes.w3_loads).await?);
+        store.close().await;
         // W6
         let store = sqlite_store(&scratch.file("w6-framework.db")).await?;
         let (sample, correct) = w6_framework(store.clone(), sizes.w6_rounds).await?;
@@ -782,6 +792,18 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
             ratio: raw.map(|r| framework.median / r.median.max(1e-9)),
         }
     };
+    let w3u = {
+        let framework = summarize(&w3u);
+        let w3 = summarize(&sqlite[2].framework);
+        WorkloadResult {
+            id: "W3u",
+            name: "rehydrate-upcast",
+            unit: "events applied/s",
+            framework,
+            raw: None,
+            ratio: Some(framework.median / w3.median.max(1e-9)),
+        }
+    };
     let mut w3_sorted = w3_ms.clone();
     w3_sorted.sort_by(|a, b| a.total_cmp(b));
     let mut report = Report {
@@ -805,6 +827,7 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
         w6_correct_rounds: w6_correct,
         w4_rss_kb: Vec::new(),
         w3_median_ms_per_load: w3_sorted.get(w3_sorted.len() / 2).copied().unwrap_or(0.0),
+        w3u,
     };
     if config.w4_rss {
         for events in [100_000usize, 1_000_000] {
@@ -914,6 +937,15 @@ fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             )?;
         }
     }
+    writeln!(
+        out,
+        "\n{} {} ({}): {} through the framework, {:.2} of W3 (v1 rows read as v2)",
+        report.w3u.id,
+        report.w3u.name,
+        report.w3u.unit,
+        figure(&report.w3u.framework),
+        report.w3u.ratio.unwrap_or(0.0)
+    )?;
     writeln!(
         out,
         "\nW3 median per load: {:.2} ms; W6: exactly one winner in {}/{} rounds",

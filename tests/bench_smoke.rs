@@ -23,4 +23,9 @@ async fn the_benchmark_runs_at_smoke_scale() {
         .iter()
         .all(|r| r.framework.median > 0.0 && r.raw.is_some()));
     assert!(text.contains("W5 catch-up"), "{text}");
+    assert!(
+        report.w3u.framework.median > 0.0 && report.w3u.ratio.is_some(),
+        "{text}"
+    );
+    assert!(text.contains("W3u rehydrate-upcast"), "{text}");
 }
