@@ -93,7 +93,7 @@ pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore, SnapshotStrat
 pub use store::postgres::{PostgresEventBus, PostgresEventStore, PostgresStoreOptions};
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::{
-    BatchReport, SqliteEventStore, SqliteProjection, SqliteProjectionHandle,
+    BatchReport, PayloadFormat, SqliteEventStore, SqliteProjection, SqliteProjectionHandle,
     SqliteProjectionRunner, SqliteStoreOptions,
 };
 pub use store::{
@@ -129,6 +129,9 @@ pub use subscription::{
 /// | `name` | string | the type's name | the stored event type name; keep it stable |
 /// | `aggregate` | string | none | the aggregate type the event belongs to |
 /// | `version` | integer ≥ 1 | `1` | the payload's schema version |
+/// | `previous` | type | none | the previous version's type: its stored rows read back as this type through `From` (see the README's "Changing events") |
+/// | `upcast` | `"from"` or `"try_from"` | `"from"` | the hop from `previous`: `From<Previous>`, or `TryFrom<Previous>` whose error makes the row a `CorruptEvent` |
+/// | `renamed_from` | string | none | the name `previous` is stored under, when the event was renamed |
 /// | `crate` | string path | `::eventsource` | where `eventsource` is, when re-exported |
 ///
 /// The type must be a struct or enum without generic parameters (the registry needs one

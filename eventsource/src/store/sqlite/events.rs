@@ -12,10 +12,11 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::page::{self as page_text, Bind, PageQuery, PageText, Record};
+use super::python::python_payload;
 use super::row;
 use super::timestamp::format_timestamp;
 use super::unreadable::{self, unreadable};
-use super::{db_error, is_unique_violation, SqliteEventStore};
+use super::{db_error, is_unique_violation, PayloadFormat, SqliteEventStore};
 use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
@@ -439,11 +440,27 @@ impl SqliteEventStore {
 
         let aggregate_id_text = aggregate_id.to_string();
         let created_at = format_timestamp(now());
+        let python = self.payload_format() == PayloadFormat::EventsourcePy;
         let mut version = current;
         let mut global_position = 0;
         for i in fresh {
             version += 1;
             let event = &events[i];
+            let python_payload = if python {
+                Some(
+                    python_payload(
+                        event,
+                        &encoded[i].payload,
+                        aggregate_id,
+                        aggregate_type,
+                        version,
+                    )
+                    .map_err(Failed::from)?,
+                )
+            } else {
+                None
+            };
+            let payload = python_payload.as_deref().unwrap_or(&encoded[i].payload);
             let result = sqlx::query(INSERT)
                 .bind(event.event_id.to_string())
                 .bind(&aggregate_id_text)
@@ -453,7 +470,7 @@ impl SqliteEventStore {
                 .bind(event.actor_id.as_deref())
                 .bind(to_i64(version))
                 .bind(format_timestamp(event.timestamp))
-                .bind(&encoded[i].payload)
+                .bind(payload)
                 .bind(&created_at)
                 .bind(i64::from(event.event_version()))
                 .bind(event.correlation_id.map(|t| t.to_string()))

@@ -26,9 +26,11 @@ mod fields;
 pub use projection::{
     BatchReport, SqliteProjection, SqliteProjectionHandle, SqliteProjectionRunner,
 };
+pub use python::PayloadFormat;
 mod outbox;
 mod page;
 mod projection;
+mod python;
 mod row;
 mod schema;
 mod snapshot;
@@ -342,6 +344,7 @@ impl SqliteStoreOptions {
             outbox: self.outbox,
             outbox_pending: Arc::new(AtomicBool::new(self.outbox)),
             select_columns: Arc::new(RwLock::new(Arc::from(""))),
+            python_payloads: Arc::new(AtomicBool::new(false)),
         };
         store.refresh_columns().await?;
         if store.outbox && store.schema.check(Need::WriteEvents).is_ok() {
@@ -380,6 +383,8 @@ pub struct SqliteEventStore {
     schema: Arc<SchemaState>,
     /// The `events` select list for this database's columns (see [`row::select_list`]).
     select_columns: Arc<RwLock<Arc<str>>>,
+    /// Appends write eventsource-py's payload form ([`PayloadFormat::EventsourcePy`]).
+    python_payloads: Arc<AtomicBool>,
 }
 
 impl SqliteEventStore {
@@ -561,7 +566,14 @@ impl SqliteEventStore {
             event_columns: present,
             table_columns,
         });
+        let python = python::read_format(self).await? == PayloadFormat::EventsourcePy;
+        self.python_payloads.store(python, Ordering::Release);
         Ok(())
+    }
+
+    /// `true` when the database had `table` when its schema was last read.
+    fn schema_has_table(&self, table: &str) -> bool {
+        self.schema.snapshot().tables.contains(table)
     }
 
     /// Checks, before an operation, that the store is open, writable when `need` writes,
