@@ -491,6 +491,20 @@ async fn a_failing_then_panicking_checkpoint_store_is_loud_and_nothing_is_applie
         .last_error
         .as_deref()
         .is_some_and(|e| e.contains("checkpoint database busy")));
+    // And stays so while the checkpoint cannot be saved: a poll that finds nothing new
+    // is no recovery, the handled position is still unsaved.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let still = fragile.health();
+    assert_eq!(still.state, SubscriptionState::Retrying, "{still:?}");
+    assert!(still.last_error.is_some(), "{still:?}");
+    checkpoints.set(Misbehave::No);
+    state_becomes(|| fragile.health(), SubscriptionState::Live).await;
+    assert_eq!(
+        checkpoints.inner.get_position("fragile").await.unwrap(),
+        Some(second),
+        "saved once the store recovered"
+    );
+    checkpoints.set(Misbehave::Fail);
     // A restart in this process goes on after what the read model has.
     manager.stop().await;
     checkpoints.set(Misbehave::No);

@@ -225,6 +225,7 @@ impl SubscriptionManager {
                 reader: None,
                 failures: 0,
                 batch_error: None,
+                unsaved: resumed.is_some(),
             };
             let span = tracing::debug_span!("subscription", subscription = %worker.shared.name);
             let shared = worker.shared.clone();

@@ -34,6 +34,10 @@ pub(super) struct Worker {
     pub(super) failures: u32,
     /// The error the last failed batch noted, cleared when a batch succeeds again.
     pub(super) batch_error: Option<String>,
+    /// The position handled up to may be ahead of the saved checkpoint (a save failed,
+    /// or this run resumed in the same process): the next batch saves it even when it
+    /// handles nothing, and the subscription is not back to health before it has.
+    pub(super) unsaved: bool,
 }
 
 /// How a batch ended.
@@ -235,14 +239,15 @@ impl Worker {
         let last = last_event
             .as_ref()
             .map(|(id, t): &(Uuid, String)| (*id, t.as_str()));
-        // Nothing new (an empty poll): no write.
-        let saved = if *position != start || processed > 0 {
+        // Nothing new and nothing left unsaved (an empty poll): no write.
+        let saved = if *position != start || processed > 0 || self.unsaved {
             self.checkpoints
                 .save_progress(&self.shared.name, *position, last, processed)
                 .await
         } else {
             Ok(())
         };
+        self.unsaved = saved.is_err();
         // What was handled is published below even when the checkpoint was not saved:
         // the read model has it, and a restart in this process must not apply it again.
         let read_error = read_error.or(saved.err());
