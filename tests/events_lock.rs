@@ -34,12 +34,14 @@ struct Strict {
 }
 
 #[derive(Debug, Serialize, Deserialize, DomainEvent)]
-struct Pair(u32, String);
+struct Wrapper(Strict);
 
 #[derive(Debug, Serialize, Deserialize, DomainEvent)]
-struct Marker;
+struct Marker {}
 
 #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+#[event(name = "Change")]
+#[serde(tag = "kind")]
 enum Change {
     Renamed { to: String },
     Cleared,
@@ -53,8 +55,8 @@ fn shapes_are_what_serde_reads() {
          tags?: Vec<String>, type: String}"
     );
     assert_eq!(Strict::SHAPE, "strict {a: u8}");
-    assert_eq!(Pair::SHAPE, "(u32, String)");
-    assert_eq!(Marker::SHAPE, "()");
+    assert_eq!(Wrapper::SHAPE, "(Strict)");
+    assert_eq!(Marker::SHAPE, "{}");
     assert_eq!(Change::SHAPE, "enum {Renamed{to: String}, Cleared}");
 }
 

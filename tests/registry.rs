@@ -45,7 +45,7 @@ enum DoorEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
-struct UnitLike;
+struct UnitLike {}
 
 #[test]
 fn derived_types_are_in_the_global_registry() {
@@ -54,7 +54,9 @@ fn derived_types_are_in_the_global_registry() {
     assert!(registry.is_registered("TaskCreated", 1));
     assert!(!registry.is_registered("TaskCreated", 2));
     assert!(registry.is_registered("billing.invoice_sent", 3));
-    assert!(registry.is_registered("DoorEvent", 1));
+    // An enum without a `name`: each variant is its own stored type.
+    assert!(registry.is_registered("Opened", 1) && registry.is_registered("Closed", 1));
+    assert!(!registry.is_registered("DoorEvent", 1));
     let invoice = registry
         .registered_types()
         .into_iter()
@@ -155,7 +157,7 @@ async fn serde_attributes_enums_and_nested_modules_round_trip() {
                 NewEvent::new(renamed.clone()),
                 NewEvent::new(DoorEvent::Opened { by: "bob".into() }),
                 NewEvent::new(DoorEvent::Closed),
-                NewEvent::new(UnitLike),
+                NewEvent::new(UnitLike {}),
             ],
             ExpectedVersion::NoStream,
         )
@@ -187,7 +189,18 @@ async fn serde_attributes_enums_and_nested_modules_round_trip() {
         &DoorEvent::Opened { by: "bob".into() }
     );
     assert_eq!(events[2].event::<DoorEvent>().unwrap(), &DoorEvent::Closed);
-    assert_eq!(events[3].event::<UnitLike>().unwrap(), &UnitLike);
+    // Stored per variant: the variant's name, its fields without serde's tag.
+    assert_eq!(
+        (events[1].event_type(), events[2].event_type()),
+        ("Opened", "Closed")
+    );
+    assert_eq!(
+        events[1].payload_json().unwrap(),
+        serde_json::json!({"by": "bob"})
+    );
+    assert_eq!(events[2].payload_json().unwrap(), serde_json::json!({}));
+    assert_eq!(events[3].event::<UnitLike>().unwrap(), &UnitLike {});
+    assert_eq!(events[3].payload_json().unwrap(), serde_json::json!({}));
     let invoices = store
         .get_events(id, "Invoice", GetEventsOptions::default())
         .await

@@ -48,6 +48,48 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Debug + Send + Sync + 'sta
     /// is caught by [`crate::schema::assert_lock_matches`]. Empty (not checked) for a
     /// hand-written impl that does not set it.
     const SHAPE: &'static str = "";
+    /// Every event type name values of this type are stored under: [`EVENT_TYPE`]
+    /// alone, or for an enum stored per variant, each variant's name.
+    ///
+    /// [`EVENT_TYPE`]: DomainEvent::EVENT_TYPE
+    const EVENT_TYPES: &'static [&'static str] = &[Self::EVENT_TYPE];
+
+    /// The event type name this value is stored under ([`DomainEvent::EVENT_TYPE`], or
+    /// its variant's for an enum stored per variant).
+    fn stored_type(&self) -> &'static str {
+        Self::EVENT_TYPE
+    }
+
+    /// The stored payload: the serde JSON of the value (of the variant's fields, for an
+    /// enum stored per variant). The derive writes it; keep the default otherwise.
+    ///
+    /// # Errors
+    /// The type's `Serialize` error.
+    fn to_payload(&self) -> serde_json::Result<serde_json::Value> {
+        serde_json::to_value(self)
+    }
+
+    /// A value from its stored payload and event type name (the inverse of
+    /// [`to_payload`](DomainEvent::to_payload)).
+    ///
+    /// # Errors
+    /// The type's `Deserialize` error.
+    fn from_payload(event_type: &str, payload: serde_json::Value) -> serde_json::Result<Self> {
+        let _ = event_type;
+        serde_json::from_value(payload)
+    }
+
+    /// As [`from_payload`](DomainEvent::from_payload), from JSON text.
+    ///
+    /// # Errors
+    /// The type's `Deserialize` error.
+    fn from_payload_str(event_type: &str, payload: &str) -> serde_json::Result<Self> {
+        let _ = event_type;
+        serde_json::from_str(payload)
+    }
+
+    /// `true` for an enum stored per variant, whose payload is not its serde JSON.
+    const PER_VARIANT: bool = false;
 }
 
 /// A type-erased domain event, as held by [`crate::StoredEvent`] and [`crate::NewEvent`].
@@ -83,7 +125,7 @@ pub trait AnyEvent: Any + Debug + Send + Sync {
 
 impl<T: DomainEvent> AnyEvent for T {
     fn event_type(&self) -> &'static str {
-        T::EVENT_TYPE
+        self.stored_type()
     }
 
     fn event_version(&self) -> u32 {
@@ -95,24 +137,38 @@ impl<T: DomainEvent> AnyEvent for T {
     }
 
     fn to_json(&self) -> Result<String> {
-        serde_json::to_string(self).map_err(|source| Error::Serialization {
-            event_type: T::EVENT_TYPE.to_owned(),
+        let serialization = |source| Error::Serialization {
+            event_type: self.stored_type().to_owned(),
             source,
-        })
+        };
+        if T::PER_VARIANT {
+            return self
+                .to_payload()
+                .and_then(|value| serde_json::to_string(&value))
+                .map_err(serialization);
+        }
+        serde_json::to_string(self).map_err(serialization)
     }
 
     fn to_json_value(&self) -> Result<serde_json::Value> {
-        serde_json::to_value(self).map_err(|source| Error::Serialization {
-            event_type: T::EVENT_TYPE.to_owned(),
+        self.to_payload().map_err(|source| Error::Serialization {
+            event_type: self.stored_type().to_owned(),
             source,
         })
     }
 
     fn write_json(&self, out: &mut dyn std::io::Write) -> Result<()> {
-        serde_json::to_writer(out, self).map_err(|source| Error::Serialization {
-            event_type: T::EVENT_TYPE.to_owned(),
+        let serialization = |source| Error::Serialization {
+            event_type: self.stored_type().to_owned(),
             source,
-        })
+        };
+        if T::PER_VARIANT {
+            return self
+                .to_payload()
+                .and_then(|value| serde_json::to_writer(out, &value))
+                .map_err(serialization);
+        }
+        serde_json::to_writer(out, self).map_err(serialization)
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -135,7 +135,12 @@ pub use subscription::{
 /// | `crate` | string path | `::eventsource` | where `eventsource` is, when re-exported |
 ///
 /// The type must be a struct or enum without generic parameters (the registry needs one
-/// concrete type per name) that implements `Serialize`, `Deserialize` and `Debug`.
+/// concrete type per name) that implements `Serialize`, `Deserialize` and `Debug`, and
+/// whose payload is a JSON object (a unit or tuple struct does not compile). An enum
+/// without a `name` is stored one event type per variant (`#[event(name = "...")]` on a
+/// variant names it; the default is the variant's name), with `aggregate` and `version`
+/// shared; with a `name`, the enum is stored as one type. See the README's "Enums of
+/// events".
 #[cfg(feature = "macros")]
 pub use eventsource_macros::DomainEvent;
 

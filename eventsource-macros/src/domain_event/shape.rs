@@ -13,18 +13,22 @@ use syn::{Attribute, Data, DeriveInput, Fields, LitStr, Type};
 
 /// Serde's attributes that change what JSON a type reads.
 #[derive(Default)]
-struct Serde {
+pub(super) struct Serde {
     rename: Option<String>,
     rename_all: Option<String>,
     default: bool,
-    skip: bool,
+    pub(super) skip: bool,
     flatten: bool,
     deny_unknown_fields: bool,
+    /// `tag = "..."`: internally (or, with `content`, adjacently) tagged.
+    pub(super) tag: Option<String>,
+    pub(super) content: bool,
+    pub(super) untagged: bool,
 }
 
 impl Serde {
     /// The `#[serde(...)]` attributes of `attrs`; keys it does not need are passed over.
-    fn of(attrs: &[Attribute]) -> Self {
+    pub(super) fn of(attrs: &[Attribute]) -> Self {
         let mut serde = Serde::default();
         for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
             let _ = attr.parse_nested_meta(|meta| {
@@ -39,6 +43,15 @@ impl Serde {
                     Some("skip" | "skip_deserializing") => serde.skip = true,
                     Some("flatten") => serde.flatten = true,
                     Some("deny_unknown_fields") => serde.deny_unknown_fields = true,
+                    Some("tag") => {
+                        let tag: LitStr = meta.value()?.parse()?;
+                        serde.tag = Some(tag.value());
+                    }
+                    Some("content") => {
+                        serde.content = true;
+                        skip_value(&meta)?;
+                    }
+                    Some("untagged") => serde.untagged = true,
                     _ => skip_value(&meta)?,
                 }
                 Ok(())
@@ -179,6 +192,21 @@ fn fields_shape(fields: &Fields, outer: &Serde) -> String {
             format!("({})", parts.join(", "))
         }
         Fields::Unit => "()".to_owned(),
+    }
+}
+
+/// The name serde gives `variant` under the enum's attributes `outer`.
+pub(super) fn variant_name(variant: &syn::Variant, outer: &Serde) -> String {
+    Serde::of(&variant.attrs)
+        .rename
+        .unwrap_or_else(|| renamed(&variant.ident.to_string(), outer.rename_all.as_deref()))
+}
+
+/// The payload shape of one variant of an enum stored per variant.
+pub(super) fn variant_shape(variant: &syn::Variant) -> String {
+    match &variant.fields {
+        Fields::Unit => "{}".to_owned(),
+        fields => fields_shape(fields, &Serde::of(&variant.attrs)),
     }
 }
 

@@ -26,7 +26,7 @@ pub(super) fn projection(
     });
     let event_names = handlers.handles.iter().map(|h| {
         let event = &h.event;
-        quote_spanned!(event.span()=> <#event as #krate::DomainEvent>::EVENT_TYPE)
+        quote_spanned!(event.span()=> <#event as #krate::DomainEvent>::EVENT_TYPES)
     });
     let dispatch = handlers.handles.iter().map(|h| {
         let (event, method) = (&h.event, &h.method);
@@ -76,8 +76,15 @@ pub(super) fn projection(
                 }
 
                 fn handled_event_types(&self) -> &'static [&'static str] {
-                    const TYPES: &[&str] = &[#(#event_names),*];
-                    TYPES
+                    // Each event type's stored names: an enum stored per variant has one
+                    // per variant.
+                    static TYPES: ::std::sync::OnceLock<::std::vec::Vec<&'static str>> =
+                        ::std::sync::OnceLock::new();
+                    TYPES.get_or_init(|| {
+                        let mut all: ::std::vec::Vec<&'static str> = ::std::vec::Vec::new();
+                        #(all.extend_from_slice(#event_names);)*
+                        all
+                    })
                 }
 
                 async fn handle(

@@ -163,8 +163,8 @@ impl EventRegistry {
             (None, EventPayload::Raw(_)) if self.versions(&name).is_empty() => Ok(payload),
             (None, _) => Err(self.no_path(&corrupt, &name, version)),
             (Some((registration, next)), _) => {
-                let value =
-                    (registration.decode_owned_value)(payload.to_json_value()?).map_err(|e| {
+                let value = (registration.decode_owned_value)(&name, payload.to_json_value()?)
+                    .map_err(|e| {
                         corrupt(format!(
                             "payload does not decode to `{}`: {e}",
                             registration.type_name

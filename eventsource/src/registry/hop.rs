@@ -84,15 +84,19 @@ where
 
 /// Decodes JSON text to `T`, owned, to start a chain.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-pub(crate) fn decode_owned_str<T: DomainEvent>(payload: &str) -> serde_json::Result<Owned> {
-    Ok(Box::new(serde_json::from_str::<T>(payload)?))
+pub(crate) fn decode_owned_str<T: DomainEvent>(
+    event_type: &str,
+    payload: &str,
+) -> serde_json::Result<Owned> {
+    Ok(Box::new(T::from_payload_str(event_type, payload)?))
 }
 
 /// Decodes a JSON value to `T`, owned, to start a chain.
 pub(crate) fn decode_owned_value<T: DomainEvent>(
+    event_type: &str,
     payload: serde_json::Value,
 ) -> serde_json::Result<Owned> {
-    Ok(Box::new(serde_json::from_value::<T>(payload)?))
+    Ok(Box::new(T::from_payload(event_type, payload)?))
 }
 
 /// The end of a chain: the owned value of `T` as the payload of a stored event.

@@ -26,8 +26,10 @@ use hop::{Hop, Owned};
 /// The event type name and version a registration's rows are upcast to, if any.
 type Successor = Option<(&'static str, u32)>;
 
-type DecodeStr = fn(&str) -> serde_json::Result<Arc<dyn AnyEvent>>;
-type DecodeValue = fn(serde_json::Value) -> serde_json::Result<Arc<dyn AnyEvent>>;
+/// Decoders take the stored event type name too: an enum stored per variant decodes
+/// each of its names to its variant.
+type DecodeStr = fn(&str, &str) -> serde_json::Result<Arc<dyn AnyEvent>>;
+type DecodeValue = fn(&str, serde_json::Value) -> serde_json::Result<Arc<dyn AnyEvent>>;
 
 /// One event type's entry in the registry: its name, version, Rust type and decoder.
 ///
@@ -46,8 +48,8 @@ pub struct EventRegistration {
     /// How this type is made from its previous version's, when it names one.
     previous: Option<Hop>,
     #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-    decode_owned_str: fn(&str) -> serde_json::Result<Owned>,
-    decode_owned_value: fn(serde_json::Value) -> serde_json::Result<Owned>,
+    decode_owned_str: fn(&str, &str) -> serde_json::Result<Owned>,
+    decode_owned_value: fn(&str, serde_json::Value) -> serde_json::Result<Owned>,
     finish: fn(Owned) -> Option<Arc<dyn AnyEvent>>,
     /// The payload shape the derive read from the type (see `events.lock`).
     shape: &'static str,
@@ -77,6 +79,19 @@ impl EventRegistration {
     /// [`DomainEvent::SHAPE`].
     pub fn shape(&self) -> &'static str {
         self.shape
+    }
+
+    /// The registration of `name`, one variant of the enum `T` stored per variant, with
+    /// that variant's payload `shape`.
+    pub const fn of_variant<T: DomainEvent>(
+        name: &'static str,
+        type_name: &'static str,
+        shape: &'static str,
+    ) -> Self {
+        let mut registration = Self::of::<T>(type_name);
+        registration.name = name;
+        registration.shape = shape;
+        registration
     }
 
     /// The registration of `T`, whose previous version is `P`: stored `P` rows (and the
@@ -150,14 +165,18 @@ impl fmt::Debug for EventRegistration {
 
 inventory::collect!(EventRegistration);
 
-fn decode_str<T: DomainEvent>(payload: &str) -> serde_json::Result<Arc<dyn AnyEvent>> {
-    Ok(Arc::new(serde_json::from_str::<T>(payload)?))
+fn decode_str<T: DomainEvent>(
+    event_type: &str,
+    payload: &str,
+) -> serde_json::Result<Arc<dyn AnyEvent>> {
+    Ok(Arc::new(T::from_payload_str(event_type, payload)?))
 }
 
 fn decode_value<T: DomainEvent>(
+    event_type: &str,
     payload: serde_json::Value,
 ) -> serde_json::Result<Arc<dyn AnyEvent>> {
-    Ok(Arc::new(serde_json::from_value::<T>(payload)?))
+    Ok(Arc::new(T::from_payload(event_type, payload)?))
 }
 
 #[derive(Clone, Copy)]
@@ -239,11 +258,22 @@ impl EventRegistry {
     /// [`Error::DuplicateEventType`] when another Rust type already claims `T`'s name and
     /// version.
     pub fn register<T: DomainEvent>(&self) -> Result<()> {
-        let registration = EventRegistration::of::<T>(std::any::type_name::<T>());
-        match self.insert(registration).conflict {
-            None => Ok(()),
-            Some(_) => self.lookup(T::EVENT_TYPE, T::VERSION).map(|_| ()),
+        let type_name = std::any::type_name::<T>();
+        if !T::PER_VARIANT {
+            let registration = EventRegistration::of::<T>(type_name);
+            return match self.insert(registration).conflict {
+                None => Ok(()),
+                Some(_) => self.lookup(T::EVENT_TYPE, T::VERSION).map(|_| ()),
+            };
         }
+        // An enum stored per variant: one registration per variant name.
+        for name in T::EVENT_TYPES {
+            let registration = EventRegistration::of_variant::<T>(name, type_name, T::SHAPE);
+            if self.insert(registration).conflict.is_some() {
+                self.lookup(name, T::VERSION)?;
+            }
+        }
+        Ok(())
     }
 
     /// Inserts a registration; returns the resulting slot.
@@ -376,11 +406,11 @@ impl EventRegistry {
             ))
         };
         match self.lookup_slot(event_type, version)? {
-            Some((registration, None)) => (registration.decode_str)(payload)
+            Some((registration, None)) => (registration.decode_str)(event_type, payload)
                 .map(EventPayload::Typed)
                 .map_err(|e| does_not_decode(&registration, e)),
             Some((registration, next)) => {
-                let value = (registration.decode_owned_str)(payload)
+                let value = (registration.decode_owned_str)(event_type, payload)
                     .map_err(|e| does_not_decode(&registration, e))?;
                 self.upcast(&corrupt, registration, next, value)
                     .map(EventPayload::Typed)
@@ -411,7 +441,7 @@ impl EventRegistry {
         };
         match self.lookup(&raw.event_type, raw.event_version)? {
             None => Ok(EventPayload::Raw(raw)),
-            Some(registration) => (registration.decode_value)(raw.payload.clone())
+            Some(registration) => (registration.decode_value)(&raw.event_type, raw.payload.clone())
                 .map(EventPayload::Typed)
                 .map_err(|e| Error::CorruptEvent {
                     global_position: 0,

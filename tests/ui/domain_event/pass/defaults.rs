@@ -8,6 +8,6 @@ struct OrderCreated {
 
 #[derive(Debug, Serialize, Deserialize, DomainEvent)]
 #[event()]
-struct OrderShipped;
+struct OrderShipped {}
 
 fn main() {}
