@@ -111,3 +111,30 @@ async fn side_table_rows_with_times_chrono_cannot_hold_do_not_hide_the_others() 
     positions.sort_unstable();
     assert_eq!(positions, [1, 3]);
 }
+
+#[tokio::test]
+async fn a_bad_checkpoint_does_not_hide_the_others() {
+    use eventsource::CheckpointStore;
+    let Some(store) = store().await else { return };
+    for name in ["a", "b", "c"] {
+        store.save_progress(name, 1, None, 1).await.unwrap();
+    }
+    run(
+        &store,
+        "UPDATE __S__.projection_checkpoints SET global_position = -1 WHERE projection_name = 'b';
+         UPDATE __S__.projection_checkpoints SET last_processed_at = 'infinity' WHERE projection_name = 'c'",
+    )
+    .await;
+    let names: Vec<String> = store
+        .get_all_checkpoints()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.projection_name)
+        .collect();
+    assert_eq!(names, ["a", "c"]);
+    assert!(
+        store.get_checkpoint("b").await.is_err(),
+        "a lookup names the problem"
+    );
+}

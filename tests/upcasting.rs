@@ -394,3 +394,50 @@ async fn renamed_events_read_back_under_their_new_name_and_reach_filtered_projec
         manager.stop().await;
     }
 }
+
+#[tokio::test]
+async fn loads_after_a_snapshot_upcast_the_newer_rows() {
+    use eventsource::{InMemorySnapshotStore, SnapshotStrategy};
+    for (name, fixture) in every_store().await {
+        let store = fixture.store.clone();
+        let snapshots = Arc::new(InMemorySnapshotStore::new());
+        let repository = AggregateRepository::<Shelf>::new(store.clone())
+            .with_snapshots(snapshots.clone(), SnapshotStrategy::every(2).unwrap());
+        let id = three_versions(&*store).await;
+        // Loading and saving takes a snapshot at version 4; the rows after it are v1.
+        let mut shelf = repository.load(id).await.unwrap();
+        shelf.apply_event(BookAdded {
+            title: "Beloved".into(),
+            isbn: "978-2".into(),
+        });
+        repository.save(&mut shelf).await.unwrap();
+        let snapshot = eventsource::SnapshotStore::get_snapshot(&*snapshots, id, "Book")
+            .await
+            .unwrap();
+        assert_eq!(snapshot.map(|s| s.version), Some(4), "{name}");
+        store
+            .append_events(
+                id,
+                "Book",
+                vec![NewEvent::new(BookAddedV1 {
+                    title: "Kindred".into(),
+                })],
+                ExpectedVersion::Exact(4),
+            )
+            .await
+            .unwrap();
+        let loaded = repository.load(id).await.unwrap();
+        let titles: Vec<&str> = loaded
+            .state()
+            .books
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect();
+        assert_eq!(
+            titles,
+            ["Dune", "Emma", "Ulysses", "Beloved", "Kindred"],
+            "{name}"
+        );
+        assert_eq!(loaded.version(), 5);
+    }
+}
