@@ -441,3 +441,84 @@ async fn loads_after_a_snapshot_upcast_the_newer_rows() {
         assert_eq!(loaded.version(), 5);
     }
 }
+
+/// v2 of `BookLoaned`; v1 (`borrower`, `weeks`) has no Rust type any more, only a
+/// JSON-level upcaster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+#[event(name = "BookLoaned", aggregate = "Loan", version = 2, previous_json = loaned_v1)]
+struct BookLoaned {
+    member: String,
+    days: u64,
+}
+
+fn loaned_v1(old: serde_json::Value) -> Result<serde_json::Value, String> {
+    let member = old
+        .get("borrower")
+        .cloned()
+        .ok_or("v1 without a borrower")?;
+    let weeks = old
+        .get("weeks")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or("v1 without weeks")?;
+    Ok(serde_json::json!({"member": member, "days": weeks * 7}))
+}
+
+#[tokio::test]
+async fn a_version_without_a_rust_type_reads_through_its_json_upcaster() {
+    let registry = EventRegistry::global();
+    assert_eq!(registry.versions("BookLoaned"), [1, 2]);
+    assert_eq!(
+        registry.current_version("BookLoaned", 1),
+        Some(("BookLoaned", 2))
+    );
+    for (name, fixture) in every_store().await {
+        let store = fixture.store.clone();
+        let id = Uuid::new_v4();
+        store
+            .append_events(
+                id,
+                "Loan",
+                vec![
+                    NewEvent::raw(
+                        "BookLoaned",
+                        1,
+                        serde_json::json!({"borrower": "ada", "weeks": 2}),
+                    ),
+                    NewEvent::new(BookLoaned {
+                        member: "alan".into(),
+                        days: 3,
+                    }),
+                    NewEvent::raw("BookLoaned", 1, serde_json::json!({"borrower": "grace"})),
+                ],
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+        let items: Vec<_> = store
+            .read_stream(&StreamId::new(id, "Loan"), ReadOptions::new())
+            .collect()
+            .await;
+        let loans: Vec<(String, u64)> = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok())
+            .map(|e| {
+                let loan = e.event::<BookLoaned>().unwrap();
+                (loan.member.clone(), loan.days)
+            })
+            .collect();
+        assert_eq!(
+            loans,
+            [("ada".to_owned(), 14), ("alan".to_owned(), 3)],
+            "{name}"
+        );
+        match &items[2] {
+            Err(Error::CorruptEvent { reason, .. }) => {
+                assert!(reason.contains("v1 without weeks"), "{name}: {reason}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        // The stored rows are as written.
+        let first = items[0].as_ref().unwrap();
+        assert_eq!(first.envelope.event_version, 1, "{name}");
+    }
+}

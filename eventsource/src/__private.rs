@@ -75,6 +75,9 @@ impl<T: ?Sized + Superseded> SupersededCheck<T> {
 #[doc(hidden)]
 pub use serde_json;
 
+#[doc(hidden)]
+pub use crate::registry::hop::{json_hop, Owned};
+
 /// For generated code: how serde tags an enum stored per variant.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]

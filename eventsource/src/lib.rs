@@ -132,6 +132,7 @@ pub use subscription::{
 /// | `previous` | type | none | the previous version's type: its stored rows read back as this type through `From` (see the README's "Changing events") |
 /// | `upcast` | `"from"` or `"try_from"` | `"from"` | the hop from `previous`: `From<Previous>`, or `TryFrom<Previous>` whose error makes the row a `CorruptEvent` |
 /// | `renamed_from` | string | none | the name `previous` is stored under, when the event was renamed |
+/// | `previous_json` | function path | none | for a previous version (N - 1) without a Rust type: `fn(serde_json::Value) -> Result<serde_json::Value, E>` from its JSON to this version's |
 /// | `crate` | string path | `::eventsource` | where `eventsource` is, when re-exported |
 ///
 /// The type must be a struct or enum without generic parameters (the registry needs one

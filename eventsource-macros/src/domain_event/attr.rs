@@ -18,6 +18,7 @@ const KEYS: &[&str] = &[
     "previous",
     "upcast",
     "renamed_from",
+    "previous_json",
     "crate",
 ];
 
@@ -39,6 +40,9 @@ pub(crate) struct EventAttrs {
     pub(crate) previous: Option<(Path, Upcast)>,
     /// The name the previous version is stored under, when the event was renamed.
     pub(crate) renamed_from: Option<LitStr>,
+    /// A function from the previous version's JSON to this version's, for a previous
+    /// version without a Rust type.
+    pub(crate) previous_json: Option<Path>,
     pub(crate) krate: Path,
 }
 
@@ -52,6 +56,7 @@ impl EventAttrs {
         let mut previous: Option<Path> = None;
         let mut upcast: Option<(Upcast, Span)> = None;
         let mut renamed_from: Option<LitStr> = None;
+        let mut previous_json: Option<Path> = None;
         let mut on_key = |key: &'static str, value: &syn::Expr, errors: &mut Errors| match key {
             "name" => set(errors, &mut name, value, "event", key, |v, e| {
                 values::name(v, key, e)
@@ -67,6 +72,7 @@ impl EventAttrs {
             "renamed_from" => set(errors, &mut renamed_from, value, "event", key, |v, e| {
                 values::name(v, key, e)
             }),
+            "previous_json" => set(errors, &mut previous_json, value, "event", key, upcaster_fn),
             _ => set(errors, &mut krate, value, "event", key, values::crate_path),
         };
         for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
@@ -86,11 +92,31 @@ impl EventAttrs {
                  e.g. version = 2",
             ));
         }
-        if let (None, Some(old)) = (&previous, &renamed_from) {
+        if let (None, None, Some(old)) = (&previous, &previous_json, &renamed_from) {
             errors.spanned(
                 old,
-                "`renamed_from` needs `previous = Type`, the type stored under the old name",
+                "`renamed_from` needs `previous = Type` (or `previous_json = function`), the \
+                 version stored under the old name",
             );
+        }
+        if let (Some(_), Some(f)) = (&previous, &previous_json) {
+            errors.spanned(
+                f,
+                "give the previous version either as a type (`previous`) or as JSON \
+                 (`previous_json`), not both",
+            );
+        }
+        if let (Some(f), Some((1, _)) | None) = (&previous_json, version) {
+            errors.spanned(
+                f,
+                "`previous_json` upcasts from version N - 1: give this type `version = N` (N > 1)",
+            );
+        }
+        if let (Some(_), Some((_, span))) = (&previous_json, upcast) {
+            errors.push(syn::Error::new(
+                span,
+                "`upcast` is for `previous = Type`; a `previous_json` function returns a Result",
+            ));
         }
         if let (None, Some((_, span))) = (&previous, upcast) {
             errors.push(syn::Error::new(
@@ -111,6 +137,7 @@ impl EventAttrs {
             version: version.map_or(1, |(v, _)| v),
             previous: previous.map(|p| (p, upcast.map_or(Upcast::From, |(u, _)| u))),
             renamed_from,
+            previous_json,
             krate: krate.unwrap_or_else(values::default_crate),
         })
     }
@@ -141,6 +168,20 @@ fn upcast_kind(value: &syn::Expr, errors: &mut Errors) -> Option<(Upcast, Span)>
                 &text,
                 "`upcast` is \"from\" (a `From<Previous>` impl, the default) or \"try_from\" \
                  (a `TryFrom<Previous>` impl whose error is shown)",
+            );
+            None
+        }
+    }
+}
+
+/// `previous_json = function`: a path to `fn(serde_json::Value) -> Result<serde_json::Value, E>`.
+fn upcaster_fn(value: &syn::Expr, errors: &mut Errors) -> Option<Path> {
+    match value {
+        syn::Expr::Path(path) if path.qself.is_none() => Some(path.path.clone()),
+        _ => {
+            errors.spanned(
+                value,
+                "`previous_json` must name a function `fn(serde_json::Value) -> Result<serde_json::Value, E>`",
             );
             None
         }

@@ -26,12 +26,46 @@ pub(super) fn derive(input: &DeriveInput, attrs: &EventAttrs) -> TokenStream {
     let type_path = quote!(::core::concat!(::core::module_path!(), "::", #type_name));
     // Spanned on `previous = Type`, so a missing `From` impl or a previous type of
     // another name or a later version is reported there.
-    let (registration, checks) = match &attrs.previous {
-        None => (
+    let (registration, checks) = match (&attrs.previous, &attrs.previous_json) {
+        (None, None) => (
             quote!(#krate::__private::EventRegistration::of::<#ident>(#type_path)),
             quote!(),
         ),
-        Some((previous, upcast)) => {
+        // A previous version without a Rust type: its JSON goes through the user's
+        // function, spanned on it (a wrong signature is reported there).
+        (None, Some(upcaster)) => {
+            let span = upcaster.span();
+            let from_version = attrs.version.saturating_sub(1);
+            let from_name = match &attrs.renamed_from {
+                Some(old) => quote!(#old),
+                None => quote!(#name),
+            };
+            let from_text = from_version.to_string();
+            let input_path = quote!(::core::concat!(
+                ::core::module_path!(), "::", #type_name, " (its v", #from_text, " JSON)"
+            ));
+            (
+                quote_spanned! {span=>
+                    #krate::__private::EventRegistration::of_json_upcast::<#ident>(
+                        #type_path, #from_name, #from_version, __eventsource_json_hop,
+                    )
+                },
+                quote_spanned! {span=>
+                    fn __eventsource_json_hop(
+                        value: #krate::__private::Owned,
+                    ) -> ::core::result::Result<#krate::__private::Owned, ::std::string::String> {
+                        #krate::__private::json_hop::<#ident, _>(value, #upcaster)
+                    }
+
+                    #krate::__private::inventory::submit! {
+                        #krate::__private::EventRegistration::json_input(
+                            #from_name, #from_version, #input_path,
+                        )
+                    }
+                },
+            )
+        }
+        (Some((previous, upcast)), _) => {
             let span = previous.span();
             let constructor = match upcast {
                 Upcast::From => quote_spanned!(span=> of_upcast),

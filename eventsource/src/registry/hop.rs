@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::event::{AnyEvent, DomainEvent};
 
 /// A decoded payload on its way up the chain: the value of one version's type.
-pub(crate) type Owned = Box<dyn Any + Send>;
+pub type Owned = Box<dyn Any + Send>;
 
 /// One hop of an upcasting chain: how a registration's type is made from the type of
 /// the version before it.
@@ -105,4 +105,71 @@ pub(crate) fn finish<T: DomainEvent>(value: Owned) -> Option<Arc<dyn AnyEvent>> 
         .downcast::<T>()
         .ok()
         .map(|t| Arc::new(*t) as Arc<dyn AnyEvent>)
+}
+
+/// The marker type of a version that has no Rust type: its rows are JSON on their way to
+/// a JSON-level hop (`#[event(previous_json = ...)]`).
+pub(crate) struct JsonInput;
+
+/// Rows of a version without a Rust type, held as JSON for the JSON-level hop after it.
+pub(crate) fn json_input_str(_event_type: &str, payload: &str) -> serde_json::Result<Owned> {
+    Ok(Box::new(serde_json::from_str::<serde_json::Value>(
+        payload,
+    )?))
+}
+
+/// As [`json_input_str`], from a JSON value.
+pub(crate) fn json_input_value(
+    _event_type: &str,
+    payload: serde_json::Value,
+) -> serde_json::Result<Owned> {
+    Ok(Box::new(payload))
+}
+
+/// The end of a chain that stopped at JSON: never a stored event's type.
+pub(crate) fn json_input_finish(_value: Owned) -> Option<Arc<dyn AnyEvent>> {
+    None
+}
+
+/// Decoding a version without a Rust type directly: only the chain decodes it.
+pub(crate) fn json_input_decode_str(
+    event_type: &str,
+    _payload: &str,
+) -> serde_json::Result<Arc<dyn AnyEvent>> {
+    Err(serde::de::Error::custom(format!(
+        "`{event_type}` at this version has no Rust type; only its JSON-level upcaster reads it"
+    )))
+}
+
+/// As [`json_input_decode_str`], from a JSON value.
+pub(crate) fn json_input_decode_value(
+    event_type: &str,
+    _payload: serde_json::Value,
+) -> serde_json::Result<Arc<dyn AnyEvent>> {
+    json_input_decode_str(event_type, "")
+}
+
+/// A JSON-level hop: the previous version's JSON through `upcast` to `T`'s JSON, then
+/// decoded as `T`. For generated code (`#[event(previous_json = ...)]`).
+///
+/// # Errors
+/// The upcaster's error, or `T`'s decoding error, as text.
+pub fn json_hop<T, E>(
+    value: Owned,
+    upcast: impl FnOnce(serde_json::Value) -> Result<serde_json::Value, E>,
+) -> Result<Owned, String>
+where
+    T: DomainEvent,
+    E: Display,
+{
+    let json = previous::<serde_json::Value>(value)?;
+    let upcast = upcast(json).map_err(|e| e.to_string())?;
+    T::from_payload(T::EVENT_TYPE, upcast)
+        .map(|t| Box::new(t) as Owned)
+        .map_err(|e| {
+            format!(
+                "the upcaster's JSON does not decode to `{}`: {e}",
+                std::any::type_name::<T>()
+            )
+        })
 }
