@@ -157,3 +157,49 @@ async fn a_subscription_dead_letters_rows_at_no_position_once() {
     positions.sort_unstable();
     assert_eq!(positions, [0, 7], "{letters:?}");
 }
+
+#[tokio::test]
+async fn the_exactly_once_runner_moves_past_rows_at_no_position() {
+    use eventsource::{BoxError, SqliteProjection, SqliteProjectionRunner};
+
+    #[derive(Debug, Default)]
+    struct Count(u64);
+
+    #[eventsource::async_trait]
+    impl SqliteProjection for Count {
+        fn name(&self) -> &str {
+            "count"
+        }
+
+        fn handled_event_types(&self) -> &'static [&'static str] {
+            &["TaskCreated"]
+        }
+
+        async fn handle(
+            &mut self,
+            _event: &StoredEvent,
+            _conn: &mut sqlx::SqliteConnection,
+        ) -> Result<(), BoxError> {
+            self.0 += 1;
+            Ok(())
+        }
+    }
+
+    let dir = TempDir::new();
+    let (store, _id) = spoiled(&dir, "global_position = -5").await;
+    // Batches of one: the row at no position comes on top of the first one, and the
+    // runner does not read it again and again.
+    let mut runner =
+        SqliteProjectionRunner::new(store.clone(), Count::default(), "count").batch_size(1);
+    let applied = tokio::time::timeout(Duration::from_secs(10), runner.catch_up())
+        .await
+        .expect("the runner catches up")
+        .unwrap();
+    assert_eq!(applied, 8);
+    let letters = store
+        .get_failed_events(Some("count"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].failed.global_position, 0);
+}

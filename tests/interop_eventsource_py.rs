@@ -266,3 +266,40 @@ async fn a_database_this_library_creates_keeps_lean_payloads_unless_asked() {
     );
     assert_eq!(store.get_stream_version(id, "Task").await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn a_shared_database_an_earlier_version_initialized_is_recognized() {
+    // An eventsource-py table that an earlier version of this library initialized: it
+    // has this library's columns, no settings, and eventsource-py's rows (metadata NULL).
+    let dir = TempDir::new();
+    let path = dir.file("shared.db");
+    {
+        let store = SqliteEventStore::open(&path).await.unwrap();
+        store.initialize().await.unwrap();
+        sqlx::raw_sql(
+            "DROP TABLE eventsource_settings;
+             INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version, \
+                 timestamp, payload, created_at) \
+             VALUES ('00000000-0000-4000-8000-000000000009', '00000000-0000-4000-8000-000000000001', \
+                 'Task', 'TaskCreated', 1, '2024-01-01T00:00:00+00:00', \
+                 '{\"title\": \"from python\", \"aggregate_id\": \"00000000-0000-4000-8000-000000000001\", \"aggregate_type\": \"Task\"}', \
+                 '2024-01-01T00:00:00+00:00')",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        store.close().await;
+    }
+    let store = SqliteEventStore::open(&path).await.unwrap();
+    assert_eq!(
+        store.payload_format(),
+        PayloadFormat::Lean,
+        "not recorded yet"
+    );
+    store.initialize().await.unwrap();
+    assert_eq!(store.payload_format(), PayloadFormat::EventsourcePy);
+    // An explicit choice is kept.
+    store.set_payload_format(PayloadFormat::Lean).await.unwrap();
+    store.initialize().await.unwrap();
+    assert_eq!(store.payload_format(), PayloadFormat::Lean);
+}

@@ -90,7 +90,9 @@ pub async fn assert_the_bad_row_hides_nothing(
         assert_eq!(titles(&items), *expected, "{case}: {what}");
         assert_one_report(&items, reported_at, &format!("{case}: {what}"));
     }
-    // A limit counts the report like a row, in both directions.
+    // A limit counts placed rows (a bad row in place counts as one); rows at no
+    // position come on top of it, forward from the start, and backward only when the
+    // read reached the start.
     for options in [
         ReadOptions::new().limit(9),
         ReadOptions::new().backward().limit(9),
@@ -101,7 +103,26 @@ pub async fn assert_the_bad_row_hides_nothing(
         assert_eq!(items.len(), 9, "{case}: read_stream {options:?}");
     }
     let items: Vec<_> = store.read_all(ReadOptions::new().limit(3)).collect().await;
-    assert_eq!(items.len(), 3, "{case}: limit 3");
+    assert_eq!(
+        items.len(),
+        3 + usize::from(reported_at == 0),
+        "{case}: limit 3"
+    );
+    let items: Vec<_> = store
+        .read_stream(&stream, ReadOptions::new().limit(3))
+        .collect()
+        .await;
+    assert_eq!(
+        items.len(),
+        3 + usize::from(bad_version),
+        "{case}: read_stream limit 3"
+    );
+    // A backward read that its limit ends before the start does not report them.
+    let items: Vec<_> = store
+        .read_all(ReadOptions::new().backward().limit(3))
+        .collect()
+        .await;
+    assert_eq!(items.len(), 3, "{case}: backward limit 3");
     // Reads of a whole stream cannot return part of it: they name the row.
     let froms: &[Option<u64>] = if bad_version {
         &[None, Some(1), Some(6)]

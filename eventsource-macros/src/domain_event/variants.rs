@@ -23,8 +23,14 @@ pub(super) struct Variant {
     shape: String,
 }
 
+/// The stored variants of an enum, and those serde skips.
+pub(super) struct Variants {
+    variants: Vec<Variant>,
+    skipped: Vec<syn::Ident>,
+}
+
 /// The variants of `data`, or every reason the enum cannot be stored per variant.
-pub(super) fn parse(input: &DeriveInput, data: &DataEnum) -> syn::Result<Vec<Variant>> {
+pub(super) fn parse(input: &DeriveInput, data: &DataEnum) -> syn::Result<Variants> {
     let mut errors = Errors::default();
     let outer = Serde::of(&input.attrs);
     if outer.untagged || outer.content {
@@ -39,6 +45,7 @@ pub(super) fn parse(input: &DeriveInput, data: &DataEnum) -> syn::Result<Vec<Var
         errors.spanned(&input.ident, "an event enum needs at least one variant");
     }
     let mut variants: Vec<Variant> = Vec::new();
+    let mut skipped = Vec::new();
     for variant in &data.variants {
         let mut name: Option<LitStr> = None;
         for attr in variant.attrs.iter().filter(|a| a.path().is_ident("event")) {
@@ -65,6 +72,8 @@ pub(super) fn parse(input: &DeriveInput, data: &DataEnum) -> syn::Result<Vec<Var
             }
         }
         if Serde::of(&variant.attrs).skip {
+            // Never serialized nor read (serde refuses to): stored under no name.
+            skipped.push(variant.ident.clone());
             continue;
         }
         let stored =
@@ -90,11 +99,13 @@ pub(super) fn parse(input: &DeriveInput, data: &DataEnum) -> syn::Result<Vec<Var
         });
     }
     errors.finish()?;
-    Ok(variants)
+    Ok(Variants { variants, skipped })
 }
 
 /// The `DomainEvent` impl of an enum stored per variant, and a registration per variant.
-pub(super) fn derive(input: &DeriveInput, attrs: &EventAttrs, variants: &[Variant]) -> TokenStream {
+pub(super) fn derive(input: &DeriveInput, attrs: &EventAttrs, all: &Variants) -> TokenStream {
+    let variants = &all.variants;
+    let skipped = &all.skipped;
     let ident = &input.ident;
     let krate = &attrs.krate;
     let enum_name = ident.to_string();
@@ -143,6 +154,7 @@ pub(super) fn derive(input: &DeriveInput, attrs: &EventAttrs, variants: &[Varian
                 fn stored_type(&self) -> &'static str {
                     match self {
                         #(#arms,)*
+                        #(#ident::#skipped { .. } => #enum_name,)*
                     }
                 }
 

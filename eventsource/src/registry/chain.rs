@@ -12,21 +12,27 @@ use crate::event::{AnyEvent, EventPayload};
 /// More hops than any chain has: a guard against a cycle of registrations made by hand.
 const MAX_HOPS: usize = 1024;
 
-/// The registration that names `name` at `version` as its previous version, if any.
+/// The registration that names `name` at `version` as its previous version, if any, and
+/// the type of a second one that does too (which way is up is then not known).
 pub(super) fn successor_of(
     types: &HashMap<String, Vec<Slot>>,
     name: &str,
     version: u32,
-) -> Successor {
-    types
+) -> (Successor, Option<&'static str>) {
+    let mut found = types
         .values()
         .flatten()
         .map(|slot| slot.registration)
-        .find(|r| {
+        .filter(|r| {
             r.previous
                 .is_some_and(|hop| hop.from_name == name && hop.from_version == version)
-        })
-        .map(|r| (r.name, r.version))
+        });
+    let first = found.next();
+    let second = found.find(|r| first.is_some_and(|f| (f.name, f.version) != (r.name, r.version)));
+    (
+        first.map(|r| (r.name, r.version)),
+        second.map(|r| r.type_name),
+    )
 }
 
 /// Marks the registration `hop` comes from as superseded by `by`.
@@ -36,7 +42,13 @@ pub(super) fn link(types: &mut HashMap<String, Vec<Slot>>, hop: Hop, by: &EventR
             .iter_mut()
             .find(|slot| slot.registration.version == hop.from_version)
     }) {
-        previous.superseded_by = Some((by.name, by.version));
+        match previous.superseded_by {
+            // Two versions name the same previous one: which is the way up is not known.
+            Some((name, version)) if (name, version) != (by.name, by.version) => {
+                previous.conflict.get_or_insert(by.type_name);
+            }
+            _ => previous.superseded_by = Some((by.name, by.version)),
+        }
     }
 }
 
@@ -160,7 +172,9 @@ impl EventRegistry {
         };
         match (self.lookup_slot(&name, version)?, &payload) {
             (Some((_, None)), _) => Ok(payload),
-            (None, EventPayload::Raw(_)) if self.versions(&name).is_empty() => Ok(payload),
+            // A name this registry does not know: as appended (a typed payload of a
+            // hand-written impl, or a registry that leaves it raw).
+            (None, _) if self.versions(&name).is_empty() => Ok(payload),
             (None, _) => Err(self.no_path(&corrupt, &name, version)),
             (Some((registration, next)), _) => {
                 let value = (registration.decode_owned_value)(&name, payload.to_json_value()?)

@@ -301,7 +301,9 @@ impl EventRegistry {
 
     /// Registers `T` explicitly: the fallback where `inventory` registrations are lost
     /// (a crate dropped by the linker, targets without life-before-main). Registering the
-    /// same type again is a no-op.
+    /// same type again is a no-op. It registers `T` alone (every variant of an enum stored
+    /// per variant): an upcasting chain (`previous`, `previous_json`) is registered by the
+    /// derive through `inventory` only.
     ///
     /// # Errors
     /// [`Error::DuplicateEventType`] when another Rust type already claims `T`'s name and
@@ -346,10 +348,12 @@ impl EventRegistry {
             }
             return *slot;
         }
+        let (superseded_by, second_successor) =
+            chain::successor_of(&types, registration.name, registration.version);
         let slot = Slot {
             registration,
-            conflict: None,
-            superseded_by: chain::successor_of(&types, registration.name, registration.version),
+            conflict: second_successor,
+            superseded_by,
         };
         if let Some(hop) = registration.previous {
             chain::link(&mut types, hop, &registration);

@@ -182,10 +182,12 @@ pub(crate) const MISPLACED_MAX: usize = 10_000;
 /// it decodes to.
 ///
 /// They are reported where the read covers the start of the order: first by a forward
-/// read from the start, last by a backward read that runs to it. So a full read in
-/// either direction reports every one of them once, and a read resuming from a
-/// position (a subscription's catch-up) does not report them again. They count against
-/// the read's limit. The query runs only when the stream gets that far.
+/// read from the start, last by a backward read that runs to it (one its limit did not
+/// stop first). So a full read in either direction reports every one of them once, and
+/// a read resuming from a position (a subscription's catch-up) does not report them
+/// again. They come on top of the read's limit, which counts placed rows: a reader that
+/// pages by limit and position always moves on. The query runs only when the stream
+/// gets that far.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn with_misplaced<'a>(
     options: &ReadOptions,
@@ -193,6 +195,14 @@ pub(crate) fn with_misplaced<'a>(
     misplaced: BoxFuture<'a, Result<Vec<Result<StoredEvent>>>>,
 ) -> StoredEventStream<'a> {
     use futures::StreamExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let limit = options.limit;
+    let delivered = Arc::new(AtomicU64::new(0));
+    let counted = delivered.clone();
+    let main = main.inspect(move |_| {
+        counted.fetch_add(1, Ordering::Relaxed);
+    });
     let misplaced = async move {
         runtime()?;
         misplaced.await
@@ -203,14 +213,23 @@ pub(crate) fn with_misplaced<'a>(
             Err(error) => vec![Err(error)],
         })
     });
-    let combined: StoredEventStream<'a> = match options.direction {
+    match options.direction {
         ReadDirection::Forward if options.from_position == 0 => Box::pin(misplaced.chain(main)),
-        ReadDirection::Forward => return main,
-        ReadDirection::Backward => Box::pin(main.chain(misplaced)),
-    };
-    match options.limit {
-        Some(limit) => Box::pin(combined.take(usize::try_from(limit).unwrap_or(usize::MAX))),
-        None => combined,
+        ReadDirection::Forward => Box::pin(main),
+        ReadDirection::Backward => {
+            // Only when the read reached the start: its limit did not end it.
+            let after = stream::once(async move {
+                let reached_start =
+                    limit.is_none_or(|limit| delivered.load(Ordering::Relaxed) < limit);
+                if reached_start {
+                    misplaced.boxed()
+                } else {
+                    stream::empty().boxed()
+                }
+            })
+            .flatten();
+            Box::pin(main.chain(after))
+        }
     }
 }
 

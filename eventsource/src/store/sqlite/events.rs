@@ -174,10 +174,17 @@ fn paged_read<'a>(
          ORDER BY {position_column} {order} LIMIT ?",
         filter.where_sql()
     );
+    // `global_position < 1` (not `NOT (global_position >= 1)`) so that SQLite reads a
+    // range of the rowid instead of scanning the table.
+    let misplaced_rows = if position_column == "version" {
+        format!("NOT ({placed})")
+    } else {
+        "global_position < 1".to_owned()
+    };
     let misplaced_query = PageQuery::new(
         &format!(
             "SELECT {columns} AS r, global_position AS n FROM events \
-             WHERE NOT ({placed}) AND {} ORDER BY global_position LIMIT {}",
+             WHERE {misplaced_rows} AND {} ORDER BY global_position LIMIT {}",
             filter.where_sql(),
             MISPLACED_MAX + 1
         ),

@@ -225,7 +225,13 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         let options = ReadOptions::new()
             .from_position(start)
             .limit(self.batch_size)
-            .event_types(self.projection.handled_event_types().iter().copied());
+            // With the names the handled types were renamed from.
+            .event_types(
+                self.projection
+                    .handled_event_types()
+                    .iter()
+                    .flat_map(|name| crate::EventRegistry::global().stored_names(name)),
+            );
         let mut items: Vec<Result<StoredEvent>> = self.store.read_all(options).collect().await;
         // A failed read (not a corrupt row, which is dead-lettered): fail before taking
         // the write lock.
@@ -265,7 +271,20 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         start: u64,
         head: u64,
     ) -> Result<BatchReport> {
-        let read = items.len() as u64;
+        // Rows at no position (reported at 0, on top of the limit) do not count: the
+        // batch is caught up when it read fewer placed rows than asked.
+        let read = items
+            .iter()
+            .filter(|item| {
+                !matches!(
+                    item,
+                    Err(Error::CorruptEvent {
+                        global_position: 0,
+                        ..
+                    })
+                )
+            })
+            .count() as u64;
         if position_on(&mut *tx, &self.name).await? != start {
             return Err(Error::InvalidConfiguration {
                 message: format!("another runner is applying projection `{}`", self.name),

@@ -37,6 +37,7 @@ const SETTINGS: &str =
     "CREATE TABLE IF NOT EXISTS eventsource_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)";
 const FORMAT_SETTING: &str = "payload_format";
 const PYTHON: &str = "eventsource-py";
+const LEAN: &str = "lean";
 
 /// The envelope fields of eventsource-py's `DomainEvent`, which its payloads carry.
 pub(super) const ENVELOPE_FIELDS: [&str; 12] = [
@@ -73,8 +74,9 @@ pub(super) async fn write_format(
                 .await
         }
         PayloadFormat::Lean => {
-            sqlx::query("DELETE FROM eventsource_settings WHERE name = ?")
+            sqlx::query("INSERT OR REPLACE INTO eventsource_settings (name, value) VALUES (?, ?)")
                 .bind(FORMAT_SETTING)
+                .bind(LEAN)
                 .execute(&mut *conn)
                 .await
         }
@@ -95,7 +97,7 @@ pub(super) async fn read_format(store: &SqliteEventStore) -> Result<PayloadForma
         None
     };
     match value.as_deref() {
-        None => Ok(PayloadFormat::Lean),
+        None | Some(LEAN) => Ok(PayloadFormat::Lean),
         Some(PYTHON) => Ok(PayloadFormat::EventsourcePy),
         Some(other) => Err(Error::SchemaMismatch {
             table: "eventsource_settings".into(),
@@ -187,4 +189,39 @@ pub(super) fn python_payload(
         event_type: event.event_type().to_owned(),
         source,
     })
+}
+
+/// In `initialize`: records the eventsource-py form when the database is eventsource-py's
+/// and no format was chosen yet: its `events` table lacked this library's columns
+/// (`had_metadata` is `false`), or its first row was written by eventsource-py (a
+/// database an earlier version of this library initialized).
+pub(super) async fn detect(conn: &mut sqlx::SqliteConnection, had_metadata: bool) -> Result<()> {
+    const OP: &str = "initialize";
+    sqlx::raw_sql(SETTINGS)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error(OP))?;
+    let chosen: Option<String> =
+        sqlx::query_scalar("SELECT value FROM eventsource_settings WHERE name = ?")
+            .bind(FORMAT_SETTING)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error(OP))?;
+    if chosen.is_some() {
+        return Ok(());
+    }
+    let python = !had_metadata || {
+        let first: Option<bool> = sqlx::query_scalar(
+            "SELECT metadata IS NULL FROM events ORDER BY global_position LIMIT 1",
+        )
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error(OP))?;
+        first.unwrap_or(false)
+    };
+    if python {
+        tracing::info!("an eventsource-py database: appends write its payload form");
+        write_format(conn, PayloadFormat::EventsourcePy).await?;
+    }
+    Ok(())
 }

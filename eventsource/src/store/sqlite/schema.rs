@@ -129,12 +129,8 @@ async fn create_schema(store: &SqliteEventStore, tx: &mut sqlx::SqliteConnection
             ),
         });
     }
-    // An events table without this library's columns is eventsource-py's: appends keep
-    // writing payloads it reads.
-    if !columns.contains("metadata") {
-        tracing::info!("an eventsource-py database: appends write its payload form");
-        super::python::write_format(&mut *tx, super::PayloadFormat::EventsourcePy).await?;
-    }
+    // An eventsource-py database: appends keep writing payloads it reads.
+    super::python::detect(&mut *tx, columns.contains("metadata")).await?;
     for (table, name, kind) in ADDED_COLUMNS {
         let present: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?")
