@@ -118,7 +118,7 @@ async fn closed_store_fails_with_a_typed_error() {
 }
 
 #[tokio::test]
-async fn initialize_is_idempotent_and_creates_the_five_tables() {
+async fn initialize_is_idempotent_and_creates_the_tables() {
     let dir = TempDir::new();
     let store = open_initialized(&dir).await;
     store.initialize().await.unwrap();
@@ -143,6 +143,7 @@ async fn initialize_is_idempotent_and_creates_the_five_tables() {
             "dead_letter_queue",
             "event_outbox",
             "events",
+            "eventsource_settings",
             "projection_checkpoints",
             "snapshots"
         ]

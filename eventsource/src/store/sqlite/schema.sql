@@ -78,3 +78,9 @@ CREATE TABLE IF NOT EXISTS snapshots (
     created_at TEXT NOT NULL,
     UNIQUE (aggregate_id, aggregate_type)
 );
+
+-- Settings of the database this library keeps (the payload format of appends).
+CREATE TABLE IF NOT EXISTS eventsource_settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
