@@ -1,227 +1,26 @@
 //! The [`EventStore`] implementation of [`PostgresEventStore`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::FutureExt;
-use sqlx::postgres::{PgArguments, PgConnection, PgPool, Postgres};
-use sqlx::query::Query;
+use sqlx::postgres::PgConnection;
 use sqlx::Row;
-use tracing::Instrument;
 use uuid::Uuid;
 
-use super::row::{self, SELECT};
+use super::reads::{fetch_events, paged_read, Bind, Filter};
+use super::row::SELECT;
 use super::{db_error, is_unique_violation, to_i64, to_u64, PostgresEventStore};
 use crate::envelope::NewEvent;
 use crate::error::{Error, Result};
-use crate::registry::EventRegistry;
 use crate::store::clamp_timestamp;
-use crate::store::page::{
-    paginate_ahead, too_many_misplaced, with_misplaced, Fetched, PageRow, MISPLACED_MAX,
-};
 use crate::store::schema_state::{after_check, Need};
 use crate::store::sql::{encode_batch, end_append, EncodedEvent, Failed, Written};
 use crate::store::{
     check_batch, plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount,
-    ExpectedVersion, GetEventsOptions, ReadDirection, ReadOptions, StoredEventStream, StoredId,
-    StreamId,
+    ExpectedVersion, GetEventsOptions, ReadOptions, StoredEventStream, StoredId, StreamId,
 };
 use crate::stored::{EventStream, StoredEvent};
-
-/// A bound parameter of a dynamically built query.
-#[derive(Debug, Clone)]
-enum Bind {
-    Uuid(Uuid),
-    Text(String),
-    Int(i64),
-    Time(DateTime<Utc>),
-    Texts(Vec<String>),
-}
-
-/// A WHERE clause under construction, with its parameters (`$n` numbered in order).
-#[derive(Debug, Clone, Default)]
-struct Filter {
-    clauses: Vec<String>,
-    binds: Vec<Bind>,
-}
-
-impl Filter {
-    /// Adds `clause`, in which `$?` stands for the next parameter.
-    fn push(&mut self, clause: &str, bind: Bind) {
-        self.binds.push(bind);
-        let clause = clause.replace("$?", &format!("${}", self.binds.len() + FIXED_PARAMS));
-        self.clauses.push(clause);
-    }
-
-    fn stream(mut self, aggregate_id: Uuid, aggregate_type: &str) -> Self {
-        self.push("aggregate_id = $?", Bind::Uuid(aggregate_id));
-        self.push("aggregate_type = $?", Bind::Text(aggregate_type.to_owned()));
-        self
-    }
-
-    /// The tenant, time and event type filters of `options`.
-    fn read_options(mut self, options: &ReadOptions) -> Self {
-        if let Some(tenant) = options.tenant_id {
-            self.push("tenant_id = $?", Bind::Uuid(tenant));
-        }
-        if let Some(from) = options.from_timestamp {
-            self.push("timestamp >= $?", Bind::Time(clamp_timestamp(from)));
-        }
-        if let Some(to) = options.to_timestamp {
-            self.push("timestamp <= $?", Bind::Time(clamp_timestamp(to)));
-        }
-        if let Some(types) = &options.event_types {
-            self.push("event_type = ANY($?)", Bind::Texts(types.clone()));
-        }
-        self
-    }
-
-    fn where_sql(&self) -> String {
-        if self.clauses.is_empty() {
-            "TRUE".to_owned()
-        } else {
-            self.clauses.join(" AND ")
-        }
-    }
-}
-
-/// Parameters that paged reads bind before the filter's: the cursor and the limit.
-const FIXED_PARAMS: usize = 2;
-
-fn bind_all<'q>(
-    mut query: Query<'q, Postgres, PgArguments>,
-    binds: &[Bind],
-) -> Query<'q, Postgres, PgArguments> {
-    for bind in binds {
-        query = match bind {
-            Bind::Uuid(u) => query.bind(*u),
-            Bind::Text(s) => query.bind(s.clone()),
-            Bind::Int(i) => query.bind(*i),
-            Bind::Time(t) => query.bind(*t),
-            Bind::Texts(list) => query.bind(list.clone()),
-        };
-    }
-    query
-}
-
-/// Runs a SELECT of the event columns whose filter starts at `$3` (`$1`, `$2` unused
-/// but bound) and decodes every row; the first corrupt row fails it.
-async fn fetch_events(
-    pool: &PgPool,
-    registry: &EventRegistry,
-    operation: &'static str,
-    sql: &str,
-    binds: &[Bind],
-) -> Result<Vec<StoredEvent>> {
-    let query = sqlx::query(sql).bind(0_i64).bind(0_i64);
-    let rows = bind_all(query, binds)
-        .fetch_all(pool)
-        .await
-        .map_err(db_error(operation))?;
-    rows.iter()
-        .map(|r| row::decode(r, registry).and_then(|(_, event)| event))
-        .collect()
-}
-
-/// A paginated read over `position_column` (global_position or version); rows another
-/// tool wrote at a position or version below 1 are reported as [`with_misplaced`] says.
-fn paged_read<'a>(
-    store: &PostgresEventStore,
-    operation: &'static str,
-    position_column: &'static str,
-    filter: Filter,
-    options: &ReadOptions,
-) -> StoredEventStream<'a> {
-    let (cmp, order) = match options.direction {
-        ReadDirection::Forward => (">", "ASC"),
-        ReadDirection::Backward => ("<", "DESC"),
-    };
-    let sql: Arc<str> = format!(
-        "SELECT {SELECT} FROM {} WHERE {position_column} {cmp} $1 AND {position_column} >= 1 \
-         AND {} ORDER BY {position_column} {order} LIMIT $2",
-        store.tables.events,
-        filter.where_sql()
-    )
-    .into();
-    let misplaced_sql = format!(
-        "SELECT {SELECT} FROM {} WHERE {position_column} < 1 AND {} \
-         ORDER BY global_position LIMIT {}",
-        store.tables.events,
-        filter.where_sql(),
-        MISPLACED_MAX + 1
-    );
-    let binds: Arc<[Bind]> = filter.binds.into();
-    let pool = store.pool.clone();
-    let registry = store.registry.clone();
-    let misplaced = {
-        let (pool, registry, binds) = (pool.clone(), registry.clone(), binds.clone());
-        async move {
-            let query = sqlx::query(&misplaced_sql).bind(0_i64).bind(0_i64);
-            let rows = bind_all(query, &binds)
-                .fetch_all(&pool)
-                .await
-                .map_err(db_error(operation))?;
-            let mut rows: Vec<Result<StoredEvent>> = rows
-                .iter()
-                .map(|r| row::decode(r, &registry).and_then(|(_, event)| event))
-                .collect();
-            if rows.len() > MISPLACED_MAX {
-                rows.truncate(MISPLACED_MAX);
-                rows.push(Err(too_many_misplaced(operation)));
-            }
-            Ok(rows)
-        }
-        .boxed()
-    };
-    let main = paginate_ahead(
-        options,
-        move |cursor, limit| {
-            let (pool, registry, sql, binds) =
-                (pool.clone(), registry.clone(), sql.clone(), binds.clone());
-            async move {
-                if pool.is_closed() {
-                    return Err(Error::StoreClosed);
-                }
-                let query = sqlx::query(&sql).bind(to_i64(cursor)).bind(limit as i64);
-                let rows = bind_all(query, &binds)
-                    .fetch_all(&pool)
-                    .await
-                    .map_err(db_error(operation))?;
-                // Decoded here, in the reading task, while the caller handles the page
-                // before.
-                let rows = rows
-                    .iter()
-                    .map(|r| {
-                        let (position, event) = row::decode(r, &registry)?;
-                        if position_column != "version" {
-                            return Ok((position, event));
-                        }
-                        // read_stream pages by version: a typed column, always readable.
-                        let version: i64 = r.try_get(8).map_err(db_error(operation))?;
-                        Ok((to_u64(version), event))
-                    })
-                    .collect::<Result<Vec<PageRow>>>()?;
-                Ok(Fetched {
-                    len: rows.len(),
-                    last: rows.last().map(|(position, _)| *position),
-                    rows,
-                })
-            }
-            .instrument(tracing::debug_span!(
-                "read_page",
-                backend = "postgres",
-                operation,
-                cursor,
-                limit
-            ))
-            .boxed()
-        },
-        Ok,
-    );
-    with_misplaced(options, main, misplaced)
-}
 
 impl PostgresEventStore {
     async fn stream_version_on(

@@ -40,6 +40,7 @@ mod events;
 #[cfg(feature = "sqlite")]
 mod import;
 mod outbox;
+mod reads;
 mod row;
 mod schema;
 mod snapshot;

@@ -31,6 +31,7 @@ mod outbox;
 mod page;
 mod projection;
 mod python;
+mod reads;
 mod row;
 mod schema;
 mod snapshot;
