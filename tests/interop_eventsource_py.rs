@@ -265,6 +265,26 @@ async fn a_database_this_library_creates_keeps_lean_payloads_unless_asked() {
         "{refused:?}"
     );
     assert_eq!(store.get_stream_version(id, "Task").await.unwrap(), 2);
+
+    // So is one whose type denies unknown fields: it could not read its own payload back.
+    #[derive(Debug, serde::Serialize, serde::Deserialize, DomainEvent)]
+    #[event(aggregate = "Task")]
+    #[serde(deny_unknown_fields)]
+    struct Strict {
+        note: String,
+    }
+    let refused = store
+        .append_events(
+            id,
+            "Task",
+            vec![NewEvent::new(Strict { note: "x".into() })],
+            ExpectedVersion::Exact(2),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(eventsource::Error::InvalidInput { message }) if message.contains("denies unknown fields")),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

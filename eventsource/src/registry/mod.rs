@@ -402,6 +402,12 @@ impl EventRegistry {
         versions
     }
 
+    /// `true` when the Rust type of `name` at `version` refuses unknown fields
+    /// (`#[serde(deny_unknown_fields)]`, as its shape records).
+    pub(crate) fn denies_unknown_fields(&self, name: &str, version: u32) -> bool {
+        matches!(self.lookup(name, version), Ok(Some(r)) if r.shape.starts_with("strict "))
+    }
+
     /// `true` when `name` at `version` decodes to a Rust type.
     pub fn is_registered(&self, name: &str, version: u32) -> bool {
         matches!(self.lookup(name, version), Ok(Some(_)))

@@ -243,6 +243,9 @@ impl EventStore for SqliteEventStore {
             // Serialize (and check raw payloads of registered types) before taking the
             // write lock, so the lock is held for SQL only.
             check_batch(&self.registry, aggregate_type, &events)?;
+            if self.payload_format() == PayloadFormat::EventsourcePy {
+                super::python::check_batch(&self.registry, &events)?;
+            }
             self.ensure_outbox().await?;
             let encoded = encode_batch(&self.registry, &events)?;
             // BEGIN IMMEDIATE takes the database's write lock now: the version read below

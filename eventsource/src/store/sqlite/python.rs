@@ -225,3 +225,26 @@ pub(super) async fn detect(conn: &mut sqlx::SqliteConnection, had_metadata: bool
     }
     Ok(())
 }
+
+/// Refuses, before any lock, events that eventsource-py's payload form would make
+/// unreadable here: a type that denies unknown fields could not read its own payload
+/// with the envelope fields added.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the type.
+pub(super) fn check_batch(registry: &crate::EventRegistry, events: &[NewEvent]) -> Result<()> {
+    match events
+        .iter()
+        .find(|e| registry.denies_unknown_fields(e.event_type(), e.event_version()))
+    {
+        Some(event) => Err(Error::InvalidInput {
+            message: format!(
+                "event `{}` denies unknown fields, so it could not be read back from an \
+                 eventsource-py payload (which adds the envelope fields): drop \
+                 deny_unknown_fields, or use PayloadFormat::Lean",
+                event.event_type()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
