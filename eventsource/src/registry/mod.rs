@@ -404,6 +404,7 @@ impl EventRegistry {
 
     /// `true` when the Rust type of `name` at `version` refuses unknown fields
     /// (`#[serde(deny_unknown_fields)]`, as its shape records).
+    #[cfg(feature = "sqlite")]
     pub(crate) fn denies_unknown_fields(&self, name: &str, version: u32) -> bool {
         matches!(self.lookup(name, version), Ok(Some(r)) if r.shape.starts_with("strict "))
     }
