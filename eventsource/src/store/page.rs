@@ -233,19 +233,27 @@ pub(crate) fn with_misplaced<'a>(
     }
 }
 
-/// The error that ends the misplaced rows of a read when there are more than
-/// [`MISPLACED_MAX`].
+/// The misplaced rows of a read (see [`with_misplaced`]), at most [`MISPLACED_MAX`]:
+/// the stores read one more, and when it is there the rows end with an error saying
+/// that more were left out.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn too_many_misplaced(operation: &'static str) -> Error {
-    Error::Database {
-        operation,
-        kind: crate::error::DatabaseErrorKind::Corrupt,
-        source: format!(
-            "more than {MISPLACED_MAX} rows have a global position or version below 1 or not \
-             an integer (written by another tool); the first {MISPLACED_MAX} were reported"
-        )
-        .into(),
+pub(crate) fn capped_misplaced(
+    mut rows: Vec<Result<StoredEvent>>,
+    operation: &'static str,
+) -> Vec<Result<StoredEvent>> {
+    if rows.len() > MISPLACED_MAX {
+        rows.truncate(MISPLACED_MAX);
+        rows.push(Err(Error::Database {
+            operation,
+            kind: crate::error::DatabaseErrorKind::Corrupt,
+            source: format!(
+                "more than {MISPLACED_MAX} rows have a global position or version below 1 or not \
+                 an integer (written by another tool); the first {MISPLACED_MAX} were reported"
+            )
+            .into(),
+        }));
     }
+    rows
 }
 
 /// The receiving end of the pages the reading task sends.

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::clamp_timestamp;
 use crate::store::page::{
-    paginate_ahead, too_many_misplaced, with_misplaced, Fetched, PageRow, MISPLACED_MAX,
+    capped_misplaced, paginate_ahead, with_misplaced, Fetched, PageRow, MISPLACED_MAX,
 };
 use crate::store::{ReadDirection, ReadOptions, StoredEventStream};
 use crate::stored::StoredEvent;
@@ -155,15 +155,11 @@ pub(super) fn paged_read<'a>(
                 .fetch_all(&pool)
                 .await
                 .map_err(db_error(operation))?;
-            let mut rows: Vec<Result<StoredEvent>> = rows
+            let rows: Vec<Result<StoredEvent>> = rows
                 .iter()
                 .map(|r| row::decode(r, &registry).and_then(|(_, event)| event))
                 .collect();
-            if rows.len() > MISPLACED_MAX {
-                rows.truncate(MISPLACED_MAX);
-                rows.push(Err(too_many_misplaced(operation)));
-            }
-            Ok(rows)
+            Ok(capped_misplaced(rows, operation))
         }
         .boxed()
     };

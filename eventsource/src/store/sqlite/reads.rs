@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::clamp_timestamp;
 use crate::store::page::{
-    paginate_ahead, too_many_misplaced, with_misplaced, Fetched, PageRow, MISPLACED_MAX,
+    capped_misplaced, paginate_ahead, with_misplaced, Fetched, PageRow, MISPLACED_MAX,
 };
 use crate::store::sql::{to_i64, to_u64};
 use crate::store::{ReadDirection, ReadOptions, StoredEventStream};
@@ -186,7 +186,7 @@ pub(super) fn paged_read<'a>(
         let (pool, registry, binds) = (pool.clone(), registry.clone(), binds.clone());
         async move {
             let page = page_text::read(&pool, &misplaced_query, &binds, operation).await?;
-            let mut rows: Vec<Result<StoredEvent>> = page
+            let rows: Vec<Result<StoredEvent>> = page
                 .records()
                 .map(|r| match r? {
                     Record::Text(r) => row::decode(r, &registry).and_then(|(_, event)| event),
@@ -197,11 +197,7 @@ pub(super) fn paged_read<'a>(
                     error => error,
                 })
                 .collect();
-            if rows.len() > MISPLACED_MAX {
-                rows.truncate(MISPLACED_MAX);
-                rows.push(Err(too_many_misplaced(operation)));
-            }
-            Ok(rows)
+            Ok(capped_misplaced(rows, operation))
         }
         .boxed()
     };
