@@ -190,6 +190,21 @@ pub struct RawEvent {
     pub payload: serde_json::Value,
 }
 
+impl RawEvent {
+    /// `event` as raw JSON: its stored type name, version and payload (what a split
+    /// upcaster returns, see [`split_upcaster!`](crate::split_upcaster)).
+    ///
+    /// # Errors
+    /// The event's serialization error.
+    pub fn of<T: DomainEvent>(event: &T) -> serde_json::Result<Self> {
+        Ok(RawEvent {
+            event_type: event.stored_type().to_owned(),
+            event_version: T::VERSION,
+            payload: event.to_payload()?,
+        })
+    }
+}
+
 /// The payload of a stored or new event: a decoded Rust value, or raw JSON for an
 /// unregistered type.
 #[derive(Debug, Clone)]

@@ -69,7 +69,9 @@ impl EventRegistry {
 
     /// Every stored event type name whose rows read back as `name`: `name` itself and
     /// the names it was renamed from, sorted. A subscription filtering its reads by the
-    /// types it handles reads these.
+    /// types it handles reads these. (Rows of split upcasters that may produce `name`
+    /// are read too: every store's reads add them to a type filter, see
+    /// [`registry::split`](crate::registry::split).)
     pub fn stored_names(&self, name: &str) -> Vec<String> {
         let types = self.types.read().unwrap_or_else(PoisonError::into_inner);
         let mut names = vec![name.to_owned()];
@@ -86,6 +88,18 @@ impl EventRegistry {
         }
         names.sort();
         names
+    }
+
+    /// [`stored_names`](Self::stored_names) of every name in `names`, with `names`,
+    /// sorted and without repeats.
+    pub(crate) fn stored_names_of_all(&self, names: &[String]) -> Vec<String> {
+        let mut all: Vec<String> = names
+            .iter()
+            .flat_map(|name| self.stored_names(name))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// Takes `value` (decoded as `registration`'s type) up its chain, starting at
@@ -172,6 +186,8 @@ impl EventRegistry {
         };
         match (self.lookup_slot(&name, version)?, &payload) {
             (Some((_, None)), _) => Ok(payload),
+            // Rows a split upcaster reads stay as they are; reads expand them.
+            (None, _) if self.split_slot(&name, version).is_some() => Ok(payload),
             // A name this registry does not know: as appended (a typed payload of a
             // hand-written impl, or a registry that leaves it raw).
             (None, _) if self.versions(&name).is_empty() => Ok(payload),

@@ -13,6 +13,7 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use crate::error::{Error, Result};
@@ -20,6 +21,7 @@ use crate::event::{AnyEvent, DomainEvent, EventPayload, RawEvent};
 use crate::store::{EventStore, EventTypeCount};
 mod chain;
 pub(crate) mod hop;
+pub mod split;
 
 use hop::{Hop, Owned};
 
@@ -258,6 +260,10 @@ impl Slot {
 /// with [`EventRegistry::new`] and [`EventRegistry::register`]).
 pub struct EventRegistry {
     types: RwLock<HashMap<String, Vec<Slot>>>,
+    /// Split upcasters by stored name and version.
+    splits: RwLock<HashMap<(String, u32), split::SplitSlot>>,
+    /// `true` once a split upcaster is registered: reads skip expanding rows otherwise.
+    has_splits: AtomicBool,
 }
 
 impl fmt::Debug for EventRegistry {
@@ -279,6 +285,8 @@ impl EventRegistry {
     pub fn new() -> Self {
         EventRegistry {
             types: RwLock::new(HashMap::new()),
+            splits: RwLock::new(HashMap::new()),
+            has_splits: AtomicBool::new(false),
         }
     }
 
@@ -287,6 +295,9 @@ impl EventRegistry {
         let registry = Self::new();
         for registration in inventory::iter::<EventRegistration> {
             registry.insert(*registration);
+        }
+        for upcaster in inventory::iter::<split::SplitUpcaster> {
+            registry.insert_split(*upcaster);
         }
         registry
     }
@@ -409,9 +420,11 @@ impl EventRegistry {
         matches!(self.lookup(name, version), Ok(Some(r)) if r.shape.starts_with("strict "))
     }
 
-    /// `true` when `name` at `version` decodes to a Rust type.
+    /// `true` when `name` at `version` decodes to a Rust type, or a split upcaster
+    /// reads it.
     pub fn is_registered(&self, name: &str, version: u32) -> bool {
         matches!(self.lookup(name, version), Ok(Some(_)))
+            || self.split_slot(name, version).is_some()
     }
 
     /// Every registration, sorted by name and version.
@@ -425,20 +438,22 @@ impl EventRegistry {
         all
     }
 
-    /// Checks that no two Rust types claim one name and version.
+    /// Checks that no two Rust types (or split upcasters) claim one name and version.
     ///
     /// # Errors
     /// The first [`Error::DuplicateEventType`], in name order.
     pub fn validate(&self) -> Result<()> {
-        let types = self.types.read().unwrap_or_else(PoisonError::into_inner);
-        let mut names: Vec<&String> = types.keys().collect();
-        names.sort();
-        for name in names {
-            for slot in &types[name] {
-                slot.check()?;
+        {
+            let types = self.types.read().unwrap_or_else(PoisonError::into_inner);
+            let mut names: Vec<&String> = types.keys().collect();
+            names.sort();
+            for name in names {
+                for slot in &types[name] {
+                    slot.check()?;
+                }
             }
         }
-        Ok(())
+        self.validate_splits()
     }
 
     /// Decodes a payload read from a store as JSON text.
@@ -474,6 +489,16 @@ impl EventRegistry {
                     .map_err(|e| does_not_decode(&registration, e))?;
                 self.upcast(&corrupt, registration, next, value)
                     .map(EventPayload::Typed)
+            }
+            // Rows a split upcaster reads stay JSON here; reads expand them.
+            None if self.split_slot(event_type, version).is_some() => {
+                let payload = serde_json::from_str(payload)
+                    .map_err(|e| corrupt(format!("payload is not valid JSON: {e}")))?;
+                Ok(EventPayload::Raw(Arc::new(RawEvent {
+                    event_type: event_type.to_owned(),
+                    event_version: version,
+                    payload,
+                })))
             }
             None if !self.versions(event_type).is_empty() => {
                 Err(self.no_path(&corrupt, event_type, version))

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::expand::split_aware;
 use super::page::{paginate, PageRow};
 use super::{
     check_batch, check_json, plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount,
@@ -320,6 +321,7 @@ impl EventStore for InMemoryEventStore {
                 })
                 .map(|e| read_back(&self.registry, e))
                 .collect::<Result<_>>()?;
+            let events = self.registry.expand_all(events)?;
             Ok(EventStream::new(aggregate_id, aggregate_type, events))
         })
     }
@@ -332,20 +334,24 @@ impl EventStore for InMemoryEventStore {
         let stream_id = stream_id.clone();
         let state = Arc::clone(&self.state);
         let registry = Arc::clone(&self.registry);
-        let page_options = options.clone();
-        paginate(&options, move |cursor, limit| {
-            let state = state.read().unwrap_or_else(PoisonError::into_inner);
-            Self::fetch_stream_page(&registry, &state, &stream_id, &page_options, cursor, limit)
+        split_aware(&self.registry, options, move |options| {
+            let page_options = options.clone();
+            paginate(&options, move |cursor, limit| {
+                let state = state.read().unwrap_or_else(PoisonError::into_inner);
+                Self::fetch_stream_page(&registry, &state, &stream_id, &page_options, cursor, limit)
+            })
         })
     }
 
     fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_> {
         let state = Arc::clone(&self.state);
         let registry = Arc::clone(&self.registry);
-        let page_options = options.clone();
-        paginate(&options, move |cursor, limit| {
-            let state = state.read().unwrap_or_else(PoisonError::into_inner);
-            Self::fetch_all_page(&registry, &state, &page_options, cursor, limit)
+        split_aware(&self.registry, options, move |options| {
+            let page_options = options.clone();
+            paginate(&options, move |cursor, limit| {
+                let state = state.read().unwrap_or_else(PoisonError::into_inner);
+                Self::fetch_all_page(&registry, &state, &page_options, cursor, limit)
+            })
         })
     }
 
@@ -371,7 +377,8 @@ impl EventStore for InMemoryEventStore {
                             && from_timestamp.is_none_or(|t| e.envelope.timestamp >= t)
                     })
                     .map(|e| read_back(&self.registry, e))
-                    .collect::<Result<_>>()
+                    .collect::<Result<Vec<_>>>()
+                    .and_then(|events| self.registry.expand_all(events))
             }
         )
     }

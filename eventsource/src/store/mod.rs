@@ -30,6 +30,7 @@ macro_rules! traced {
     };
 }
 
+mod expand;
 mod memory;
 pub(crate) mod page;
 #[cfg(feature = "postgres")]

@@ -64,11 +64,20 @@ impl BatchReader {
             let options = ReadOptions::new()
                 .from_position(from)
                 .event_types(handled.iter().flat_map(|name| registry.stored_names(name)));
-            let mut stream = store.read_all(options);
+            let mut stream = store.read_all(options).peekable();
             let (mut latest_head, mut head_read) = (head, Instant::now());
             loop {
-                let items: Vec<_> = stream.by_ref().take(batch_size).collect().await;
+                let mut items: Vec<_> = stream.by_ref().take(batch_size).collect().await;
                 let full = items.len() == batch_size;
+                // The events a split upcaster made of one row share its position: a
+                // batch takes all of them, so that its checkpoint never falls inside.
+                while let Some(last) = items.last().and_then(placed_position) {
+                    match std::pin::Pin::new(&mut stream).peek().await {
+                        Some(next) if placed_position(next) == Some(last) => {}
+                        _ => break,
+                    }
+                    items.extend(stream.next().await);
+                }
                 let batch = ReadBatch {
                     head,
                     latest_head,
@@ -131,5 +140,16 @@ impl BatchReader {
             None => self.next,
         };
         Ok(batch)
+    }
+}
+
+/// The position of a read item that has one: an event, or a corrupt row at a position.
+fn placed_position(item: &Result<StoredEvent>) -> Option<u64> {
+    match item {
+        Ok(event) => Some(event.global_position),
+        Err(Error::CorruptEvent {
+            global_position, ..
+        }) if *global_position >= 1 => Some(*global_position),
+        Err(_) => None,
     }
 }

@@ -173,17 +173,28 @@ impl Worker {
         let mut last_event = None;
         let mut read_error = None;
         let start = *position;
+        // The position before the row of the event being handled: the events a split
+        // upcaster made of one row share its position, and a batch stopped inside them
+        // is checkpointed before that row.
+        let mut before_row = start;
         {
             let mut projection = self.shared.projection.lock().await;
             for item in items {
                 match item {
                     Ok(event) => {
+                        if event.global_position != *position {
+                            before_row = *position;
+                        }
                         // A failure to record a dead letter stops the batch; what was
                         // handled before it is checkpointed below.
                         match self.handle(&mut *projection, &event).await {
                             Ok(true) => {}
                             Ok(false) => failed += 1,
                             Err(error) => {
+                                if event.global_position == *position {
+                                    *position = before_row;
+                                    self.shared.handled_to(*position);
+                                }
                                 read_error = Some(error);
                                 break;
                             }

@@ -14,6 +14,7 @@ use super::{db_error, is_unique_violation, to_i64, to_u64, PostgresEventStore};
 use crate::envelope::NewEvent;
 use crate::error::{Error, Result};
 use crate::store::clamp_timestamp;
+use crate::store::expand::split_aware;
 use crate::store::schema_state::{after_check, Need};
 use crate::store::sql::{encode_batch, end_append, EncodedEvent, Failed, Written};
 use crate::store::{
@@ -323,18 +324,23 @@ impl EventStore for PostgresEventStore {
         stream_id: &StreamId,
         options: ReadOptions,
     ) -> StoredEventStream<'a> {
-        let filter = Filter::default()
-            .stream(stream_id.aggregate_id, &stream_id.aggregate_type)
-            .read_options(&options);
-        after_check(self.ready(Need::ReadEvents), move || {
-            paged_read(self, "read_stream", "version", filter, &options)
+        let stream_id = stream_id.clone();
+        split_aware(&self.registry, options, move |options| {
+            let filter = Filter::default()
+                .stream(stream_id.aggregate_id, &stream_id.aggregate_type)
+                .read_options(&options);
+            after_check(self.ready(Need::ReadEvents), move || {
+                paged_read(self, "read_stream", "version", filter, &options)
+            })
         })
     }
 
     fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_> {
-        let filter = Filter::default().read_options(&options);
-        after_check(self.ready(Need::ReadEvents), move || {
-            paged_read(self, "read_all", "global_position", filter, &options)
+        split_aware(&self.registry, options, move |options| {
+            let filter = Filter::default().read_options(&options);
+            after_check(self.ready(Need::ReadEvents), move || {
+                paged_read(self, "read_all", "global_position", filter, &options)
+            })
         })
     }
 

@@ -17,6 +17,7 @@ use super::{db_error, is_unique_violation, PayloadFormat, SqliteEventStore};
 use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
 use crate::store::clamp_timestamp;
+use crate::store::expand::split_aware;
 use crate::store::schema_state::{after_check, Need};
 use crate::store::sql::{encode_batch, end_append, to_i64, to_u64, EncodedEvent, Failed, Written};
 use crate::store::{
@@ -307,43 +308,48 @@ impl EventStore for SqliteEventStore {
         stream_id: &StreamId,
         options: ReadOptions,
     ) -> StoredEventStream<'a> {
-        let mut filter = Filter::default();
-        filter.push(
-            "aggregate_id = ? AND aggregate_type = ?",
-            [
-                Bind::Text(stream_id.aggregate_id.to_string()),
-                Bind::Text(stream_id.aggregate_type.clone()),
-            ],
-        );
-        let filter = filter.read_options(&options);
-        after_check(
-            self.ready("read_stream", Need::ReadEvents, false),
-            move || {
+        let stream_id = stream_id.clone();
+        split_aware(&self.registry, options, move |options| {
+            let mut filter = Filter::default();
+            filter.push(
+                "aggregate_id = ? AND aggregate_type = ?",
+                [
+                    Bind::Text(stream_id.aggregate_id.to_string()),
+                    Bind::Text(stream_id.aggregate_type),
+                ],
+            );
+            let filter = filter.read_options(&options);
+            after_check(
+                self.ready("read_stream", Need::ReadEvents, false),
+                move || {
+                    paged_read(
+                        &self.select_columns(),
+                        self.pool.clone(),
+                        self.registry.clone(),
+                        "read_stream",
+                        "version",
+                        filter,
+                        &options,
+                    )
+                },
+            )
+        })
+    }
+
+    fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_> {
+        split_aware(&self.registry, options, move |options| {
+            let filter = Filter::default().read_options(&options);
+            after_check(self.ready("read_all", Need::ReadEvents, false), move || {
                 paged_read(
                     &self.select_columns(),
                     self.pool.clone(),
                     self.registry.clone(),
-                    "read_stream",
-                    "version",
+                    "read_all",
+                    "global_position",
                     filter,
                     &options,
                 )
-            },
-        )
-    }
-
-    fn read_all(&self, options: ReadOptions) -> StoredEventStream<'_> {
-        let filter = Filter::default().read_options(&options);
-        after_check(self.ready("read_all", Need::ReadEvents, false), move || {
-            paged_read(
-                &self.select_columns(),
-                self.pool.clone(),
-                self.registry.clone(),
-                "read_all",
-                "global_position",
-                filter,
-                &options,
-            )
+            })
         })
     }
 
@@ -458,7 +464,8 @@ impl EventStore for SqliteEventStore {
                     Record::NotUtf8(r) => Err(unreadable(r, &unreadable::REPLAY_COLUMNS)?.error),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(page_text::in_order(events, |e| e.version, false))
+            self.registry
+                .expand_replayed(page_text::in_order(events, |e| e.version, false))
         })
     }
 

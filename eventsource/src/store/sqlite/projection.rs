@@ -295,19 +295,52 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             ..BatchReport::default()
         };
         let mut last_event = None;
-        for item in items {
+        // The events a split upcaster made of one row share its position: they are
+        // applied inside a savepoint of their own, so that a retry stopping among them
+        // undoes the row's writes and checkpoints before it (exactly once).
+        let positions: Vec<Option<u64>> = items
+            .iter()
+            .map(|item| item.as_ref().ok().map(|e| e.global_position))
+            .collect();
+        let mut row: Option<RowSavepoint> = None;
+        for (i, item) in items.into_iter().enumerate() {
             match item {
                 Ok(event) => {
+                    let at = Some(event.global_position);
+                    let shared_row = positions.get(i + 1) == Some(&at);
+                    if shared_row && row.is_none() {
+                        sqlx::query("SAVEPOINT eventsource_row")
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error("run_projection"))?;
+                        row = Some(RowSavepoint {
+                            report,
+                            last_event: last_event.clone(),
+                        });
+                    }
                     match self.apply(&event, &mut *tx).await? {
                         Applied::Yes => report.applied += 1,
                         Applied::DeadLettered => report.dead_lettered += 1,
                         Applied::RetryAfter(wait) => {
+                            if let Some(before) = row.take() {
+                                sqlx::query("ROLLBACK TO eventsource_row; RELEASE eventsource_row")
+                                    .execute(&mut *tx)
+                                    .await
+                                    .map_err(db_error("run_projection"))?;
+                                (report, last_event) = (before.report, before.last_event);
+                            }
                             report.retry_after = Some(wait);
                             break;
                         }
                     }
                     report.position = event.global_position;
                     last_event = Some((event.event_id(), event.event_type().to_owned()));
+                    if !shared_row && row.take().is_some() {
+                        sqlx::query("RELEASE eventsource_row")
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error("run_projection"))?;
+                    }
                 }
                 Err(error) => {
                     let letter = FailedEvent::for_corrupt_row(&self.name, &error).ok_or(error)?;
@@ -368,6 +401,12 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         .await?;
         Ok(Applied::DeadLettered)
     }
+}
+
+/// What a batch had done before the row whose events it is applying in a savepoint.
+struct RowSavepoint {
+    report: BatchReport,
+    last_event: Option<(Uuid, String)>,
 }
 
 /// The outcome of one attempt at one event.

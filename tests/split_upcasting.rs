@@ -1,0 +1,527 @@
+//! Split upcasters: one stored row read back as zero, one or several current events, on
+//! every store and read path, with limits, type filters, subscriptions and exactly-once
+//! SQLite projections keeping a row's events together.
+
+mod support;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventsource::prelude::*;
+use eventsource::registry::split::SplitUpcaster;
+use eventsource::{
+    split_upcaster, BoxError, Error, EventRegistry, InMemoryEventBus, RawEvent, RetryPolicy,
+    SqliteEventStore, SqliteProjection, SqliteProjectionRunner, SubscriptionConfig,
+    SubscriptionManager,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::SqliteConnection;
+use support::{every_store, TempDir};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+#[event(name = "OrderPlaced", aggregate = "Order", version = 2)]
+struct OrderPlaced {
+    customer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+#[event(aggregate = "Order")]
+struct ItemAdded {
+    sku: String,
+}
+
+/// `OrderPlaced` v1 held its items; v2 is the order, and each item its own event.
+fn split_order(v1: Value) -> Result<Vec<RawEvent>, String> {
+    let customer = v1["customer"].as_str().ok_or("no customer")?.to_owned();
+    let items = v1["items"].as_array().ok_or("items is not a list")?;
+    let mut events = vec![RawEvent::of(&OrderPlaced { customer }).map_err(|e| e.to_string())?];
+    for sku in items {
+        let sku = sku.as_str().ok_or("an item is not text")?.to_owned();
+        events.push(RawEvent::of(&ItemAdded { sku }).map_err(|e| e.to_string())?);
+    }
+    Ok(events)
+}
+
+split_upcaster!(
+    name = "OrderPlaced",
+    version = 1,
+    produces = ["OrderPlaced", "ItemAdded"],
+    split_order
+);
+
+/// Notes nobody reads any more: each row reads as nothing.
+fn drop_note(_v1: Value) -> Result<Vec<RawEvent>, Infallible> {
+    Ok(Vec::new())
+}
+
+split_upcaster!(name = "OrderNoted", version = 1, produces = [], drop_note);
+
+/// Returns a type it does not declare: its rows are corrupt.
+fn undeclared(_v1: Value) -> Result<Vec<RawEvent>, String> {
+    Ok(vec![
+        RawEvent::of(&ItemAdded { sku: "x".into() }).map_err(|e| e.to_string())?
+    ])
+}
+
+split_upcaster!(
+    name = "OrderAudited",
+    version = 1,
+    produces = ["OrderPlaced"],
+    undeclared
+);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Order {
+    customer: String,
+    items: Vec<String>,
+}
+
+#[aggregate(name = "Order")]
+impl Order {
+    #[init]
+    fn new(_id: Uuid) -> Self {
+        Order::default()
+    }
+
+    #[apply]
+    fn placed(&mut self, e: &OrderPlaced) {
+        self.customer = e.customer.clone();
+    }
+
+    #[apply]
+    fn added(&mut self, e: &ItemAdded) {
+        self.items.push(e.sku.clone());
+    }
+}
+
+fn placed_v1(customer: &str, items: &[&str]) -> NewEvent {
+    NewEvent::raw(
+        "OrderPlaced",
+        1,
+        json!({"customer": customer, "items": items}),
+    )
+}
+
+/// One order stream: placed at v1 with two items, a dropped note, a current item.
+async fn order(store: &dyn EventStore) -> (Uuid, Uuid) {
+    let id = Uuid::new_v4();
+    let first = placed_v1("ada", &["a-1", "b-2"]);
+    let row_id = first.event_id();
+    store
+        .append_events(
+            id,
+            "Order",
+            vec![
+                first,
+                NewEvent::raw("OrderNoted", 1, json!({"text": "call back"})),
+                NewEvent::new(ItemAdded { sku: "c-3".into() }),
+            ],
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .unwrap();
+    (id, row_id)
+}
+
+fn describe(events: &[StoredEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            if let Ok(item) = e.event::<ItemAdded>() {
+                format!(
+                    "item {} @{}/v{}",
+                    item.sku, e.global_position, e.stream_position
+                )
+            } else {
+                let placed = e.event::<OrderPlaced>().expect("an OrderPlaced");
+                format!(
+                    "placed {} @{}/v{}",
+                    placed.customer, e.global_position, e.stream_position
+                )
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_registry_knows_each_split_and_what_it_produces() {
+    let registry = EventRegistry::global();
+    assert!(registry.is_registered("OrderPlaced", 1));
+    assert!(registry.is_registered("OrderNoted", 1));
+    let splits: Vec<_> = registry
+        .split_upcasters()
+        .iter()
+        .map(|s| (s.name(), s.version(), s.produces()))
+        .collect();
+    assert_eq!(
+        splits,
+        [
+            ("OrderAudited", 1, &["OrderPlaced"][..]),
+            ("OrderNoted", 1, &[][..]),
+            ("OrderPlaced", 1, &["OrderPlaced", "ItemAdded"][..]),
+        ]
+    );
+    registry.validate().unwrap();
+    let lock = eventsource::schema::Lock::of_code(&registry, "split_upcasting").unwrap();
+    assert_eq!(
+        lock.events[&("OrderPlaced".to_owned(), 1)].shape,
+        "(split -> OrderPlaced, ItemAdded)"
+    );
+    assert_eq!(
+        lock.events[&("OrderNoted".to_owned(), 1)].shape,
+        "(split -> )"
+    );
+    let parsed = eventsource::schema::Lock::parse(&lock.render()).unwrap();
+    assert_eq!(parsed, lock, "the lock reads back what it renders");
+}
+
+#[test]
+fn a_split_conflicts_with_a_type_or_another_split_of_its_version() {
+    fn other(_v: Value) -> Result<Vec<RawEvent>, String> {
+        Ok(Vec::new())
+    }
+    let registry = EventRegistry::new();
+    registry.register::<OrderPlaced>().unwrap();
+    let split = |f| SplitUpcaster::new("OrderPlaced", 2, &[], f, "tests::split");
+    let error = registry.register_split(split(other)).unwrap_err();
+    assert!(
+        matches!(&error, Error::DuplicateEventType { name, version: 2, .. } if name == "OrderPlaced"),
+        "{error}"
+    );
+    let registry = EventRegistry::new();
+    registry
+        .register_split(SplitUpcaster::new("Old", 1, &[], other, "tests::first"))
+        .unwrap();
+    let error = registry
+        .register_split(SplitUpcaster::new("Old", 1, &[], other, "tests::second"))
+        .unwrap_err();
+    assert!(matches!(error, Error::DuplicateEventType { .. }), "{error}");
+    assert!(registry.validate().is_err());
+}
+
+#[tokio::test]
+async fn a_row_reads_back_as_the_events_its_upcaster_makes_on_every_store() {
+    for (name, fixture) in every_store().await {
+        let store = fixture.store.clone();
+        let (id, row_id) = order(&*store).await;
+        let expected = [
+            "placed ada @1/v1",
+            "item a-1 @1/v1",
+            "item b-2 @1/v1",
+            "item c-3 @3/v3",
+        ];
+        let stream = store
+            .get_events(id, "Order", GetEventsOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(describe(&stream.events), expected, "{name}: get_events");
+        // The first event keeps the row's id; the others get their own, the same on
+        // every read.
+        let ids: Vec<Uuid> = stream.events.iter().map(StoredEvent::event_id).collect();
+        assert_eq!(ids[0], row_id, "{name}");
+        assert!(
+            ids[1] != ids[0] && ids[2] != ids[1] && ids[2] != ids[0],
+            "{name}"
+        );
+        assert_eq!(
+            stream.events[1].envelope.event_type, "ItemAdded",
+            "{name}: the envelope names each event's type"
+        );
+
+        let all = support::collect(store.read_all(ReadOptions::new())).await;
+        assert_eq!(describe(&all), expected, "{name}: read_all");
+        let again: Vec<Uuid> = all.iter().map(StoredEvent::event_id).collect();
+        assert_eq!(again, ids, "{name}: ids are stable");
+        let back = support::collect(store.read_all(ReadOptions::new().backward())).await;
+        assert_eq!(
+            describe(&back),
+            [
+                "item c-3 @3/v3",
+                "placed ada @1/v1",
+                "item a-1 @1/v1",
+                "item b-2 @1/v1"
+            ],
+            "{name}: backward, a row's events in their order"
+        );
+        let read =
+            support::collect(store.read_stream(&StreamId::new(id, "Order"), ReadOptions::new()))
+                .await;
+        assert_eq!(describe(&read), expected, "{name}: read_stream");
+        let by_type = store.get_events_by_type("Order", None, None).await.unwrap();
+        assert_eq!(describe(&by_type), expected, "{name}: get_events_by_type");
+
+        // A limit counts events, and never cuts one row's events apart.
+        let one = support::collect(store.read_all(ReadOptions::new().limit(1))).await;
+        assert_eq!(describe(&one), expected[..3], "{name}: limit 1");
+        let four = support::collect(store.read_all(ReadOptions::new().limit(4))).await;
+        assert_eq!(describe(&four), expected, "{name}: limit 4");
+        let after =
+            support::collect(store.read_all(ReadOptions::new().from_position(1).limit(1))).await;
+        assert_eq!(
+            describe(&after),
+            expected[3..],
+            "{name}: the dropped row is passed over"
+        );
+        // A type filter applies to the events.
+        let items =
+            support::collect(store.read_all(ReadOptions::new().event_types(["ItemAdded"]))).await;
+        assert_eq!(describe(&items), expected[1..], "{name}: filtered");
+        let orders = support::collect(
+            store.read_all(ReadOptions::new().event_types(["OrderPlaced"]).limit(1)),
+        )
+        .await;
+        assert_eq!(
+            describe(&orders),
+            expected[..1],
+            "{name}: filtered and limited"
+        );
+
+        // The aggregate is at the stream's stored version: the next append follows it.
+        let repository = AggregateRepository::<Order>::new(store.clone());
+        let mut root = repository.load(id).await.unwrap();
+        assert_eq!(root.state().items, ["a-1", "b-2", "c-3"], "{name}");
+        assert_eq!(
+            (root.state().customer.as_str(), root.version()),
+            ("ada", 3),
+            "{name}"
+        );
+        root.apply_event(ItemAdded { sku: "d-4".into() });
+        repository.save(&mut root).await.unwrap();
+        assert_eq!(
+            repository.load(id).await.unwrap().state().items.len(),
+            4,
+            "{name}"
+        );
+        EventRegistry::global().verify_store(&*store).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_failing_split_or_an_undeclared_event_names_the_row() {
+    for (name, fixture) in every_store().await {
+        let store = fixture.store.clone();
+        let id = Uuid::new_v4();
+        store
+            .append_events(
+                id,
+                "Order",
+                vec![NewEvent::raw(
+                    "OrderPlaced",
+                    1,
+                    json!({"customer": "bob", "items": "oops"}),
+                )],
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+        let error = store
+            .get_events(id, "Order", GetEventsOptions::default())
+            .await
+            .unwrap_err();
+        let Error::CorruptEvent {
+            event_type,
+            reason,
+            global_position,
+            ..
+        } = &error
+        else {
+            panic!("{name}: {error}");
+        };
+        assert_eq!(
+            (event_type.as_str(), *global_position),
+            ("OrderPlaced", 1),
+            "{name}"
+        );
+        assert!(
+            reason.contains("split_order") && reason.contains("items is not a list"),
+            "{name}: {reason}"
+        );
+
+        let audited = Uuid::new_v4();
+        store
+            .append_events(
+                audited,
+                "Order",
+                vec![NewEvent::raw("OrderAudited", 1, json!({}))],
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+        let items: Vec<_> = futures::StreamExt::collect(store.read_all(ReadOptions::new())).await;
+        assert_eq!(items.len(), 2, "{name}: each bad row is one item");
+        let Err(Error::CorruptEvent {
+            reason,
+            global_position: 2,
+            ..
+        }) = &items[1]
+        else {
+            panic!("{name}: {:?}", items[1]);
+        };
+        assert!(reason.contains("declares"), "{name}: {reason}");
+    }
+}
+
+#[derive(Debug, Default)]
+struct Items(Vec<String>);
+
+#[projection]
+impl Items {
+    #[handles]
+    async fn added(&mut self, e: &ItemAdded) {
+        self.0.push(e.sku.clone());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_read_every_event_of_a_row_once_past_rows_that_make_none() {
+    for (name, fixture) in every_store().await {
+        let store = fixture.store.clone();
+        // Orders without items make no ItemAdded: whole batches of rows read as nothing.
+        for i in 0..5 {
+            let customer = format!("c{i}");
+            store
+                .append_events(
+                    Uuid::new_v4(),
+                    "Order",
+                    vec![placed_v1(&customer, &[])],
+                    ExpectedVersion::NoStream,
+                )
+                .await
+                .unwrap();
+        }
+        store
+            .append_events(
+                Uuid::new_v4(),
+                "Order",
+                vec![placed_v1("ada", &["a", "b", "c"])],
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+        store
+            .append_events(
+                Uuid::new_v4(),
+                "Order",
+                vec![NewEvent::new(ItemAdded { sku: "d".into() })],
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+        let manager = SubscriptionManager::new(
+            store.clone(),
+            Arc::new(InMemoryEventBus::new()),
+            Arc::new(eventsource::InMemoryCheckpointStore::new()),
+        );
+        let items = manager
+            .subscribe(
+                Items::default(),
+                SubscriptionConfig::new().batch_size(2),
+                "items",
+            )
+            .await
+            .unwrap();
+        manager.start().await.unwrap();
+        items.wait_for(7, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(
+            items.projection().lock().await.0,
+            ["a", "b", "c", "d"],
+            "{name}"
+        );
+        manager.stop().await;
+    }
+}
+
+/// Applies items to a table of the store's database; fails once at `fail_once`.
+#[derive(Debug, Default)]
+struct ItemTable {
+    fail_once: Option<String>,
+}
+
+#[eventsource::async_trait]
+impl SqliteProjection for ItemTable {
+    fn name(&self) -> &str {
+        "items"
+    }
+
+    fn handled_event_types(&self) -> &'static [&'static str] {
+        &["ItemAdded"]
+    }
+
+    async fn handle(
+        &mut self,
+        event: &StoredEvent,
+        conn: &mut SqliteConnection,
+    ) -> Result<(), BoxError> {
+        let sku = &event.event::<ItemAdded>()?.sku;
+        sqlx::query(
+            "INSERT INTO items (sku, times) VALUES (?, 1) ON CONFLICT (sku) DO UPDATE SET times = times + 1",
+        )
+        .bind(sku)
+        .execute(&mut *conn)
+        .await?;
+        if self.fail_once.as_deref() == Some(sku.as_str()) {
+            self.fail_once = None;
+            return Err(format!("{sku} fails once").into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_exactly_once_projection_retrying_inside_a_row_applies_its_events_once() {
+    let dir = TempDir::new();
+    let store = SqliteEventStore::open(dir.file("events.db")).await.unwrap();
+    store.initialize().await.unwrap();
+    sqlx::raw_sql("CREATE TABLE items (sku TEXT PRIMARY KEY, times INTEGER NOT NULL)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    for (customer, items) in [
+        ("a", &["a-1"][..]),
+        ("b", &[][..]),
+        ("c", &["c-1", "c-2", "c-3"][..]),
+    ] {
+        store
+            .append_events(
+                Uuid::new_v4(),
+                "Order",
+                vec![placed_v1(customer, items)],
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+    }
+    let projection = ItemTable {
+        fail_once: Some("c-2".into()),
+    };
+    let retry = RetryPolicy {
+        initial_backoff: Duration::from_millis(1),
+        ..RetryPolicy::default()
+    };
+    let mut runner = SqliteProjectionRunner::new(store.clone(), projection, "items")
+        .batch_size(2)
+        .retry(retry);
+    // c-2 fails inside its row: the batch ends before the row, c-1's write undone.
+    let first = runner.run_batch().await.unwrap();
+    assert_eq!((first.applied, first.position), (1, 1), "{first:?}");
+    assert!(first.retry_after.is_some());
+    runner.catch_up().await.unwrap();
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT sku, times FROM items ORDER BY sku")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    let expected: Vec<(String, i64)> = ["a-1", "c-1", "c-2", "c-3"]
+        .iter()
+        .map(|s| ((*s).to_owned(), 1))
+        .collect();
+    assert_eq!(rows, expected, "every item applied exactly once");
+    assert_eq!(
+        eventsource::CheckpointStore::get_position(&store, "items")
+            .await
+            .unwrap(),
+        Some(3)
+    );
+}
