@@ -55,6 +55,7 @@ use uuid::Uuid;
 use super::EventRegistry;
 use crate::error::{Error, Result};
 use crate::event::{EventPayload, RawEvent};
+#[cfg(feature = "sqlite")]
 use crate::store::ReplayedEvent;
 use crate::stored::StoredEvent;
 
@@ -452,7 +453,9 @@ impl EventRegistry {
         Ok(expanded)
     }
 
-    /// [`expand_all`](Self::expand_all) for the payloads of a replay.
+    /// [`expand_all`](Self::expand_all) for the payloads of a replay (SQLite's own
+    /// replay; the others read [`get_events`](crate::EventStore::get_events)).
+    #[cfg(feature = "sqlite")]
     pub(crate) fn expand_replayed(&self, events: Vec<ReplayedEvent>) -> Result<Vec<ReplayedEvent>> {
         if !self.has_splits() {
             return Ok(events);
