@@ -1,6 +1,7 @@
 //! Changing events: v1 -> v2 (a rename and a field change) -> v3 (a new field), with
 //! rows of every version in one SQLite store, read back as v3 by an aggregate that
-//! applies v3 only.
+//! applies v3 only; then the store copied through the chain into a new file that holds v3
+//! rows only (`copy_transform`, verified).
 //!
 //! Run with: `cargo run --example event_versioning`
 
@@ -9,7 +10,7 @@ use std::io::Write;
 use std::path::Path;
 
 use eventsource::prelude::*;
-use eventsource::EventRegistry;
+use eventsource::{copy_transform, EventRegistry, TransformOptions};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -131,6 +132,23 @@ async fn run(db: &Path, out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     // At start-up: every stored (type, version) has a way to the current types.
     EventRegistry::global().verify_store(&store).await?;
     writeln!(out, "verify_store: every stored version reads")?;
+
+    // Old rows gone: the store copied through the chain into a new file, verified.
+    let current = SqliteEventStore::open(db.with_extension("v3.db")).await?;
+    current.initialize().await?;
+    let report = copy_transform(&store, &current, &current, TransformOptions::new()).await?;
+    writeln!(
+        out,
+        "copy_transform: {} events, {} rows rewritten at their current version",
+        report.target_events, report.upcast_rows
+    )?;
+    for version in &report.target_versions {
+        writeln!(
+            out,
+            "  the copy holds {} v{}: {} events",
+            version.event_type, version.event_version, version.count
+        )?;
+    }
     Ok(())
 }
 
@@ -177,6 +195,8 @@ mod tests {
                 "Good Omens by Terry Pratchett & Neil Gaiman (no ISBN)",
                 "Piranesi by Susanna Clarke (978-1-63557-563-3)",
                 "verify_store: every stored version reads",
+                "copy_transform: 3 events, 2 rows rewritten at their current version",
+                "  the copy holds BookAdded v3: 3 events",
             ]
         );
     }

@@ -232,3 +232,111 @@ async fn a_payload_of_the_wrong_shape_is_refused_or_names_the_row() {
         "{items:?}"
     );
 }
+
+/// v1 of a per-variant enum; v2 keeps both names, changes one variant's fields and adds
+/// a variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+#[event(aggregate = "Loan")]
+enum LoanEventV1 {
+    Opened { member: String },
+    Closed {},
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+#[event(aggregate = "Loan", version = 2, previous = LoanEventV1)]
+enum LoanEvent {
+    Opened { member: String, days: u32 },
+    Closed {},
+    Extended { days: u32 },
+}
+
+impl From<LoanEventV1> for LoanEvent {
+    fn from(v1: LoanEventV1) -> Self {
+        match v1 {
+            LoanEventV1::Opened { member } => LoanEvent::Opened { member, days: 14 },
+            LoanEventV1::Closed {} => LoanEvent::Closed {},
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Loan {
+    member: String,
+    days: u32,
+    open: bool,
+}
+
+#[aggregate(name = "Loan")]
+impl Loan {
+    #[apply]
+    fn on(&mut self, event: &LoanEvent) {
+        match event {
+            LoanEvent::Opened { member, days } => {
+                (self.member, self.days, self.open) = (member.clone(), *days, true);
+            }
+            LoanEvent::Extended { days } => self.days += days,
+            LoanEvent::Closed {} => self.open = false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn rows_of_an_enums_previous_version_read_back_as_its_current_version() {
+    let registry = eventsource::EventRegistry::global();
+    assert_eq!(
+        registry.current_version("Opened", 1),
+        Some(("Opened", 2))
+    );
+    assert_eq!(
+        registry.current_version("Extended", 2),
+        Some(("Extended", 2))
+    );
+    for (name, fixture) in every_store().await {
+        let store = fixture.store.clone();
+        let id = Uuid::new_v4();
+        let events = vec![
+            NewEvent::new(LoanEventV1::Opened {
+                member: "ada".into(),
+            }),
+            NewEvent::new(LoanEvent::Extended { days: 7 }),
+            NewEvent::new(LoanEventV1::Closed {}),
+        ];
+        store
+            .append_events(id, "Loan", events, ExpectedVersion::NoStream)
+            .await
+            .unwrap();
+        let stored = store
+            .get_events(id, "Loan", GetEventsOptions::default())
+            .await
+            .unwrap()
+            .events;
+        let read: Vec<LoanEvent> = stored
+            .iter()
+            .map(|e| e.event::<LoanEvent>().unwrap().clone())
+            .collect();
+        assert_eq!(
+            read,
+            [
+                LoanEvent::Opened {
+                    member: "ada".into(),
+                    days: 14
+                },
+                LoanEvent::Extended { days: 7 },
+                LoanEvent::Closed {},
+            ],
+            "{name}"
+        );
+        let versions: Vec<u32> = stored.iter().map(|e| e.envelope.event_version).collect();
+        assert_eq!(versions, [1, 2, 1], "{name}: rows keep their versions");
+        let loan = AggregateRepository::<Loan>::new(store.clone())
+            .load(id)
+            .await
+            .unwrap();
+        let state = loan.state();
+        assert_eq!(
+            (state.member.as_str(), state.days, state.open),
+            ("ada", 21, false),
+            "{name}"
+        );
+    }
+}

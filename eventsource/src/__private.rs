@@ -45,6 +45,32 @@ pub const fn same_name(a: &str, b: &str) -> bool {
     true
 }
 
+/// For generated code: `true` when `names` holds `name`, in a constant.
+#[doc(hidden)]
+pub const fn names_contain(names: &[&str], name: &str) -> bool {
+    let mut i = 0;
+    while i < names.len() {
+        if same_name(names[i], name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// For generated code: `true` when `have` holds every name of `need`, in a constant.
+#[doc(hidden)]
+pub const fn names_cover(have: &[&str], need: &[&str]) -> bool {
+    let mut i = 0;
+    while i < need.len() {
+        if !names_contain(have, need[i]) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// For generated code: implemented by the derive of an event's next version for the
 /// type it names as `previous`. Rows of a superseded type read back as the newest type
 /// of its chain, so an `#[apply]` or `#[handles]` of it would never run.

@@ -43,6 +43,7 @@ extern crate self as eventsource;
 pub mod __private;
 pub mod aggregate;
 pub mod bus;
+mod canonical;
 pub mod checkpoint;
 pub mod dlq;
 mod envelope;
@@ -61,6 +62,7 @@ pub mod snapshot;
 pub mod store;
 mod stored;
 pub mod subscription;
+pub mod transform;
 
 pub use aggregate::{Aggregate, AggregateRoot, Apply};
 /// Re-exported so that implementing [`EventStore`], [`EventPublisher`] or
@@ -105,6 +107,7 @@ pub use subscription::{
     RetryPolicy, StartFrom, Subscription, SubscriptionConfig, SubscriptionHealth,
     SubscriptionManager, SubscriptionState,
 };
+pub use transform::{copy_transform, TransformOptions, TransformProgress, TransformReport};
 
 /// Derives [`DomainEvent`] and registers the type in the [`EventRegistry`].
 ///

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde_json::Value;
 
+use crate::canonical::canonical_json;
+use crate::canonical::{fnv1a, fnv1a_extend};
 use crate::checkpoint::CheckpointStore;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
-use crate::store::postgres::fnv1a_extend;
 use crate::store::sql::{db_error, to_i64, to_u64};
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
@@ -309,7 +310,7 @@ pub async fn store_checksum(store: &dyn EventStore) -> Result<(u64, u64)> {
 
 async fn checksum(store: &dyn EventStore) -> Result<(u64, u64)> {
     let mut events = store.read_all(ReadOptions::new());
-    let mut hash = crate::store::postgres::fnv1a(b"");
+    let mut hash = fnv1a(b"");
     let mut count = 0;
     let mut text = String::new();
     while let Some(event) = events.next().await {
@@ -348,54 +349,4 @@ fn canonical_event(event: &StoredEvent, out: &mut String) -> Result<()> {
     canonical_json(&event.payload.to_json_value()?, out);
     out.push('\n');
     Ok(())
-}
-
-/// JSON with object keys sorted at every level, so that stores that keep keys in
-/// different orders (JSONB sorts them) checksum alike.
-fn canonical_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                canonical_json(&map[key], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical_json(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn canonical_json_sorts_keys_at_every_level() {
-        let a: Value =
-            serde_json::from_str(r#"{"b":1,"a":{"d":[{"y":1,"x":2}],"c":null}}"#).unwrap();
-        let b: Value =
-            serde_json::from_str(r#"{"a":{"c":null,"d":[{"x":2,"y":1}]},"b":1}"#).unwrap();
-        let (mut x, mut y) = (String::new(), String::new());
-        canonical_json(&a, &mut x);
-        canonical_json(&b, &mut y);
-        assert_eq!(x, y);
-        assert_eq!(x, r#"{"a":{"c":null,"d":[{"x":2,"y":1}]},"b":1}"#);
-    }
 }

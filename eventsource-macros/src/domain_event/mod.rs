@@ -39,14 +39,23 @@ pub(crate) fn expand(input: &DeriveInput) -> TokenStream {
     }
 }
 
-/// Keys an enum stored per variant cannot take (yet): upcasting is per type.
+/// Keys an enum stored per variant cannot take: its variants keep their names across
+/// versions (so no `renamed_from`), and each is JSON of its own (so no `previous_json`).
 fn per_variant_attrs(attrs: &attr::EventAttrs) -> syn::Result<()> {
     let mut errors = Errors::default();
-    if let Some((previous, _)) = &attrs.previous {
+    if let Some(old) = &attrs.renamed_from {
         errors.spanned(
-            previous,
-            "`previous` is for event structs (and enums stored as one type, with a `name`); \
-             an enum stored per variant has no upcasting chain yet",
+            old,
+            "`renamed_from` is for event structs: the variants of an enum stored per variant \
+             keep their names across versions (rename a variant with #[event(name = ...)] to \
+             keep its stored name)",
+        );
+    }
+    if let Some(function) = &attrs.previous_json {
+        errors.spanned(
+            function,
+            "`previous_json` is for event structs; an enum stored per variant names its \
+             previous version as an enum: `previous = OldEnum` with `From<OldEnum>`",
         );
     }
     errors.finish()

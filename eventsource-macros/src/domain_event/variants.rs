@@ -4,10 +4,11 @@
 //! `name` (with one, the enum is stored as one type, as its serde JSON).
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{DataEnum, DeriveInput, Fields, LitStr};
 
-use super::attr::EventAttrs;
+use super::attr::{EventAttrs, Upcast};
 use super::shape::{self, Serde};
 use crate::errors::Errors;
 use crate::values::{each_key, set};
@@ -128,16 +129,58 @@ pub(super) fn derive(input: &DeriveInput, attrs: &EventAttrs, all: &Variants) ->
         let (stored, serde_name, unit) = (&v.stored, &v.serde_name, v.unit);
         quote!(#stored => (#serde_name, #unit))
     });
+    let type_path = quote!(::core::concat!(::core::module_path!(), "::", #enum_name));
     let registrations = variants.iter().map(|v| {
         let (stored, shape) = (&v.stored, &v.shape);
-        quote! {
-            #krate::__private::inventory::submit! {
-                #krate::__private::EventRegistration::of_variant::<#ident>(
-                    #stored,
-                    ::core::concat!(::core::module_path!(), "::", #enum_name),
-                    #shape,
-                )
+        let registration = match &attrs.previous {
+            None => quote! {
+                #krate::__private::EventRegistration::of_variant::<#ident>(#stored, #type_path, #shape)
+            },
+            // A variant the previous version had is upcast from its rows; a new one is not.
+            Some((previous, upcast)) => {
+                let span = previous.span();
+                let constructor = match upcast {
+                    Upcast::From => quote_spanned!(span=> of_variant_upcast),
+                    Upcast::TryFrom => quote_spanned!(span=> of_variant_try_upcast),
+                };
+                let this = syn::Ident::new(&ident.to_string(), span);
+                quote_spanned! {span=>
+                    if #krate::__private::names_contain(
+                        <#previous as #krate::DomainEvent>::EVENT_TYPES, #stored,
+                    ) {
+                        #krate::__private::EventRegistration::#constructor::<#this, #previous>(
+                            #stored, #type_path, #shape,
+                        )
+                    } else {
+                        #krate::__private::EventRegistration::of_variant::<#ident>(#stored, #type_path, #shape)
+                    }
+                }
             }
+        };
+        quote! {
+            #krate::__private::inventory::submit! { #registration }
+        }
+    });
+    let checks = attrs.previous.as_ref().map(|(previous, _)| {
+        let span = previous.span();
+        quote_spanned! {span=>
+            const _: () = ::core::assert!(
+                <#previous as #krate::DomainEvent>::PER_VARIANT,
+                "`previous` of an enum stored per variant must be its previous version: an enum stored per variant",
+            );
+            const _: () = ::core::assert!(
+                <#previous as #krate::DomainEvent>::VERSION < <#ident as #krate::DomainEvent>::VERSION,
+                "`previous` must name an earlier version of this event",
+            );
+            const _: () = ::core::assert!(
+                #krate::__private::names_cover(
+                    <#ident as #krate::DomainEvent>::EVENT_TYPES,
+                    <#previous as #krate::DomainEvent>::EVENT_TYPES,
+                ),
+                "every variant of the previous version must keep its stored name in this one (its rows are upcast to it): keep the variant, or its #[event(name = ...)]",
+            );
+            // The previous version's type must be in this crate.
+            impl #krate::__private::Superseded for #previous {}
         }
     });
     quote! {
@@ -182,6 +225,8 @@ pub(super) fn derive(input: &DeriveInput, attrs: &EventAttrs, all: &Variants) ->
                     Self::from_payload(event_type, #krate::__private::serde_json::from_str(payload)?)
                 }
             }
+
+            #checks
 
             #(#registrations)*
         };

@@ -58,6 +58,30 @@ impl Hop {
     }
 }
 
+impl Hop {
+    /// The hop from `P` to `T` through `From`, for rows stored under `name` (a variant
+    /// of an enum stored per variant).
+    pub(crate) const fn from_named<P: DomainEvent, T: DomainEvent + From<P>>(
+        name: &'static str,
+    ) -> Self {
+        let mut hop = Self::from::<P, T>();
+        hop.from_name = name;
+        hop
+    }
+
+    /// As [`from_named`](Self::from_named), through `TryFrom`.
+    pub(crate) const fn try_from_named<P, T>(name: &'static str) -> Self
+    where
+        P: DomainEvent,
+        T: DomainEvent + TryFrom<P>,
+        <T as TryFrom<P>>::Error: Display,
+    {
+        let mut hop = Self::try_from::<P, T>();
+        hop.from_name = name;
+        hop
+    }
+}
+
 fn previous<P: 'static>(value: Owned) -> Result<P, String> {
     value.downcast::<P>().map(|p| *p).map_err(|_| {
         format!(

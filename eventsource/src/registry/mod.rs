@@ -145,6 +145,39 @@ impl EventRegistration {
         registration
     }
 
+    /// The registration of `name`, one variant of the enum `T` stored per variant, whose
+    /// previous version is the enum `P` (the same variant name at `P`'s version): its
+    /// stored rows read back as `T` through `From`.
+    pub const fn of_variant_upcast<T, P>(
+        name: &'static str,
+        type_name: &'static str,
+        shape: &'static str,
+    ) -> Self
+    where
+        T: DomainEvent + From<P>,
+        P: DomainEvent,
+    {
+        let mut registration = Self::of_variant::<T>(name, type_name, shape);
+        registration.previous = Some(Hop::from_named::<P, T>(name));
+        registration
+    }
+
+    /// As [`of_variant_upcast`](Self::of_variant_upcast), through `TryFrom`.
+    pub const fn of_variant_try_upcast<T, P>(
+        name: &'static str,
+        type_name: &'static str,
+        shape: &'static str,
+    ) -> Self
+    where
+        T: DomainEvent + TryFrom<P>,
+        <T as TryFrom<P>>::Error: fmt::Display,
+        P: DomainEvent,
+    {
+        let mut registration = Self::of_variant::<T>(name, type_name, shape);
+        registration.previous = Some(Hop::try_from_named::<P, T>(name));
+        registration
+    }
+
     /// The registration of `T`, whose previous version is `P`: stored `P` rows (and the
     /// rows of `P`'s own previous versions) read back as `T` through `From`.
     pub const fn of_upcast<T, P>(type_name: &'static str) -> Self

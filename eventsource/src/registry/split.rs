@@ -53,6 +53,7 @@ use std::sync::{Arc, PoisonError};
 use uuid::Uuid;
 
 use super::EventRegistry;
+use crate::canonical::fnv1a_extend;
 use crate::error::{Error, Result};
 use crate::event::{EventPayload, RawEvent};
 #[cfg(feature = "sqlite")]
@@ -195,14 +196,8 @@ fn product_id(row: Uuid, index: usize) -> Uuid {
         return row;
     }
     // FNV-1a over the row's id and the index, widened to 128 bits by two seeds.
-    let hash = |seed: u64| {
-        let mut h = seed;
-        for byte in row.as_bytes().iter().chain(&(index as u64).to_le_bytes()) {
-            h ^= u64::from(*byte);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h
-    };
+    let index = (index as u64).to_le_bytes();
+    let hash = |seed: u64| fnv1a_extend(fnv1a_extend(seed, row.as_bytes()), &index);
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&hash(0xcbf2_9ce4_8422_2325).to_be_bytes());
     bytes[8..].copy_from_slice(&hash(0x84222325_cbf29ce4).to_be_bytes());

@@ -260,7 +260,7 @@ pub(crate) struct Tables {
 impl Tables {
     fn new(schema: &str) -> Self {
         let qualified = |table: &str| format!("\"{schema}\".{table}");
-        let hash = fnv1a(format!("eventsource:{schema}").as_bytes());
+        let hash = crate::canonical::fnv1a(format!("eventsource:{schema}").as_bytes());
         Tables {
             schema: schema.to_owned(),
             events: qualified("events"),
@@ -274,18 +274,6 @@ impl Tables {
             append_lock: (0x4553, hash as i32),
         }
     }
-}
-
-/// FNV-1a, 64 bits: a stable hash (not keyed per process like std's).
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    fnv1a_extend(0xcbf2_9ce4_8422_2325, bytes)
-}
-
-/// Continues an FNV-1a hash over more bytes.
-pub(crate) fn fnv1a_extend(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// An event store in a PostgreSQL database, shared by any number of processes.
@@ -504,6 +492,6 @@ mod tests {
     fn lock_keys_differ_by_schema_and_are_stable() {
         assert_eq!(Tables::new("a").append_lock, Tables::new("a").append_lock);
         assert_ne!(Tables::new("a").append_lock, Tables::new("b").append_lock);
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(crate::canonical::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
     }
 }

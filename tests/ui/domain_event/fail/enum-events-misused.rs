@@ -27,7 +27,7 @@ enum Door {
     Opened { by: String },
 }
 
-// No upcasting chain for enums stored per variant (yet).
+// The previous version of an enum stored per variant is an enum stored per variant.
 #[derive(Debug, Serialize, Deserialize, DomainEvent)]
 #[event(version = 2, previous = Old)]
 enum New {
@@ -36,5 +36,38 @@ enum New {
 
 #[derive(Debug, Serialize, Deserialize, DomainEvent)]
 struct Old {}
+
+impl From<Old> for New {
+    fn from(_: Old) -> Self {
+        New::A { x: 0 }
+    }
+}
+
+// A variant of the previous version that this one drops.
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+enum LightV1 {
+    On {},
+    Off {},
+}
+
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+#[event(version = 2, previous = LightV1)]
+enum Light {
+    On { level: u8 },
+}
+
+impl From<LightV1> for Light {
+    fn from(_: LightV1) -> Self {
+        Light::On { level: 1 }
+    }
+}
+
+// Variants keep their names across versions.
+#[derive(Debug, Serialize, Deserialize, DomainEvent)]
+#[event(version = 2, previous = LightV1, renamed_from = "Lamp")]
+enum Lamp {
+    On {},
+    Off {},
+}
 
 fn main() {}
