@@ -283,10 +283,7 @@ impl Loan {
 #[tokio::test]
 async fn rows_of_an_enums_previous_version_read_back_as_its_current_version() {
     let registry = eventsource::EventRegistry::global();
-    assert_eq!(
-        registry.current_version("Opened", 1),
-        Some(("Opened", 2))
-    );
+    assert_eq!(registry.current_version("Opened", 1), Some(("Opened", 2)));
     assert_eq!(
         registry.current_version("Extended", 2),
         Some(("Extended", 2))
