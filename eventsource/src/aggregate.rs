@@ -289,6 +289,11 @@ impl<A: Aggregate> AggregateRoot<A> {
         Ok(())
     }
 
+    /// Moves the version past stored rows that read as no event (loading).
+    pub(crate) fn set_replayed_version(&mut self, version: u64) {
+        self.version = version;
+    }
+
     /// Applies a type-erased payload to the state.
     ///
     /// # Errors

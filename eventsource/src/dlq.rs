@@ -210,19 +210,25 @@ pub async fn replay_dead_letter(
         .await?
         .ok_or(Error::DeadLetterNotFound { id })?;
     let position = letter.failed.global_position;
+    // One row (all its events, when a split upcaster makes several of it).
     let mut events = store.read_all(
         ReadOptions::new()
             .from_position(position.saturating_sub(1))
             .limit(1),
     );
-    let event = match events.next().await {
-        Some(event) => event?,
-        None => return Err(Error::DeadLetterNotFound { id }),
-    };
-    drop(events);
-    if event.event_id() != letter.failed.event_id {
-        return Err(Error::DeadLetterNotFound { id });
+    let mut found = None;
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if event.global_position != position {
+            break;
+        }
+        if event.event_id() == letter.failed.event_id {
+            found = Some(event);
+            break;
+        }
     }
+    drop(events);
+    let event = found.ok_or(Error::DeadLetterNotFound { id })?;
     // A panic is a failure like an error: recorded on the dead letter.
     let handled = match catch_unwind(projection.handle(&event)).await {
         Ok(result) => result,

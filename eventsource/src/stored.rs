@@ -102,7 +102,9 @@ pub struct EventStream {
     pub aggregate_type: String,
     /// The events, in stream order.
     pub events: Vec<StoredEvent>,
-    /// The aggregate version of the last event returned (0 when none was returned).
+    /// The aggregate version of the last stored row read (0 when none was): the last
+    /// event's, or a later one when the last rows read as no event (a split upcaster
+    /// that makes none of them).
     pub version: u64,
 }
 

@@ -41,8 +41,9 @@
 //! rows themselves are never rewritten. The events of one row share its global position
 //! and stream version (so a repository's expected version and a subscription's
 //! checkpoint stay those of the stored rows); the first keeps the row's event id, the
-//! others get ids derived from it (the same on every read). A read's limit counts the
-//! events it returns, and a row's events are never split between two reads. An error of
+//! others get ids derived from it (the same on every read; `event_exists` knows the
+//! row's id only). A read's limit counts the events it returns (rows that do not read
+//! come on top), and a row's events are never split between two reads. An error of
 //! the function, or an event whose type is not in the declared list, makes the row an
 //! [`Error::CorruptEvent`]: the list is what subscriptions filtering by type read the
 //! row for.
@@ -237,22 +238,28 @@ impl EventRegistry {
     /// [`Error::DuplicateEventType`] when another split upcaster or a Rust type already
     /// claims its name and version.
     pub fn register_split(&self, upcaster: SplitUpcaster) -> Result<()> {
-        self.insert_split(upcaster);
-        let slot = self
-            .split_slot(upcaster.name, upcaster.version)
-            .ok_or_else(|| Error::InvalidConfiguration {
-                message: format!("the split upcaster `{}` went missing", upcaster.path),
-            })?;
-        slot.check()?;
-        match self.lookup(upcaster.name, upcaster.version)? {
-            Some(registration) => Err(Error::DuplicateEventType {
+        if let Some(registration) = self.lookup(upcaster.name, upcaster.version)? {
+            return Err(Error::DuplicateEventType {
                 name: upcaster.name.to_owned(),
                 version: upcaster.version,
                 first: registration.type_name(),
                 second: upcaster.path,
-            }),
-            None => Ok(()),
+            });
         }
+        if let Some(slot) = self.split_slot(upcaster.name, upcaster.version) {
+            slot.check()?;
+            if slot.upcaster.path != upcaster.path {
+                return Err(Error::DuplicateEventType {
+                    name: upcaster.name.to_owned(),
+                    version: upcaster.version,
+                    first: slot.upcaster.path,
+                    second: upcaster.path,
+                });
+            }
+            return Ok(());
+        }
+        self.insert_split(upcaster);
+        Ok(())
     }
 
     /// `true` when any split upcaster is registered: reads then expand rows.
@@ -446,6 +453,21 @@ impl EventRegistry {
             }
         }
         Ok(expanded)
+    }
+
+    /// [`expand_all`](Self::expand_all) for the rows of one stream: its version is the
+    /// last row's, even when that row reads as no event.
+    pub(crate) fn expand_stream(
+        &self,
+        aggregate_id: Uuid,
+        aggregate_type: &str,
+        rows: Vec<StoredEvent>,
+    ) -> Result<crate::stored::EventStream> {
+        let version = rows.last().map_or(0, |e| e.stream_position);
+        let mut stream =
+            crate::stored::EventStream::new(aggregate_id, aggregate_type, self.expand_all(rows)?);
+        stream.version = version;
+        Ok(stream)
     }
 
     /// [`expand_all`](Self::expand_all) for the payloads of a replay (SQLite's own

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::{ReadOptions, StoredEventStream};
-use crate::error::Error;
 use crate::registry::EventRegistry;
 
 /// `read(options)`, with rows expanded when `registry` has split upcasters (otherwise
@@ -42,25 +41,20 @@ pub(crate) fn split_aware<'a>(
     let Some(limit) = limit else {
         return expanded.boxed();
     };
-    // (items counted, the position of the last one)
+    // (events counted, the position of the last one)
     expanded
         .scan((0u64, None::<u64>), move |(counted, last), item| {
-            let position = match &item {
-                Ok(event) => Some(event.global_position),
-                Err(Error::CorruptEvent {
-                    global_position, ..
-                }) if *global_position >= 1 => Some(*global_position),
-                Err(_) => None,
-            };
-            let keep = if *counted < limit {
-                if position.is_some() {
+            let keep = match &item {
+                // Rows that do not read come on top of the limit (as a store's misplaced
+                // rows do), until it is reached.
+                Err(_) => *counted < limit,
+                Ok(event) if *counted < limit => {
                     *counted += 1;
-                    *last = position;
+                    *last = Some(event.global_position);
+                    true
                 }
-                true
-            } else {
                 // Past the limit: only the rest of the last row's events.
-                position.is_some() && position == *last
+                Ok(event) => *last == Some(event.global_position),
             };
             futures::future::ready(keep.then_some(item))
         })

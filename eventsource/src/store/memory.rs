@@ -321,8 +321,7 @@ impl EventStore for InMemoryEventStore {
                 })
                 .map(|e| read_back(&self.registry, e))
                 .collect::<Result<_>>()?;
-            let events = self.registry.expand_all(events)?;
-            Ok(EventStream::new(aggregate_id, aggregate_type, events))
+            self.registry.expand_stream(aggregate_id, aggregate_type, events)
         })
     }
 

@@ -264,7 +264,8 @@ impl Worker {
         let read_error = read_error.or(saved.err());
         // A full batch handled to its end and checkpointed: the reader has the next one
         // on its way.
-        if read_error.is_none() && read == batch_size {
+        // (A batch holding every event of its last row may be longer than asked.)
+        if read_error.is_none() && read >= batch_size {
             self.reader = Some(reader);
         }
         {

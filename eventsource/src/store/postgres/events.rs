@@ -313,9 +313,9 @@ impl EventStore for PostgresEventStore {
                 self.tables.events,
                 filter.where_sql()
             );
-            let events =
+            let rows =
                 fetch_events(&self.pool, &self.registry, "get_events", &sql, &filter.binds).await?;
-            Ok(EventStream::new(aggregate_id, aggregate_type, events))
+            self.registry.expand_stream(aggregate_id, aggregate_type, rows)
         })
     }
 
@@ -370,14 +370,15 @@ impl EventStore for PostgresEventStore {
                     self.tables.events,
                     filter.where_sql()
                 );
-                fetch_events(
+                let rows = fetch_events(
                     &self.pool,
                     &self.registry,
                     "get_events_by_type",
                     &sql,
                     &filter.binds,
                 )
-                .await
+                .await?;
+                self.registry.expand_all(rows)
             }
         )
     }

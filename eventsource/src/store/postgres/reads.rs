@@ -99,8 +99,8 @@ pub(super) fn bind_all<'q>(
 }
 
 /// Runs a SELECT of the event columns whose filter starts at `$3` (`$1`, `$2` unused
-/// but bound) and decodes every row (expanded by split upcasters); the first corrupt row
-/// fails it.
+/// but bound) and decodes every row (not expanded by split upcasters yet); the first
+/// corrupt row fails it.
 pub(super) async fn fetch_events(
     pool: &PgPool,
     registry: &EventRegistry,
@@ -113,11 +113,9 @@ pub(super) async fn fetch_events(
         .fetch_all(pool)
         .await
         .map_err(db_error(operation))?;
-    let events = rows
-        .iter()
+    rows.iter()
         .map(|r| row::decode(r, registry).and_then(|(_, event)| event))
-        .collect::<Result<Vec<_>>>()?;
-    registry.expand_all(events)
+        .collect()
 }
 
 /// A paginated read over `position_column` (global_position or version); rows another

@@ -298,8 +298,8 @@ impl EventStore for SqliteEventStore {
             if let Some(to) = options.to_timestamp {
                 filter.push("timestamp <= ?", [Bind::Text(format_timestamp(clamp_timestamp(to)))]);
             }
-            let events = fetch_events(self, "get_events", "version", &filter).await?;
-            Ok(EventStream::new(aggregate_id, aggregate_type, events))
+            let rows = fetch_events(self, "get_events", "version", &filter).await?;
+            self.registry.expand_stream(aggregate_id, aggregate_type, rows)
         })
     }
 
@@ -381,7 +381,9 @@ impl EventStore for SqliteEventStore {
                         [Bind::Text(format_timestamp(clamp_timestamp(from)))],
                     );
                 }
-                fetch_events(self, "get_events_by_type", "global_position", &filter).await
+                let rows =
+                    fetch_events(self, "get_events_by_type", "global_position", &filter).await?;
+                self.registry.expand_all(rows)
             }
         )
     }

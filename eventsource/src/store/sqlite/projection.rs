@@ -374,7 +374,11 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             match catch_unwind(self.projection.handle(event, &mut savepoint)).await {
                 Ok(Ok(())) => {
                     savepoint.commit().await.map_err(db_error(OP))?;
-                    self.failing = None;
+                    // Only the failing event's success ends its count (a retry inside a
+                    // split row applies the row's earlier events again first).
+                    if self.failing.is_some_and(|(id, _)| id == event.event_id()) {
+                        self.failing = None;
+                    }
                     return Ok(Applied::Yes);
                 }
                 Ok(Err(error)) => error,
