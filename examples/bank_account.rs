@@ -228,23 +228,17 @@ mod tests {
     /// `EVENTSOURCE_UPDATE_LOCK=1` rewrites it after an intended change.
     #[test]
     fn events_lock_matches() {
-        eventsource::schema::assert_lock_matches_in(
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/examples/locks/bank_account.lock"
-            ),
-            concat!(env!("CARGO_CRATE_NAME"), "::"),
+        eventsource_tests::example_support::assert_example_lock(
+            "bank_account",
+            env!("CARGO_CRATE_NAME"),
         );
     }
 
     #[tokio::test]
     async fn prints_what_the_seed_prints() {
-        let dir =
-            std::env::temp_dir().join(format!("eventsource-example-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = eventsource_tests::example_support::TempDir::new();
         let mut out = Vec::new();
-        super::run(&dir.join("bank.db"), &mut out).await.unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
+        super::run(&dir.file("bank.db"), &mut out).await.unwrap();
         assert_eq!(
             mask_uuids(&String::from_utf8(out).unwrap()),
             "Opened account [UUID] with balance $100.00

@@ -112,22 +112,16 @@ mod tests {
     /// `EVENTSOURCE_UPDATE_LOCK=1` rewrites it after an intended change.
     #[test]
     fn events_lock_matches() {
-        eventsource::schema::assert_lock_matches_in(
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/examples/locks/exactly_once_read_model.lock"
-            ),
-            concat!(env!("CARGO_CRATE_NAME"), "::"),
+        eventsource_tests::example_support::assert_example_lock(
+            "exactly_once_read_model",
+            env!("CARGO_CRATE_NAME"),
         );
     }
     #[tokio::test]
     async fn applies_each_event_once() {
-        let dir =
-            std::env::temp_dir().join(format!("eventsource-example-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = eventsource_tests::example_support::TempDir::new();
         let mut out = Vec::new();
-        super::run(&dir.join("app.db"), &mut out).await.unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
+        super::run(&dir.file("app.db"), &mut out).await.unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "Applied 3 events\nApplied again: 0\nada: 2 orders, 20.00\ngrace: 1 orders, 30.00\n"

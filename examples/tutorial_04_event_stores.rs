@@ -213,12 +213,9 @@ mod tests {
     /// `EVENTSOURCE_UPDATE_LOCK=1` rewrites it after an intended change.
     #[test]
     fn events_lock_matches() {
-        eventsource::schema::assert_lock_matches_in(
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/examples/locks/tutorial_04_event_stores.lock"
-            ),
-            concat!(env!("CARGO_CRATE_NAME"), "::"),
+        eventsource_tests::example_support::assert_example_lock(
+            "tutorial_04_event_stores",
+            env!("CARGO_CRATE_NAME"),
         );
     }
 

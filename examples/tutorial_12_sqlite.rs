@@ -292,12 +292,9 @@ mod tests {
     /// `EVENTSOURCE_UPDATE_LOCK=1` rewrites it after an intended change.
     #[test]
     fn events_lock_matches() {
-        eventsource::schema::assert_lock_matches_in(
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/examples/locks/tutorial_12_sqlite.lock"
-            ),
-            concat!(env!("CARGO_CRATE_NAME"), "::"),
+        eventsource_tests::example_support::assert_example_lock(
+            "tutorial_12_sqlite",
+            env!("CARGO_CRATE_NAME"),
         );
     }
 
@@ -367,16 +364,13 @@ Key Takeaways:
 
     #[tokio::test]
     async fn prints_what_the_seed_prints() {
-        let dir =
-            std::env::temp_dir().join(format!("eventsource-example-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = eventsource_tests::example_support::TempDir::new();
         let mut out = Vec::new();
-        super::run(&dir, &mut out).await.unwrap();
+        super::run(dir.path(), &mut out).await.unwrap();
         let text = String::from_utf8(out)
             .unwrap()
-            .replace(&dir.display().to_string(), ".");
-        let leftover: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
-        let _ = std::fs::remove_dir_all(&dir);
+            .replace(&dir.path().display().to_string(), ".");
+        let leftover: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(
             leftover.is_empty(),
             "the demo removes its files: {leftover:?}"

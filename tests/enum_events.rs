@@ -5,13 +5,10 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource::prelude::*;
-use eventsource::{
-    InMemoryCheckpointStore, InMemoryEventBus, SubscriptionConfig, SubscriptionManager,
-};
+use eventsource::SubscriptionConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use support::every_store;
@@ -169,16 +166,13 @@ async fn variants_are_stored_as_their_own_types_on_every_store() {
         );
 
         // A projection of the enum gets every variant, and nothing else.
-        let manager = SubscriptionManager::new(
+        let (manager, lendings) = support::started_subscription(
             store.clone(),
-            Arc::new(InMemoryEventBus::new()),
-            Arc::new(InMemoryCheckpointStore::new()),
-        );
-        let lendings = manager
-            .subscribe(Lendings::default(), SubscriptionConfig::new(), "lendings")
-            .await
-            .unwrap();
-        manager.start().await.unwrap();
+            Lendings::default(),
+            SubscriptionConfig::new(),
+            "lendings",
+        )
+        .await;
         lendings.wait_for(5, Duration::from_secs(10)).await.unwrap();
         assert_eq!(lendings.projection().lock().await.0.len(), 4, "{name}");
         manager.stop().await;

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource::prelude::*;
-use eventsource::{
-    Error, EventRegistry, InMemoryEventBus, SubscriptionConfig, SubscriptionManager,
-};
+use eventsource::{Error, EventRegistry, SubscriptionConfig};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use support::every_store;
@@ -227,16 +225,13 @@ async fn projections_handle_the_current_type_only() {
     for (name, fixture) in every_store().await {
         let store = fixture.store.clone();
         three_versions(&*store).await;
-        let manager = SubscriptionManager::new(
+        let (manager, catalog) = support::started_subscription(
             store.clone(),
-            Arc::new(InMemoryEventBus::new()),
-            Arc::new(eventsource::InMemoryCheckpointStore::new()),
-        );
-        let catalog = manager
-            .subscribe(Catalog::default(), SubscriptionConfig::new(), "catalog")
-            .await
-            .unwrap();
-        manager.start().await.unwrap();
+            Catalog::default(),
+            SubscriptionConfig::new(),
+            "catalog",
+        )
+        .await;
         catalog.wait_for(3, Duration::from_secs(10)).await.unwrap();
         assert_eq!(
             catalog.projection().lock().await.0,
@@ -375,16 +370,13 @@ async fn renamed_events_read_back_under_their_new_name_and_reach_filtered_projec
 
         // A projection of MemberJoined reads the renamed rows too (its SQL type filter
         // asks for both names).
-        let manager = SubscriptionManager::new(
+        let (manager, members) = support::started_subscription(
             store.clone(),
-            Arc::new(InMemoryEventBus::new()),
-            Arc::new(eventsource::InMemoryCheckpointStore::new()),
-        );
-        let members = manager
-            .subscribe(Members::default(), SubscriptionConfig::new(), "members")
-            .await
-            .unwrap();
-        manager.start().await.unwrap();
+            Members::default(),
+            SubscriptionConfig::new(),
+            "members",
+        )
+        .await;
         members.wait_for(2, Duration::from_secs(10)).await.unwrap();
         assert_eq!(
             members.projection().lock().await.0,

@@ -8,7 +8,6 @@ pub mod hostile;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use eventsource::prelude::*;
@@ -17,30 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A directory under the system temp dir, removed on drop.
-#[derive(Debug)]
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new() -> Self {
-        let path = std::env::temp_dir().join(format!("eventsource-test-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    pub fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use eventsource_tests::example_support::TempDir;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
 #[event(aggregate = "Task")]
@@ -169,4 +145,28 @@ pub async fn every_store() -> Vec<(&'static str, Fixture)> {
 pub async fn collect(stream: eventsource::StoredEventStream<'_>) -> Vec<StoredEvent> {
     use futures::TryStreamExt;
     stream.try_collect().await.expect("read stream")
+}
+
+/// A started [`eventsource::SubscriptionManager`] over `store` (in-memory bus and
+/// checkpoints) running `projection` as its one subscription `name`.
+pub async fn started_subscription<P: eventsource::Projection>(
+    store: Arc<dyn EventStore>,
+    projection: P,
+    config: eventsource::SubscriptionConfig,
+    name: &str,
+) -> (
+    eventsource::SubscriptionManager,
+    eventsource::Subscription<P>,
+) {
+    let manager = eventsource::SubscriptionManager::new(
+        store,
+        Arc::new(eventsource::InMemoryEventBus::new()),
+        Arc::new(eventsource::InMemoryCheckpointStore::new()),
+    );
+    let subscription = manager
+        .subscribe(projection, config, name)
+        .await
+        .expect("subscribe");
+    manager.start().await.expect("start the manager");
+    (manager, subscription)
 }
