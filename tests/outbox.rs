@@ -11,32 +11,8 @@ use eventsource::{
     OutboxPublisher, OutboxRelay, OutboxStatus, OutboxStore, RelayRound, RetryPolicy,
     SqliteEventStore,
 };
-use support::{created, TaskCompleted};
+use support::{created, stores_with_outbox, TaskCompleted};
 use uuid::Uuid;
-
-trait Both: EventStore + OutboxStore {}
-impl<T: EventStore + OutboxStore> Both for T {}
-
-async fn stores_with_outbox() -> Vec<(&'static str, Arc<dyn Both>)> {
-    let sqlite = SqliteEventStore::options(":memory:")
-        .outbox(true)
-        .open()
-        .await
-        .unwrap();
-    sqlite.initialize().await.unwrap();
-    #[allow(unused_mut)]
-    let mut stores: Vec<(&'static str, Arc<dyn Both>)> = vec![
-        ("memory", Arc::new(InMemoryEventStore::new().with_outbox())),
-        ("sqlite", Arc::new(sqlite)),
-    ];
-    #[cfg(feature = "postgres")]
-    if let Some(server) = support::postgres::server() {
-        let postgres = server.options().outbox(true).connect().await.unwrap();
-        postgres.initialize().await.unwrap();
-        stores.push(("postgres", Arc::new(postgres)));
-    }
-    stores
-}
 
 #[tokio::test]
 async fn appends_write_outbox_entries_atomically() {

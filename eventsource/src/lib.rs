@@ -84,8 +84,8 @@ pub use migrate::{
     migrate_sqlite_to_postgres, MigrationOptions, MigrationProgress, MigrationReport,
 };
 pub use outbox::{
-    BusOutboxPublisher, OutboxEntry, OutboxPublisher, OutboxRelay, OutboxRelayHandle, OutboxStatus,
-    OutboxStore, RelayRound,
+    BusOutboxPublisher, OutboxEntry, OutboxPublisher, OutboxRelay, OutboxRelayHandle,
+    OutboxRetention, OutboxStatus, OutboxStore, PublishFailure, RelayRound,
 };
 pub use projection::{EventContext, Projection};
 pub use registry::{EventRegistration, EventRegistry};

@@ -170,3 +170,29 @@ pub async fn started_subscription<P: eventsource::Projection>(
     manager.start().await.expect("start the manager");
     (manager, subscription)
 }
+
+/// An event store with an outbox, as one trait object.
+pub trait Both: EventStore + eventsource::OutboxStore {}
+impl<T: EventStore + eventsource::OutboxStore> Both for T {}
+
+/// A store with the outbox on, of every backend.
+pub async fn stores_with_outbox() -> Vec<(&'static str, Arc<dyn Both>)> {
+    let sqlite = SqliteEventStore::options(":memory:")
+        .outbox(true)
+        .open()
+        .await
+        .unwrap();
+    sqlite.initialize().await.unwrap();
+    #[allow(unused_mut)]
+    let mut stores: Vec<(&'static str, Arc<dyn Both>)> = vec![
+        ("memory", Arc::new(InMemoryEventStore::new().with_outbox())),
+        ("sqlite", Arc::new(sqlite)),
+    ];
+    #[cfg(feature = "postgres")]
+    if let Some(server) = postgres::server() {
+        let postgres = server.options().outbox(true).connect().await.unwrap();
+        postgres.initialize().await.unwrap();
+        stores.push(("postgres", Arc::new(postgres)));
+    }
+    stores
+}

@@ -2,6 +2,7 @@
 //! the append's transaction when the store has the outbox on.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 use uuid::Uuid;
@@ -10,8 +11,12 @@ use super::timestamp::StoredTime;
 use super::{db_error, to_i64, PostgresEventStore};
 use crate::error::{Error, Result};
 use crate::outbox::{readable_entries, OutboxEntry, OutboxStatus, OutboxStore};
+use crate::store::clamp_timestamp;
 use crate::store::schema_state::Need;
 use crate::stored::StoredEvent;
+
+/// Rows deleted per statement when pruning.
+const PRUNE_CHUNK: i64 = 5_000;
 
 const COLUMNS: &str =
     "id, event_id, event_type, aggregate_id, aggregate_type, tenant_id, global_position, \
@@ -64,15 +69,26 @@ impl PostgresEventStore {
         limit: u64,
     ) -> Result<Vec<(Option<i64>, Result<OutboxEntry>)>> {
         self.ready(Need::Table("event_outbox")).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM {} WHERE ($1::text IS NULL OR status = $1) ORDER BY id LIMIT $2",
-            self.tables.outbox
-        ))
-        .bind(status.map(OutboxStatus::as_str))
-        .bind(to_i64(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error("get_outbox_entries"))?;
+        // One statement per case: a `($1 IS NULL OR status = $1)` plan cached for any
+        // status would not use the (status, id) index.
+        let sql = match status {
+            Some(_) => format!(
+                "SELECT {COLUMNS} FROM {} WHERE status = $2 ORDER BY id LIMIT $1",
+                self.tables.outbox
+            ),
+            None => format!(
+                "SELECT {COLUMNS} FROM {} ORDER BY id LIMIT $1",
+                self.tables.outbox
+            ),
+        };
+        let mut query = sqlx::query(&sql).bind(to_i64(limit));
+        if let Some(status) = status {
+            query = query.bind(status.as_str());
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("get_outbox_entries"))?;
         Ok(rows
             .iter()
             .map(|row| (row.try_get::<i64, _>(0).ok(), decode(row)))
@@ -143,6 +159,60 @@ impl OutboxStore for PostgresEventStore {
             "status = 'published', published_at = now()",
         )
         .await
+    }
+
+    async fn mark_published_batch(&self, ids: &[i64]) -> Result<()> {
+        const OP: &str = "mark_published";
+        self.ready(Need::Table("event_outbox")).await?;
+        let mut tx = self.pool.begin().await.map_err(db_error(OP))?;
+        let marked: Vec<i64> = sqlx::query_scalar(&format!(
+            "UPDATE {} SET status = 'published', published_at = now() WHERE id = ANY($1) RETURNING id",
+            self.tables.outbox
+        ))
+        .bind(ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error(OP))?;
+        if let Some(id) = ids.iter().find(|id| !marked.contains(id)) {
+            let _ = tx.rollback().await;
+            return Err(Error::OutboxEntryNotFound { id: *id });
+        }
+        tx.commit().await.map_err(db_error(OP))
+    }
+
+    async fn delete_entries(&self, ids: &[i64]) -> Result<u64> {
+        self.ready(Need::Table("event_outbox")).await?;
+        let done = sqlx::query(&format!(
+            "DELETE FROM {} WHERE id = ANY($1)",
+            self.tables.outbox
+        ))
+        .bind(ids)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("delete_outbox_entries"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn prune_published(&self, published_before: DateTime<Utc>) -> Result<u64> {
+        self.ready(Need::Table("event_outbox")).await?;
+        let sql = format!(
+            "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} \
+             WHERE status = 'published' AND published_at < $1 ORDER BY id LIMIT $2)",
+            table = self.tables.outbox
+        );
+        let mut deleted = 0;
+        loop {
+            let done = sqlx::query(&sql)
+                .bind(clamp_timestamp(published_before))
+                .bind(PRUNE_CHUNK)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error("prune_outbox"))?;
+            deleted += done.rows_affected();
+            if done.rows_affected() < PRUNE_CHUNK as u64 {
+                return Ok(deleted);
+            }
+        }
     }
 
     async fn increment_retry(&self, id: i64, error: &str) -> Result<u32> {

@@ -13,5 +13,8 @@ CREATE INDEX IF NOT EXISTS idx_events_tenant_id ON events (tenant_id) WHERE tena
 CREATE INDEX IF NOT EXISTS idx_events_type_tenant_timestamp ON events (aggregate_type, tenant_id, timestamp);
 
 CREATE INDEX IF NOT EXISTS idx_outbox_status_created ON event_outbox (status, created_at);
+-- The relay's pending query (status = 'pending' ORDER BY id), whatever the number of
+-- published rows before the pending ones.
+CREATE INDEX IF NOT EXISTS idx_outbox_status_id ON event_outbox (status, id);
 CREATE INDEX IF NOT EXISTS idx_dlq_projection_status ON dead_letter_queue (projection_name, status);
 CREATE INDEX IF NOT EXISTS idx_dlq_status ON dead_letter_queue (status);

@@ -1,6 +1,7 @@
 //! The [`OutboxStore`] of [`SqliteEventStore`]: the `event_outbox` table.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
@@ -10,13 +11,27 @@ use super::{db_error, SqliteEventStore};
 use crate::envelope::now;
 use crate::error::{Error, Result};
 use crate::outbox::{readable_entries, OutboxEntry, OutboxStatus, OutboxStore};
-use crate::store::quoted;
 use crate::store::schema_state::Need;
+use crate::store::{clamp_timestamp, quoted};
 use crate::stored::StoredEvent;
 
 const COLUMNS: &str =
     "id, event_id, event_type, aggregate_id, aggregate_type, tenant_id, global_position, \
      event_data, created_at, published_at, retry_count, last_error, status";
+
+/// The query of entries in id order, of one status (`?` then the limit) or of all.
+fn entries_sql(by_status: bool) -> String {
+    let filter = if by_status { "WHERE status = ? " } else { "" };
+    format!("SELECT {COLUMNS} FROM event_outbox {filter}ORDER BY id LIMIT ?")
+}
+
+/// Rows deleted per statement when pruning: each statement holds the write lock briefly.
+const PRUNE_CHUNK: i64 = 5_000;
+
+/// `ids` as the JSON array `json_each` reads in SQL.
+fn id_list(ids: &[i64]) -> String {
+    serde_json::Value::from(ids.to_vec()).to_string()
+}
 
 fn decode(row: &SqliteRow) -> Result<OutboxEntry> {
     let op = "get_outbox_entries";
@@ -66,14 +81,19 @@ impl SqliteEventStore {
     ) -> Result<Vec<(Option<i64>, Result<OutboxEntry>)>> {
         self.ready("get_outbox_entries", Need::Table("event_outbox"), false)
             .await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM event_outbox WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2"
-        ))
-        .bind(status.map(OutboxStatus::as_str))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error("get_outbox_entries"))?;
+        // One statement per case: `(? IS NULL OR status = ?)` would keep SQLite from the
+        // (status, id) index, and the pending query would pass over every published row.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = entries_sql(status.is_some());
+        let mut query = sqlx::query(&sql);
+        if let Some(status) = status {
+            query = query.bind(status.as_str());
+        }
+        let rows = query
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("get_outbox_entries"))?;
         Ok(rows
             .iter()
             .map(|row| (row.try_get::<i64, _>(0).ok(), decode(row)))
@@ -158,6 +178,78 @@ impl OutboxStore for SqliteEventStore {
         .await
     }
 
+    async fn mark_published_batch(&self, ids: &[i64]) -> Result<()> {
+        const OP: &str = "mark_published";
+        self.ready(OP, Need::Table("event_outbox"), true).await?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error(OP))?;
+        let done = sqlx::query(
+            "UPDATE event_outbox SET status = 'published', published_at = ? \
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(format_timestamp(now()))
+        .bind(id_list(ids))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(OP))?;
+        let mut distinct = ids.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if done.rows_affected() != distinct.len() as u64 {
+            let found: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM event_outbox WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(id_list(ids))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error(OP))?;
+            let _ = tx.rollback().await;
+            let id = distinct
+                .into_iter()
+                .find(|id| !found.contains(id))
+                .unwrap_or_default();
+            return Err(Error::OutboxEntryNotFound { id });
+        }
+        tx.commit().await.map_err(db_error(OP))
+    }
+
+    async fn delete_entries(&self, ids: &[i64]) -> Result<u64> {
+        self.ready("delete_outbox_entries", Need::Table("event_outbox"), true)
+            .await?;
+        let done =
+            sqlx::query("DELETE FROM event_outbox WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(id_list(ids))
+                .execute(&self.pool)
+                .await
+                .map_err(db_error("delete_outbox_entries"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn prune_published(&self, published_before: DateTime<Utc>) -> Result<u64> {
+        const OP: &str = "prune_outbox";
+        self.ready(OP, Need::Table("event_outbox"), true).await?;
+        let before = format_timestamp(clamp_timestamp(published_before));
+        let mut deleted = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM event_outbox WHERE id IN (SELECT id FROM event_outbox \
+                 WHERE status = 'published' AND published_at < ? ORDER BY id LIMIT ?)",
+            )
+            .bind(&before)
+            .bind(PRUNE_CHUNK)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error(OP))?;
+            deleted += done.rows_affected();
+            if done.rows_affected() < PRUNE_CHUNK as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+
     async fn increment_retry(&self, id: i64, error: &str) -> Result<u32> {
         self.ready("increment_retry", Need::Table("event_outbox"), true)
             .await?;
@@ -185,5 +277,37 @@ impl OutboxStore for SqliteEventStore {
             return Err(Error::OutboxEntryNotFound { id });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entries_sql;
+    use crate::SqliteEventStore;
+
+    /// The relay's pending query walks the (status, id) index: it reads the pending
+    /// entries only, however many published ones come before them.
+    #[tokio::test]
+    async fn the_pending_query_is_served_by_the_status_id_index() {
+        let store = SqliteEventStore::open(":memory:").await.unwrap();
+        store.initialize().await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", entries_sql(true)))
+                .bind("pending")
+                .bind(10_i64)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        let steps: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("idx_outbox_status_id (status=?)")),
+            "{steps:?}"
+        );
+        assert!(
+            !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+            "{steps:?}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! [`InMemoryEventStore`]: the store for tests, examples and prototypes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -17,9 +17,11 @@ use super::{
 };
 use crate::envelope::{now, NewEvent};
 use crate::error::{Error, Result};
-use crate::outbox::{OutboxEntry, OutboxStatus, OutboxStore};
+use crate::outbox::{OutboxEntry, OutboxStatus};
 use crate::registry::EventRegistry;
 use crate::stored::{EventStream, StoredEvent};
+
+mod outbox;
 
 #[derive(Default)]
 struct State {
@@ -31,8 +33,10 @@ struct State {
     ids: HashMap<Uuid, usize>,
     /// Aggregate ids in order of their first event.
     aggregate_order: Vec<Uuid>,
-    /// Outbox entries (when the store has an outbox); the entry `i` has id `i + 1`.
-    outbox: Vec<OutboxEntry>,
+    /// Outbox entries (when the store has an outbox) by id; pruned ones are gone.
+    outbox: BTreeMap<i64, OutboxEntry>,
+    /// The id of the last outbox entry written (ids are never reused).
+    last_outbox_id: i64,
 }
 
 impl State {
@@ -87,7 +91,7 @@ impl InMemoryEventStore {
     }
 
     /// Writes an outbox entry for every appended event, atomically with the append (see
-    /// [`OutboxStore`]).
+    /// [`OutboxStore`](crate::OutboxStore)).
     pub fn with_outbox(mut self) -> Self {
         self.outbox = true;
         self
@@ -260,7 +264,8 @@ impl EventStore for InMemoryEventStore {
                 });
                 state.ids.insert(event.event_id, index);
                 if let Some(data) = &outbox_data[i] {
-                    let id = state.outbox.len() as i64 + 1;
+                    state.last_outbox_id += 1;
+                    let id = state.last_outbox_id;
                     let stored = &state.events[index];
                     let entry = OutboxEntry {
                         id,
@@ -277,7 +282,7 @@ impl EventStore for InMemoryEventStore {
                         last_error: None,
                         status: OutboxStatus::Pending,
                     };
-                    state.outbox.push(entry);
+                    state.outbox.insert(id, entry);
                 }
                 let stream = state.streams.entry(aggregate_id).or_default();
                 let is_new_aggregate = stream.is_empty();
@@ -422,68 +427,6 @@ impl EventStore for InMemoryEventStore {
             });
             Ok(counts)
         })
-    }
-}
-
-impl InMemoryEventStore {
-    fn outbox_entry<T>(&self, id: i64, change: impl FnOnce(&mut OutboxEntry) -> T) -> Result<T> {
-        let mut state = self.write();
-        let entry = id
-            .checked_sub(1)
-            .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| state.outbox.get_mut(i))
-            .ok_or(Error::OutboxEntryNotFound { id })?;
-        Ok(change(entry))
-    }
-}
-
-#[async_trait]
-impl OutboxStore for InMemoryEventStore {
-    async fn add_event(&self, event: &StoredEvent) -> Result<i64> {
-        let mut entry = OutboxEntry::for_event(event)?;
-        let mut state = self.write();
-        entry.id = state.outbox.len() as i64 + 1;
-        let id = entry.id;
-        state.outbox.push(entry);
-        Ok(id)
-    }
-
-    async fn get_pending_events(&self, limit: u64) -> Result<Vec<OutboxEntry>> {
-        self.get_entries(Some(OutboxStatus::Pending), limit).await
-    }
-
-    async fn get_entries(
-        &self,
-        status: Option<OutboxStatus>,
-        limit: u64,
-    ) -> Result<Vec<OutboxEntry>> {
-        Ok(self
-            .read()
-            .outbox
-            .iter()
-            .filter(|e| status.is_none_or(|s| e.status == s))
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .cloned()
-            .collect())
-    }
-
-    async fn mark_published(&self, id: i64) -> Result<()> {
-        self.outbox_entry(id, |entry| {
-            entry.status = OutboxStatus::Published;
-            entry.published_at = Some(now());
-        })
-    }
-
-    async fn increment_retry(&self, id: i64, error: &str) -> Result<u32> {
-        self.outbox_entry(id, |entry| {
-            entry.retry_count += 1;
-            entry.last_error = Some(error.to_owned());
-            entry.retry_count
-        })
-    }
-
-    async fn mark_failed(&self, id: i64) -> Result<()> {
-        self.outbox_entry(id, |entry| entry.status = OutboxStatus::Failed)
     }
 }
 

@@ -1,0 +1,392 @@
+//! Publishing the outbox: [`OutboxPublisher`] (one entry, or a batch at once),
+//! [`BusOutboxPublisher`] to an [`EventBus`], and the [`OutboxRelay`] that publishes
+//! pending entries in batches, in order, with retries, and keeps the table bounded
+//! ([`OutboxRetention`]).
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{OutboxEntry, OutboxStore};
+use crate::bus::EventBus;
+use crate::error::{BoxError, Result};
+use crate::panics::catch_unwind;
+use crate::store::{EventStore, ReadOptions};
+use crate::stored::StoredEvent;
+use crate::subscription::RetryPolicy;
+
+/// A batch publish that stopped: how many entries (from the start of the batch) went out
+/// before it, and the error of the one that did not.
+#[derive(Debug)]
+pub struct PublishFailure {
+    /// Entries published, from the start of the batch, before the failure.
+    pub published: usize,
+    /// The error of the entry after them.
+    pub error: BoxError,
+}
+
+/// Delivers outbox entries somewhere (a message broker, an [`EventBus`]).
+#[async_trait]
+pub trait OutboxPublisher: Send + Sync + fmt::Debug {
+    /// Publishes one entry.
+    ///
+    /// # Errors
+    /// The transport's error: the relay retries the entry.
+    async fn publish(&self, entry: &OutboxEntry) -> Result<(), BoxError>;
+
+    /// Publishes `entries` in order, stopping at the first that fails. The default
+    /// publishes them one by one (a panic counts as a failure of that entry); a publisher
+    /// that can send many at once (one broker call, one bus publish) overrides it.
+    ///
+    /// # Errors
+    /// [`PublishFailure`]: how many went out before the failure, and its error.
+    async fn publish_batch(&self, entries: &[OutboxEntry]) -> Result<(), PublishFailure> {
+        for (published, entry) in entries.iter().enumerate() {
+            let error = match catch_unwind(self.publish(entry)).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => error,
+                Err(panic) => format!("publisher {panic}").into(),
+            };
+            return Err(PublishFailure { published, error });
+        }
+        Ok(())
+    }
+}
+
+/// Publishes outbox entries to an [`EventBus`], with the stored events read back from
+/// the store by their global positions: a batch is one read of its positions and one
+/// publish to the bus.
+#[derive(Debug, Clone)]
+pub struct BusOutboxPublisher {
+    store: Arc<dyn EventStore>,
+    bus: Arc<dyn EventBus>,
+}
+
+impl BusOutboxPublisher {
+    /// A publisher reading events from `store` and publishing them to `bus`.
+    pub fn new(store: Arc<dyn EventStore>, bus: Arc<dyn EventBus>) -> Self {
+        BusOutboxPublisher { store, bus }
+    }
+
+    /// The stored events of `entries` (in order), read in one pass over their
+    /// positions; stops at the first entry whose event is not at its position.
+    async fn events_of(&self, entries: &[OutboxEntry]) -> (Vec<StoredEvent>, Option<BoxError>) {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return (Vec::new(), None);
+        };
+        let span = last.global_position.saturating_sub(first.global_position) + 1;
+        let mut stored = self.store.read_all(
+            ReadOptions::new()
+                .from_position(first.global_position.saturating_sub(1))
+                .limit(span),
+        );
+        let mut events = Vec::with_capacity(entries.len());
+        let mut next = None;
+        for entry in entries {
+            let found = loop {
+                let event = match next.take() {
+                    Some(event) => event,
+                    None => match stored.next().await {
+                        Some(Ok(event)) => event,
+                        Some(Err(error)) => return (events, Some(Box::new(error))),
+                        None => break None,
+                    },
+                };
+                if event.global_position < entry.global_position
+                    || (event.global_position == entry.global_position
+                        && event.event_id() != entry.event_id)
+                {
+                    continue;
+                }
+                if event.global_position > entry.global_position {
+                    next = Some(event);
+                    break None;
+                }
+                break Some(event);
+            };
+            match found {
+                Some(event) => events.push(event),
+                None => {
+                    let error = format!(
+                        "event {} is not at position {}",
+                        entry.event_id, entry.global_position
+                    );
+                    return (events, Some(error.into()));
+                }
+            }
+        }
+        (events, None)
+    }
+}
+
+#[async_trait]
+impl OutboxPublisher for BusOutboxPublisher {
+    async fn publish(&self, entry: &OutboxEntry) -> Result<(), BoxError> {
+        match self.publish_batch(std::slice::from_ref(entry)).await {
+            Ok(()) => Ok(()),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    async fn publish_batch(&self, entries: &[OutboxEntry]) -> Result<(), PublishFailure> {
+        // One read covers the batch when its positions ascend and lie close together
+        // (entries are written in commit order); otherwise one read per entry.
+        let dense = entries
+            .windows(2)
+            .all(|w| w[0].global_position < w[1].global_position)
+            && entries.last().map_or(0, |e| e.global_position)
+                - entries.first().map_or(0, |e| e.global_position)
+                < 4 * entries.len() as u64 + 64;
+        if !dense && entries.len() > 1 {
+            for (published, entry) in entries.iter().enumerate() {
+                if let Err(error) = self.publish(entry).await {
+                    return Err(PublishFailure { published, error });
+                }
+            }
+            return Ok(());
+        }
+        let (events, missing) = self.events_of(entries).await;
+        if !events.is_empty() {
+            self.bus
+                .publish(&events)
+                .await
+                .map_err(|error| PublishFailure {
+                    published: 0,
+                    error,
+                })?;
+        }
+        match missing {
+            None => Ok(()),
+            Some(error) => Err(PublishFailure {
+                published: events.len(),
+                error,
+            }),
+        }
+    }
+}
+
+/// What the relay does with entries once they are published, so that the outbox table
+/// stays bounded whatever the store's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxRetention {
+    /// Mark them published and delete them once they are older than this (checked at
+    /// most once a minute). The default keeps them 7 days, for inspection.
+    KeepFor(Duration),
+    /// Delete them as soon as they are published (nothing to inspect afterwards).
+    DeleteOnPublish,
+    /// Mark them published and keep them for ever (the table grows with the store).
+    KeepAll,
+}
+
+impl Default for OutboxRetention {
+    fn default() -> Self {
+        OutboxRetention::KeepFor(Duration::from_secs(7 * 24 * 3600))
+    }
+}
+
+/// How often [`OutboxRetention::KeepFor`] looks for entries to delete.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Publishes pending outbox entries in order, a batch at a time: one read of up to
+/// `batch_size` pending entries, one [`OutboxPublisher::publish_batch`], one transaction
+/// marking (or deleting) what went out. An entry that fails is retried (with backoff)
+/// before any later one is published; after `retry.max_attempts` it is marked failed and
+/// the relay moves on, so one poison entry cannot stop the outbox (the entries after it
+/// then go out before it would have). Delivery is at least once: entries whose marking
+/// fails after a successful publish are published again.
+#[derive(Debug, Clone)]
+pub struct OutboxRelay {
+    outbox: Arc<dyn OutboxStore>,
+    publisher: Arc<dyn OutboxPublisher>,
+    batch_size: u64,
+    poll_interval: Duration,
+    retry: RetryPolicy,
+    retention: OutboxRetention,
+    /// When published entries were last pruned (shared by clones).
+    pruned_at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl OutboxRelay {
+    /// A relay from `outbox` to `publisher`: batches of 100, polling every second, 5
+    /// attempts per entry, published entries kept 7 days.
+    pub fn new(outbox: Arc<dyn OutboxStore>, publisher: Arc<dyn OutboxPublisher>) -> Self {
+        OutboxRelay {
+            outbox,
+            publisher,
+            batch_size: 100,
+            poll_interval: Duration::from_secs(1),
+            retry: RetryPolicy {
+                max_attempts: 5,
+                ..RetryPolicy::default()
+            },
+            retention: OutboxRetention::default(),
+            pruned_at: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Entries read and published per round.
+    pub fn batch_size(mut self, batch_size: u64) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// The wait when nothing is pending.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Attempts and backoff per entry.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// What happens to published entries.
+    pub fn retention(mut self, retention: OutboxRetention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Publishes one batch of pending entries, going on past entries given up on, until
+    /// one fails (to be retried) or the batch is done; returns how many were published
+    /// and, if one failed, its retry count. Prunes published entries when that is due.
+    ///
+    /// # Errors
+    /// Errors of the outbox store (publishing errors are recorded on the entry).
+    pub async fn run_once(&self) -> Result<RelayRound> {
+        let mut round = RelayRound::default();
+        let pending = self.outbox.get_pending_events(self.batch_size).await?;
+        let mut rest = pending.as_slice();
+        while !rest.is_empty() {
+            // A panicking publisher is a failed publish: retried, then given up on.
+            let (published, failure) = match catch_unwind(self.publisher.publish_batch(rest)).await
+            {
+                Ok(Ok(())) => (rest.len(), None),
+                Ok(Err(failure)) => (failure.published.min(rest.len()), Some(failure.error)),
+                Err(panic) => (0, Some(format!("publisher {panic}").into())),
+            };
+            self.settle(&rest[..published]).await?;
+            round.published += published;
+            let (Some(error), Some(entry)) = (failure, rest.get(published)) else {
+                break;
+            };
+            let retries = self
+                .outbox
+                .increment_retry(entry.id, &error.to_string())
+                .await?;
+            tracing::warn!(entry = entry.id, retries, %error, "outbox publish failed");
+            if retries < self.retry.max_attempts {
+                // Keep the order: nothing after this entry goes out before it.
+                round.failed_retries = Some(retries);
+                return Ok(round);
+            }
+            self.outbox.mark_failed(entry.id).await?;
+            round.given_up += 1;
+            rest = &rest[published + 1..];
+        }
+        self.prune_if_due().await;
+        Ok(round)
+    }
+
+    /// Marks (or deletes) entries that went out, in one statement.
+    async fn settle(&self, published: &[OutboxEntry]) -> Result<()> {
+        if published.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = published.iter().map(|e| e.id).collect();
+        match self.retention {
+            OutboxRetention::DeleteOnPublish => self.outbox.delete_entries(&ids).await.map(|_| ()),
+            _ => self.outbox.mark_published_batch(&ids).await,
+        }
+    }
+
+    /// Deletes entries published longer ago than [`OutboxRetention::KeepFor`] says, at
+    /// most every [`PRUNE_EVERY`]; a failure is logged (the next round tries again).
+    async fn prune_if_due(&self) {
+        let OutboxRetention::KeepFor(keep) = self.retention else {
+            return;
+        };
+        {
+            let mut pruned_at = self
+                .pruned_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if pruned_at.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+                return;
+            }
+            *pruned_at = Some(Instant::now());
+        }
+        let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        let before = crate::envelope::now()
+            .checked_sub_signed(keep)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        match self.outbox.prune_published(before).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "published outbox entries pruned"),
+            Err(error) => tracing::warn!(%error, "published outbox entries could not be pruned"),
+        }
+    }
+
+    /// Runs the relay in a task until [`OutboxRelayHandle::stop`].
+    pub fn spawn(self) -> OutboxRelayHandle {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let wait = match self.run_once().await {
+                    Ok(RelayRound {
+                        failed_retries: Some(retries),
+                        ..
+                    }) => self.retry.backoff(retries),
+                    Ok(round) if round.published > 0 || round.given_up > 0 => Duration::ZERO,
+                    Ok(_) => self.poll_interval,
+                    Err(error) => {
+                        tracing::warn!(%error, "outbox relay could not read the outbox");
+                        self.poll_interval
+                    }
+                };
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                if *stopped.borrow() {
+                    break;
+                }
+            }
+        });
+        OutboxRelayHandle { stop, task }
+    }
+}
+
+/// What one relay round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayRound {
+    /// Entries published.
+    pub published: usize,
+    /// Entries marked failed after their last attempt.
+    pub given_up: usize,
+    /// When an entry failed and will be retried: its retry count.
+    pub failed_retries: Option<u32>,
+}
+
+/// A running [`OutboxRelay`].
+#[derive(Debug)]
+pub struct OutboxRelayHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl OutboxRelayHandle {
+    /// Stops the relay after the round in progress (at most one batch), and waits for it.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "the outbox relay task panicked");
+        }
+    }
+}
