@@ -26,6 +26,8 @@ use uuid::Uuid;
 
 #[path = "support/w3u.rs"]
 mod w3u;
+#[path = "support/w8.rs"]
+mod w8;
 
 type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -232,6 +234,8 @@ pub struct Report {
     pub w3_median_ms_per_load: f64,
     /// W3u through the framework on SQLite, and its ratio to W3's.
     pub w3u: WorkloadResult,
+    /// W8 outbox-relay, one sample per run.
+    pub w8: Vec<w8::W8Sample>,
 }
 
 // Raw sqlx: the same schema and settings, no framework.
@@ -316,11 +320,15 @@ struct Sizes {
     w3_events: usize,
     w3_loads: usize,
     w6_rounds: usize,
+    w8_seconds: f64,
+    w8_backlog: usize,
 }
 
 impl Sizes {
     fn of(config: &Config) -> Self {
         Sizes {
+            w8_seconds: (60.0 * config.scale).max(1.0),
+            w8_backlog: config.n(1_000_000, 2_000),
             w1: config.n(10_000, 20),
             w2_aggregates: config.n(1_000, 2),
             w3_events: config.n(10_000, 200),
@@ -656,6 +664,10 @@ struct Samples {
     raw: Vec<Sample>,
 }
 
+/// W8's writer tasks, and the relay's batch size (its default).
+const W8_WRITERS: usize = 8;
+const W8_BATCH: u64 = 1000;
+
 /// Runs everything the config asks for and prints the tables.
 pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
     let sizes = Sizes::of(config);
@@ -667,6 +679,7 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
     let mut w3_ms = Vec::new();
     let mut w3u = Vec::new();
     let mut w6_correct = 0;
+    let mut w8 = Vec::new();
     for run in 0..config.runs {
         writeln!(out, "run {} of {}...", run + 1, config.runs)?;
         let scratch = Scratch::new()?;
@@ -742,6 +755,17 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
             )
             .into());
         }
+        // W8
+        w8.push(
+            w8::run(
+                &scratch,
+                W8_WRITERS,
+                Duration::from_secs_f64(sizes.w8_seconds),
+                sizes.w8_backlog,
+                W8_BATCH,
+            )
+            .await?,
+        );
         // In memory: the framework without SQLite.
         if config.memory {
             let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
@@ -828,6 +852,7 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
         w4_rss_kb: Vec::new(),
         w3_median_ms_per_load: w3_sorted.get(w3_sorted.len() / 2).copied().unwrap_or(0.0),
         w3u,
+        w8,
     };
     if config.w4_rss {
         for events in [100_000usize, 1_000_000] {
@@ -951,6 +976,24 @@ fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         "\nW3 median per load: {:.2} ms; W6: exactly one winner in {}/{} rounds",
         report.w3_median_ms_per_load, report.w6_correct_rounds, report.w6_rounds
     )?;
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(|a, b| a.total_cmp(b));
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
+    };
+    if !report.w8.is_empty() {
+        let w8 = &report.w8;
+        writeln!(
+            out,
+            "W8 outbox-relay ({W8_WRITERS} writers, relay batches of {W8_BATCH}): appended {:.0} events/s, \
+             published {:.0} entries/s, backlog at the end {} (max {}); drained {} entries at {:.0} entries/s",
+            median(w8.iter().map(|s| s.appended_per_second).collect()),
+            median(w8.iter().map(|s| s.published_per_second).collect()),
+            w8.iter().map(|s| s.backlog_at_end).max().unwrap_or(0),
+            w8.iter().map(|s| s.backlog_max).max().unwrap_or(0),
+            w8.iter().map(|s| s.drained).max().unwrap_or(0),
+            median(w8.iter().map(|s| s.drain_per_second).collect()),
+        )?;
+    }
     for (events, kb) in &report.w4_rss_kb {
         writeln!(out, "W4 peak RSS reading {events} events: {}", mb(*kb))?;
     }

@@ -28,4 +28,12 @@ async fn the_benchmark_runs_at_smoke_scale() {
         "{text}"
     );
     assert!(text.contains("W3u rehydrate-upcast"), "{text}");
+    assert!(
+        report
+            .w8
+            .iter()
+            .all(|s| s.drained > 0 && s.drain_per_second > 0.0 && s.appended_per_second > 0.0),
+        "{text}"
+    );
+    assert!(text.contains("W8 outbox-relay"), "{text}");
 }

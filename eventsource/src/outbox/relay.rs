@@ -212,13 +212,13 @@ pub struct OutboxRelay {
 }
 
 impl OutboxRelay {
-    /// A relay from `outbox` to `publisher`: batches of 100, polling every second, 5
+    /// A relay from `outbox` to `publisher`: batches of 1,000, polling every second, 5
     /// attempts per entry, published entries kept 7 days.
     pub fn new(outbox: Arc<dyn OutboxStore>, publisher: Arc<dyn OutboxPublisher>) -> Self {
         OutboxRelay {
             outbox,
             publisher,
-            batch_size: 100,
+            batch_size: 1000,
             poll_interval: Duration::from_secs(1),
             retry: RetryPolicy {
                 max_attempts: 5,

@@ -12,9 +12,12 @@ CREATE INDEX IF NOT EXISTS idx_events_timestamp ON events (timestamp);
 CREATE INDEX IF NOT EXISTS idx_events_tenant_id ON events (tenant_id) WHERE tenant_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS idx_events_type_tenant_timestamp ON events (aggregate_type, tenant_id, timestamp);
 
-CREATE INDEX IF NOT EXISTS idx_outbox_status_created ON event_outbox (status, created_at);
--- The relay's pending query (status = 'pending' ORDER BY id), whatever the number of
--- published rows before the pending ones.
-CREATE INDEX IF NOT EXISTS idx_outbox_status_id ON event_outbox (status, id);
+-- The relay's pending query (status = 'pending' ORDER BY id) reads the pending entries
+-- only, however many published rows precede them. Partial: an entry leaves it when it is
+-- published (one index delete, where a (status, ...) index would also insert it again),
+-- and no other status is indexed. eventsource-py's idx_outbox_status_created
+-- (status, created_at) is not created: no query here uses it, and it cost every append
+-- and every publish an index write (eventsource-py creates it on its own databases).
+CREATE INDEX IF NOT EXISTS idx_outbox_pending ON event_outbox (id) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS idx_dlq_projection_status ON dead_letter_queue (projection_name, status);
 CREATE INDEX IF NOT EXISTS idx_dlq_status ON dead_letter_queue (status);

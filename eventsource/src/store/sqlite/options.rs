@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::schema_state::{Need, SchemaState};
 
+/// SQLite's default page cache per connection, in KiB.
+const DEFAULT_CACHE_KIB: u32 = 2000;
+
 /// Options of a [`SqliteEventStore`]; [`SqliteStoreOptions::open`] connects.
 ///
 /// ```no_run
@@ -39,6 +42,8 @@ pub struct SqliteStoreOptions {
     busy_timeout: Duration,
     registry: Option<Arc<EventRegistry>>,
     max_connections: u32,
+    /// Each connection's page cache, in KiB (`PRAGMA cache_size = -N`).
+    cache_kib: u32,
     read_only: bool,
     outbox: bool,
     /// What is wrong with a `sqlite:` URL given as the database.
@@ -83,7 +88,7 @@ fn parse_url(url: &str) -> std::result::Result<(PathBuf, bool), String> {
 impl SqliteStoreOptions {
     /// Options for the database at `database`, with the defaults: WAL mode on (ignored
     /// for `:memory:`), a 5 s busy timeout, the global registry, at most 4 connections
-    /// (1 for `:memory:`), read-write.
+    /// (1 for `:memory:`) with SQLite's default page cache of 2,000 KiB each, read-write.
     ///
     /// `database` is a file path, `":memory:"`, or a sqlx-style URL: `sqlite::memory:`,
     /// `sqlite://path/to/events.db` or `sqlite:events.db`, optionally with `?mode=ro`
@@ -97,6 +102,7 @@ impl SqliteStoreOptions {
             busy_timeout: Duration::from_millis(5000),
             registry: None,
             max_connections: 4,
+            cache_kib: DEFAULT_CACHE_KIB,
             read_only: false,
             outbox: false,
             url_error: None,
@@ -135,6 +141,15 @@ impl SqliteStoreOptions {
     /// The size of the connection pool (at least 1; `:memory:` always uses 1).
     pub fn max_connections(mut self, max: u32) -> Self {
         self.max_connections = max;
+        self
+    }
+
+    /// Each connection's page cache, in KiB (at least 64; default 2,000, SQLite's own).
+    /// The caches fill as the database is read and then stay at this size: a store's
+    /// resident memory grows by up to `max_connections` times this after it opens, then
+    /// stays flat.
+    pub fn cache_size_kib(mut self, kib: u32) -> Self {
+        self.cache_kib = kib;
         self
     }
 
@@ -180,6 +195,12 @@ impl SqliteStoreOptions {
         }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());
+        }
+        if self.cache_kib < 64 {
+            return invalid(format!(
+                "cache_size_kib {} is below 64 KiB: SQLite would thrash its cache",
+                self.cache_kib
+            ));
         }
         if i32::try_from(self.busy_timeout.as_millis()).is_err() {
             return invalid(format!("busy_timeout {:?} is too long", self.busy_timeout));
@@ -238,7 +259,8 @@ impl SqliteStoreOptions {
                     SqliteSynchronous::Full
                 })
         }
-        .busy_timeout(self.busy_timeout);
+        .busy_timeout(self.busy_timeout)
+        .pragma("cache_size", format!("-{}", self.cache_kib));
         // No ping before each use: a SQLite connection is a handle in this process, and
         // sqlx's ping is a round trip through the connection's worker thread that
         // doubled the hand-overs of every read and append. A connection whose worker
@@ -356,5 +378,31 @@ mod url_tests {
             SqliteStoreOptions::new("./sqlite.db").database,
             PathBuf::from("./sqlite.db")
         );
+    }
+
+    #[tokio::test]
+    async fn the_page_cache_is_set_on_every_connection_and_bounded_below() {
+        let dir = std::env::temp_dir().join(format!("eventsource-cache-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStoreOptions::new(dir.join("events.db"))
+            .cache_size_kib(256)
+            .open()
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let mut conn = store.pool().acquire().await.unwrap();
+            let size: i64 = sqlx::query_scalar("PRAGMA cache_size")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(size, -256);
+        }
+        store.close().await;
+        let refused = SqliteStoreOptions::new(dir.join("other.db"))
+            .cache_size_kib(8)
+            .open()
+            .await;
+        assert!(matches!(refused, Err(Error::InvalidConfiguration { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

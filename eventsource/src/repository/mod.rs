@@ -12,14 +12,17 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, AggregateRoot};
-use crate::envelope::now;
 use crate::envelope::NewEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::panics::catch_unwind;
-use crate::snapshot::{Snapshot, SnapshotStore, SnapshotStrategy};
+use crate::snapshot::{SnapshotStore, SnapshotStrategy};
 use crate::store::{AppendResult, EventStore, ExpectedVersion, GetEventsOptions};
 use crate::stored::StoredEvent;
 use crate::subscription::RetryPolicy;
+
+mod snapshots;
+
+use snapshots::{decode_state, encode_state, Snapshots};
 
 /// Receives the events of every successful save (an event bus, a message broker).
 #[async_trait]
@@ -42,21 +45,6 @@ pub enum CommandError<E> {
     /// Loading or saving failed (including a conflict that outlasted every retry).
     #[error(transparent)]
     Store(#[from] Error),
-}
-
-struct Snapshots<A> {
-    store: Arc<dyn SnapshotStore>,
-    strategy: SnapshotStrategy,
-    encode: fn(&A) -> serde_json::Result<serde_json::Value>,
-    decode: fn(serde_json::Value) -> serde_json::Result<A>,
-}
-
-fn encode_state<A: Serialize>(state: &A) -> serde_json::Result<serde_json::Value> {
-    serde_json::to_value(state)
-}
-
-fn decode_state<A: DeserializeOwned>(state: serde_json::Value) -> serde_json::Result<A> {
-    serde_json::from_value(state)
 }
 
 /// Loads and saves aggregates of type `A` through any [`EventStore`].
@@ -250,42 +238,6 @@ impl<A: Aggregate> AggregateRepository<A> {
         Ok(())
     }
 
-    /// The aggregate rebuilt from its snapshot, when there is a usable one.
-    async fn load_snapshot(&self, aggregate_id: Uuid) -> Option<AggregateRoot<A>> {
-        let snapshots = self.snapshots.as_ref()?;
-        let snapshot = match snapshots
-            .store
-            .get_snapshot(aggregate_id, A::AGGREGATE_TYPE)
-            .await
-        {
-            Ok(snapshot) => snapshot?,
-            Err(error) => {
-                tracing::warn!(%aggregate_id, %error, "snapshot unreadable; replaying every event");
-                return None;
-            }
-        };
-        if snapshot.schema_version != A::SNAPSHOT_VERSION {
-            tracing::info!(
-                %aggregate_id,
-                found = snapshot.schema_version,
-                expected = A::SNAPSHOT_VERSION,
-                "snapshot from another state schema ignored"
-            );
-            return None;
-        }
-        match (snapshots.decode)(snapshot.state) {
-            Ok(state) => Some(AggregateRoot::from_state(
-                aggregate_id,
-                snapshot.version,
-                state,
-            )),
-            Err(error) => {
-                tracing::warn!(%aggregate_id, %error, "snapshot does not decode; replaying every event");
-                None
-            }
-        }
-    }
-
     /// Appends the aggregate's uncommitted events, expecting the version it was loaded at.
     /// On success they are cleared, a snapshot is taken when the strategy says so, and the
     /// stored events are handed to the publisher. With nothing to save it returns at once
@@ -364,37 +316,6 @@ impl<A: Aggregate> AggregateRepository<A> {
                 .await?;
         }
         Ok(result)
-    }
-
-    async fn snapshot_after_save(&self, root: &AggregateRoot<A>, committed: u64) {
-        let Some(snapshots) = &self.snapshots else {
-            return;
-        };
-        if !snapshots
-            .strategy
-            .should_snapshot(committed, root.version())
-        {
-            return;
-        }
-        let state = match (snapshots.encode)(root.state()) {
-            Ok(state) => state,
-            Err(error) => {
-                tracing::warn!(%error, "state does not serialize; no snapshot taken");
-                return;
-            }
-        };
-        let snapshot = Snapshot {
-            aggregate_id: root.aggregate_id(),
-            aggregate_type: A::AGGREGATE_TYPE.to_owned(),
-            version: root.version(),
-            schema_version: A::SNAPSHOT_VERSION,
-            state,
-            created_at: now(),
-        };
-        // A snapshot only speeds up loads: failing to write one never fails the save.
-        if let Err(error) = snapshots.store.save_snapshot(snapshot).await {
-            tracing::warn!(%error, "snapshot not saved");
-        }
     }
 
     /// The global position of the last of `events` when the stream holds exactly them

@@ -1,0 +1,146 @@
+//! W8 outbox-relay (see `../shared/WORKLOADS.md`), on a SQLite file with the outbox on:
+//! writers append while a relay publishes to an in-memory publisher (published entries/s
+//! beside appended events/s, and the backlog when the writers stop), then the drain rate
+//! of a backlog. The relay runs as users run it: `OutboxRelay::spawn`, default settings
+//! but for the batch size given.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventsource::prelude::*;
+use eventsource::{OutboxEntry, OutboxPublisher, OutboxRelay, OutboxStore, PublishFailure};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{deposit, BoxResult};
+
+/// Counts what it is given, as a broker client that never fails would.
+#[derive(Debug, Default)]
+struct CountingPublisher {
+    published: AtomicU64,
+}
+
+#[eventsource::async_trait]
+impl OutboxPublisher for CountingPublisher {
+    async fn publish(&self, _entry: &OutboxEntry) -> Result<(), eventsource::BoxError> {
+        self.published.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn publish_batch(&self, entries: &[OutboxEntry]) -> Result<(), PublishFailure> {
+        self.published
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// What one W8 run measured.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct W8Sample {
+    /// Events appended per second by the writers while the relay ran.
+    pub appended_per_second: f64,
+    /// Entries published per second over the same time.
+    pub published_per_second: f64,
+    /// Entries still pending when the writers stopped.
+    pub backlog_at_end: u64,
+    /// The largest backlog seen (sampled every second).
+    pub backlog_max: u64,
+    /// Entries of a backlog published per second, from a standing start.
+    pub drain_per_second: f64,
+    /// The backlog drained.
+    pub drained: u64,
+}
+
+async fn store(path: &std::path::Path) -> BoxResult<Arc<SqliteEventStore>> {
+    let store = SqliteEventStore::options(path).outbox(true).open().await?;
+    store.initialize().await?;
+    Ok(Arc::new(store))
+}
+
+async fn pending(store: &SqliteEventStore) -> BoxResult<u64> {
+    Ok(
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM event_outbox WHERE status = 'pending'")
+            .fetch_one(store.pool())
+            .await? as u64,
+    )
+}
+
+/// `writers` tasks append single-event batches to streams of their own for `duration`
+/// while a relay publishes; then a backlog of `backlog` entries is drained.
+pub async fn run(
+    scratch: &super::Scratch,
+    writers: usize,
+    duration: Duration,
+    backlog: usize,
+    batch_size: u64,
+) -> BoxResult<W8Sample> {
+    // Under load.
+    let live = store(&scratch.file("w8-live.db")).await?;
+    let publisher = Arc::new(CountingPublisher::default());
+    let relay = OutboxRelay::new(live.clone(), publisher.clone())
+        .batch_size(batch_size)
+        .poll_interval(Duration::from_millis(10))
+        .spawn();
+    let appended = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let (store, appended) = (live.clone(), appended.clone());
+        tasks.push(tokio::spawn(async move {
+            let id = Uuid::new_v4();
+            let mut version = 0;
+            while start.elapsed() < duration {
+                let event = NewEvent::new(deposit(version as usize));
+                store
+                    .append_events(id, "Account", vec![event], ExpectedVersion::from(version))
+                    .await?;
+                version += 1;
+                appended.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, eventsource::Error>(())
+        }));
+    }
+    let mut backlog_max = 0;
+    while start.elapsed() < duration {
+        tokio::time::sleep(Duration::from_secs(1).min(duration)).await;
+        backlog_max = backlog_max.max(pending(&live).await?);
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let published_live = publisher.published.load(Ordering::Relaxed);
+    let backlog_at_end = pending(&live).await?;
+    relay.stop().await;
+    live.close().await;
+
+    // Draining a backlog written beforehand.
+    let drain = store(&scratch.file("w8-drain.db")).await?;
+    let streams = backlog.div_ceil(1000);
+    for s in 0..streams {
+        let count = 1000.min(backlog - s * 1000);
+        let events = (0..count).map(|i| NewEvent::new(deposit(i))).collect();
+        drain
+            .append_events(Uuid::new_v4(), "Account", events, ExpectedVersion::NoStream)
+            .await?;
+    }
+    let publisher = Arc::new(CountingPublisher::default());
+    let relay = OutboxRelay::new(drain.clone(), publisher.clone()).batch_size(batch_size);
+    let start = Instant::now();
+    while relay.run_once().await?.published > 0 {}
+    let drain_seconds = start.elapsed().as_secs_f64().max(1e-9);
+    let drained = publisher.published.load(Ordering::Relaxed);
+    if drained != backlog as u64 || !drain.get_pending_events(1).await?.is_empty() {
+        return Err(format!("W8: drained {drained} of {backlog} entries").into());
+    }
+    drain.close().await;
+    Ok(W8Sample {
+        appended_per_second: appended.load(Ordering::Relaxed) as f64 / elapsed,
+        published_per_second: published_live as f64 / elapsed,
+        backlog_at_end,
+        backlog_max,
+        drain_per_second: drained as f64 / drain_seconds,
+        drained,
+    })
+}
