@@ -1,4 +1,4 @@
-//! The benchmark: workloads W1..W6 (and W3u, upcasting, beside W3) of `WORKLOADS.md`, through the framework and as
+//! The benchmark: workloads W1..W8 (and W3u, upcasting, beside W3) of `WORKLOADS.md`, through the framework and as
 //! hand-written sqlx against the same schema and settings, in one process and run.
 //!
 //! ```text

@@ -32,6 +32,8 @@ mod raw;
 mod w1_w6;
 #[path = "support/w3u.rs"]
 mod w3u;
+#[path = "support/w7.rs"]
+mod w7;
 #[path = "support/w8.rs"]
 mod w8;
 
@@ -182,6 +184,10 @@ pub struct Report {
     pub w3_median_ms_per_load: f64,
     /// W3u through the framework on SQLite, and its ratio to W3's.
     pub w3u: WorkloadResult,
+    /// W7's append latencies (medians over the runs): through the framework, and raw.
+    pub w7_latency: [w7::Latency; 2],
+    /// W7's rate through the framework over W1's, in the same runs.
+    pub w7_over_w1: f64,
     /// W8 outbox-relay, one sample per run.
     pub w8: Vec<w8::W8Sample>,
 }
@@ -229,7 +235,8 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
     if config.reads_only {
         return profile_reads(config, &sizes, out).await;
     }
-    let mut sqlite: [Samples; 6] = Default::default();
+    let mut sqlite: [Samples; 7] = Default::default();
+    let mut w7_latency: [Vec<w7::Latency>; 2] = Default::default();
     let mut memory: [Samples; 5] = Default::default();
     let mut w3_ms = Vec::new();
     let mut w3u = Vec::new();
@@ -246,6 +253,24 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
         store.close().await;
         let pool = raw_pool(&scratch.file("w1-raw.db")).await?;
         sqlite[0].raw.push(w1_raw(&pool, sizes.w1).await?);
+        pool.close().await;
+        // W7
+        let store = sqlite_store(&scratch.file("w7-framework.db")).await?;
+        let (sample, latency) = w7::framework(store.clone(), sizes.w7_appends).await?;
+        sqlite[6].framework.push(sample);
+        w7_latency[0].push(latency);
+        store.close().await;
+        let pool = raw_pool(&scratch.file("w7-raw.db")).await?;
+        let (sample, latency) = w7::run(sizes.w7_appends, {
+            let pool = pool.clone();
+            move |id, version, event| {
+                let pool = pool.clone();
+                async move { raw_append(&pool, id, version as i64, &[event]).await }
+            }
+        })
+        .await?;
+        sqlite[6].raw.push(sample);
+        w7_latency[1].push(latency);
         pool.close().await;
         // W2, then W4 and W5 on its data
         let store = sqlite_store(&scratch.file("w2-framework.db")).await?;
@@ -351,13 +376,14 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
         }
     }
 
-    const NAMES: [(&str, &str, &str); 6] = [
+    const NAMES: [(&str, &str, &str); 7] = [
         ("W1", "append-single", "appends/s"),
         ("W2", "append-batch", "events/s"),
         ("W3", "rehydrate", "events applied/s"),
         ("W4", "read-all", "events/s"),
         ("W5", "catch-up", "events/s"),
         ("W6", "conflict", "rounds/s"),
+        ("W7", "concurrent-append", "events/s"),
     ];
     let result = |i: usize, samples: &Samples| {
         let framework = summarize(&samples.framework);
@@ -407,6 +433,9 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
         w4_rss_kb: Vec::new(),
         w3_median_ms_per_load: w3_sorted.get(w3_sorted.len() / 2).copied().unwrap_or(0.0),
         w3u,
+        w7_latency: w7_latency.map(|runs| median_latency(&runs)),
+        w7_over_w1: summarize(&sqlite[6].framework).median
+            / summarize(&sqlite[0].framework).median.max(1e-9),
         w8,
     };
     if config.w4_rss {
@@ -535,6 +564,12 @@ fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         values.sort_by(|a, b| a.total_cmp(b));
         values.get(values.len() / 2).copied().unwrap_or(0.0)
     };
+    let [fw, raw] = report.w7_latency;
+    writeln!(
+        out,
+        "W7 concurrent-append ({} tasks): {:.2} of W1 through the framework; append latency p50 {:.2} ms, p99 {:.2} ms (raw: {:.2} ms, {:.2} ms)",
+        w7::TASKS, report.w7_over_w1, fw.p50_ms, fw.p99_ms, raw.p50_ms, raw.p99_ms
+    )?;
     if !report.w8.is_empty() {
         let w8 = &report.w8;
         writeln!(
@@ -553,4 +588,16 @@ fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "W4 peak RSS reading {events} events: {}", mb(*kb))?;
     }
     Ok(())
+}
+
+/// The median p50 and p99 of several runs.
+fn median_latency(runs: &[w7::Latency]) -> w7::Latency {
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(|a, b| a.total_cmp(b));
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
+    };
+    w7::Latency {
+        p50_ms: median(runs.iter().map(|l| l.p50_ms).collect()),
+        p99_ms: median(runs.iter().map(|l| l.p99_ms).collect()),
+    }
 }

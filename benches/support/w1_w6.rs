@@ -8,6 +8,8 @@ pub(super) struct Sizes {
     pub(super) w3_events: usize,
     pub(super) w3_loads: usize,
     pub(super) w6_rounds: usize,
+    /// W7's appends per task.
+    pub(super) w7_appends: usize,
     pub(super) w8_seconds: f64,
     pub(super) w8_backlog: usize,
 }
@@ -22,6 +24,7 @@ impl Sizes {
             w3_events: config.n(10_000, 200),
             w3_loads: config.n(20, 2),
             w6_rounds: config.n(1_000, 5),
+            w7_appends: config.n(200, 5),
         }
     }
 }

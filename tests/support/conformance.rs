@@ -9,6 +9,8 @@ use eventsource::{Error, EventRegistry};
 use futures::StreamExt;
 use uuid::Uuid;
 
+#[allow(unused_imports)]
+pub use super::conformance_writers::*;
 use super::{collect, created, noted, TaskCompleted, TaskCreated, TaskReassigned, Unserializable};
 
 /// Stamps every conformance test as a `#[tokio::test]` using `$fixture().await.store`.
@@ -23,7 +25,8 @@ macro_rules! conformance_suite {
             concurrent_writers_get_unique_positions, unknown_event_types_are_kept,
             replay_stream_agrees_with_get_events,
             raw_events_of_registered_types_decode, reads_span_many_pages, stream_ids_parse,
-            events_belong_to_their_declared_aggregate);
+            events_belong_to_their_declared_aggregate, stale_appends_fail_alone,
+            same_event_at_once_is_stored_once, one_event_id_racing_into_two_streams);
     };
     (@tests $fixture:path; $($name:ident),* $(,)?) => {
         $(

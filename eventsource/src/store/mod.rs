@@ -31,6 +31,8 @@ macro_rules! traced {
 }
 
 mod expand;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod group_commit;
 mod memory;
 mod options;
 pub(crate) mod page;

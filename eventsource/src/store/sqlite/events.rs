@@ -1,233 +1,29 @@
 //! The [`EventStore`] implementation of [`SqliteEventStore`].
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 use uuid::Uuid;
 
+use super::append::stream_version;
 use super::page::{self as page_text, Bind, PageQuery, Record};
-use super::python::python_payload;
 use super::reads::{fetch_events, paged_read, placed, Filter};
 use super::row;
 use super::timestamp::format_timestamp;
 use super::unreadable::{self, unreadable};
-use super::{db_error, is_unique_violation, PayloadFormat, SqliteEventStore};
-use crate::envelope::{now, NewEvent};
-use crate::error::{Error, Result};
+use super::{db_error, PayloadFormat, SqliteEventStore};
+use crate::envelope::NewEvent;
+use crate::error::Result;
 use crate::store::clamp_timestamp;
 use crate::store::expand::split_aware;
+use crate::store::group_commit::AppendRequest;
 use crate::store::schema_state::{after_check, Need};
-use crate::store::sql::{encode_batch, end_append, to_i64, to_u64, EncodedEvent, Failed, Written};
+use crate::store::sql::{encode_batch, to_i64, to_u64};
 use crate::store::{
-    check_batch, plan_append, AppendPlan, AppendResult, EventStore, EventTypeCount,
-    ExpectedVersion, GetEventsOptions, ReadOptions, ReplayedEvent, StoredEventStream, StoredId,
-    StreamId,
+    check_batch, AppendResult, EventStore, EventTypeCount, ExpectedVersion, GetEventsOptions,
+    ReadOptions, ReplayedEvent, StoredEventStream, StreamId,
 };
 use crate::stored::{EventStream, StoredEvent};
-
-const INSERT: &str = "INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, tenant_id, \
-     actor_id, version, timestamp, payload, created_at, event_version, correlation_id, causation_id, metadata) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-async fn stream_version(
-    conn: &mut SqliteConnection,
-    aggregate_id: Uuid,
-    aggregate_type: &str,
-    operation: &'static str,
-) -> Result<u64> {
-    // MAX over the stream's index, as an integer; in the rare stream where some other
-    // tool wrote a version as text or a BLOB (which sorts above every integer), the
-    // greatest integer version instead: that row is not a version (reading the stream
-    // reports it).
-    let max: Option<i64> = sqlx::query_scalar(
-        "SELECT CASE WHEN v IS NULL THEN 0 WHEN typeof(v) = 'integer' THEN v END \
-         FROM (SELECT MAX(version) AS v FROM events WHERE aggregate_id = ? AND aggregate_type = ?)",
-    )
-    .bind(aggregate_id.to_string())
-    .bind(aggregate_type)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_error(operation))?;
-    let version = match max {
-        Some(version) => version,
-        None => sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM events \
-             WHERE aggregate_id = ? AND aggregate_type = ? AND typeof(version) = 'integer'",
-        )
-        .bind(aggregate_id.to_string())
-        .bind(aggregate_type)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error(operation))?,
-    };
-    Ok(to_u64(version))
-}
-
-/// Global positions of the batch's events that are stored already.
-async fn stored_positions(
-    conn: &mut SqliteConnection,
-    events: &[NewEvent],
-    aggregate_id: Uuid,
-    aggregate_type: &str,
-) -> Result<HashMap<Uuid, (u64, StoredId)>> {
-    let mut found = HashMap::new();
-    let aggregate_id = aggregate_id.to_string();
-    for chunk in events.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let sql = format!(
-            "SELECT event_id, global_position, aggregate_id = ? AND aggregate_type = ? \
-             FROM events WHERE event_id IN ({marks})"
-        );
-        let mut query = sqlx::query(&sql).bind(&aggregate_id).bind(aggregate_type);
-        for event in chunk {
-            query = query.bind(event.event_id.to_string());
-        }
-        for row in query
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error("append_events"))?
-        {
-            let id: String = row.try_get(0).map_err(db_error("append_events"))?;
-            let position: i64 = row.try_get(1).map_err(db_error("append_events"))?;
-            let same_stream: bool = row.try_get(2).map_err(db_error("append_events"))?;
-            if let Ok(id) = Uuid::parse_str(&id) {
-                let position = to_u64(position);
-                let place = if same_stream {
-                    StoredId::InThisStream
-                } else {
-                    StoredId::Elsewhere(position)
-                };
-                found.insert(id, (position, place));
-            }
-        }
-    }
-    Ok(found)
-}
-
-impl SqliteEventStore {
-    /// The statements of an append, inside its `BEGIN IMMEDIATE` transaction.
-    async fn append_in(
-        &self,
-        tx: &mut SqliteConnection,
-        aggregate_id: Uuid,
-        aggregate_type: &str,
-        events: &[NewEvent],
-        encoded: &[EncodedEvent],
-        expected_version: ExpectedVersion,
-    ) -> std::result::Result<Written, Failed> {
-        const OP: &str = "append_events";
-        let stored = stored_positions(&mut *tx, events, aggregate_id, aggregate_type).await?;
-        let current = stream_version(&mut *tx, aggregate_id, aggregate_type, OP).await?;
-        let plan = plan_append(
-            aggregate_id,
-            aggregate_type,
-            events,
-            expected_version,
-            current,
-            |id| stored.get(&id).map_or(StoredId::No, |(_, place)| *place),
-        )?;
-        let fresh = match plan {
-            AppendPlan::Nothing => {
-                let global_position = match events.last() {
-                    Some(last) => stored.get(&last.event_id).map_or(0, |(p, _)| *p),
-                    None => {
-                        let max: i64 = sqlx::query_scalar(
-                            "SELECT COALESCE(MAX(global_position), 0) FROM events",
-                        )
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_error(OP))?;
-                        to_u64(max)
-                    }
-                };
-                return Ok(Written::Nothing(AppendResult {
-                    success: true,
-                    new_version: current,
-                    global_position,
-                    conflict: false,
-                }));
-            }
-            AppendPlan::Write { fresh } => fresh,
-        };
-
-        let aggregate_id_text = aggregate_id.to_string();
-        let created_at = format_timestamp(now());
-        let python = self.payload_format() == PayloadFormat::EventsourcePy;
-        let mut version = current;
-        let mut global_position = 0;
-        for i in fresh {
-            version += 1;
-            let event = &events[i];
-            let python_payload = if python {
-                Some(
-                    python_payload(
-                        event,
-                        &encoded[i].payload,
-                        aggregate_id,
-                        aggregate_type,
-                        version,
-                    )
-                    .map_err(Failed::from)?,
-                )
-            } else {
-                None
-            };
-            let payload = python_payload.as_deref().unwrap_or(&encoded[i].payload);
-            let result = sqlx::query(INSERT)
-                .bind(event.event_id.to_string())
-                .bind(&aggregate_id_text)
-                .bind(aggregate_type)
-                .bind(event.event_type())
-                .bind(event.tenant_id.map(|t| t.to_string()))
-                .bind(event.actor_id.as_deref())
-                .bind(to_i64(version))
-                .bind(format_timestamp(event.timestamp))
-                .bind(payload)
-                .bind(&created_at)
-                .bind(i64::from(event.event_version()))
-                .bind(event.correlation_id.map(|t| t.to_string()))
-                .bind(event.causation_id.map(|t| t.to_string()))
-                .bind(&encoded[i].metadata)
-                .execute(&mut *tx)
-                .await;
-            match result {
-                Ok(done) => global_position = to_u64(done.last_insert_rowid()),
-                Err(e) if is_unique_violation(&e) => return Err(Failed::Conflict),
-                Err(e) => return Err(db_error(OP)(e).into()),
-            }
-        }
-        Ok(Written::Yes(AppendResult {
-            success: true,
-            new_version: version,
-            global_position,
-            conflict: false,
-        }))
-    }
-
-    async fn conflict(
-        &self,
-        aggregate_id: Uuid,
-        aggregate_type: &str,
-        expected: ExpectedVersion,
-    ) -> Error {
-        let actual = match self.pool.acquire().await {
-            Ok(mut conn) => {
-                stream_version(&mut conn, aggregate_id, aggregate_type, "append_events")
-                    .await
-                    .unwrap_or(0)
-            }
-            Err(_) => 0,
-        };
-        Error::OptimisticLock {
-            aggregate_id,
-            aggregate_type: aggregate_type.to_owned(),
-            expected,
-            actual,
-        }
-    }
-}
 
 #[async_trait]
 impl EventStore for SqliteEventStore {
@@ -249,21 +45,17 @@ impl EventStore for SqliteEventStore {
             }
             self.ensure_outbox().await?;
             let encoded = encode_batch(&self.registry, &events)?;
-            // BEGIN IMMEDIATE takes the database's write lock now: the version read below
-            // cannot go stale before the INSERTs, in this process or any other.
-            let mut tx = self
-                .pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(db_error(OP))?;
-            let written = self
-                .append_in(&mut tx, aggregate_id, aggregate_type, &events, &encoded, expected_version)
-                .await;
-            match end_append(tx, written).await? {
-                Some(result) => Ok(result),
-                None => Err(self
-                    .conflict(aggregate_id, aggregate_type, expected_version)
-                    .await),
+            let request = AppendRequest {
+                aggregate_id,
+                aggregate_type: aggregate_type.to_owned(),
+                events,
+                encoded,
+                expected: expected_version,
+            };
+            match &self.group {
+                // An empty append writes nothing and has nothing to share.
+                Some(group) if !request.events.is_empty() => group.append(self, request).await,
+                _ => self.append_alone(&request).await,
             }
         })
     }

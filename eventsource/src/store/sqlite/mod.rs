@@ -11,9 +11,11 @@ use sqlx::Connection;
 
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
+use crate::store::group_commit::GroupCommit;
 use crate::store::schema_state::{Need, SchemaSnapshot, SchemaState};
 use crate::store::sql::{db_error, is_unique_violation};
 
+mod append;
 mod checkpoint;
 #[cfg(test)]
 mod decode_fuzz;
@@ -71,6 +73,9 @@ pub struct SqliteEventStore {
     select_columns: Arc<RwLock<Arc<str>>>,
     /// Appends write eventsource-py's payload form ([`PayloadFormat::EventsourcePy`]).
     python_payloads: Arc<AtomicBool>,
+    /// Concurrent appends waiting to be written together; `None` when each append is
+    /// its own transaction ([`SqliteStoreOptions::group_commit`]).
+    group: Option<Arc<GroupCommit>>,
 }
 
 impl SqliteEventStore {

@@ -46,6 +46,7 @@ pub struct SqliteStoreOptions {
     cache_kib: u32,
     read_only: bool,
     outbox: bool,
+    group_commit: bool,
     /// What is wrong with a `sqlite:` URL given as the database.
     url_error: Option<String>,
 }
@@ -105,6 +106,7 @@ impl SqliteStoreOptions {
             cache_kib: DEFAULT_CACHE_KIB,
             read_only: false,
             outbox: false,
+            group_commit: true,
             url_error: None,
         };
         if let Some(url) = given.to_str().filter(|s| s.starts_with("sqlite:")) {
@@ -150,6 +152,20 @@ impl SqliteStoreOptions {
     /// stays flat.
     pub fn cache_size_kib(mut self, kib: u32) -> Self {
         self.cache_kib = kib;
+        self
+    }
+
+    /// Group commit (on by default): appends that arrive while another append is being
+    /// written wait for it, then go to the database together, in one transaction, so
+    /// that many concurrent writers share one commit and one turn at the write lock
+    /// instead of queueing for it one by one. Each append keeps its own outcome: its
+    /// expected version is checked against its stream (appends earlier in the same
+    /// group included) and a refused append fails alone; an append is acknowledged only
+    /// once its group is committed. A single writer sees no difference: an append that
+    /// finds no other waiting is written on its own, as with `false`, which makes every
+    /// append its own transaction.
+    pub fn group_commit(mut self, on: bool) -> Self {
+        self.group_commit = on;
         self
     }
 
@@ -344,6 +360,7 @@ impl SqliteStoreOptions {
             outbox_pending: Arc::new(AtomicBool::new(self.outbox)),
             select_columns: Arc::new(RwLock::new(Arc::from(""))),
             python_payloads: Arc::new(AtomicBool::new(false)),
+            group: self.group_commit.then(Arc::default),
         };
         store.refresh_columns().await?;
         if store.outbox && store.schema.check(Need::WriteEvents).is_ok() {
