@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, Mutex as AsyncMutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use crate::envelope::NewEvent;
-use crate::error::{Error, Result};
+use crate::error::{DatabaseErrorKind, Error, Result};
 use crate::store::sql::EncodedEvent;
 use crate::store::{AppendResult, ExpectedVersion};
 
@@ -146,7 +146,7 @@ async fn lead<W: GroupWriter>(writer: W, group: Vec<Pending>, guard: OwnedMutexG
             let result = results.next().unwrap_or_else(|| {
                 Err(Error::Database {
                     operation: "append_events",
-                    kind: crate::error::DatabaseErrorKind::Other,
+                    kind: DatabaseErrorKind::Other,
                     source: format!("a group of {count} appends came back with fewer results")
                         .into(),
                 })
@@ -169,9 +169,44 @@ async fn lead<W: GroupWriter>(writer: W, group: Vec<Pending>, guard: OwnedMutexG
 fn lost() -> Error {
     Error::Database {
         operation: "append_events",
-        kind: crate::error::DatabaseErrorKind::Other,
+        kind: DatabaseErrorKind::Other,
         source: "the group commit writing this append ended without an answer (it panicked); \
                  whether the append was stored is unknown: read the stream to find out"
             .into(),
+    }
+}
+
+/// `true` for a failed group whose appends would fail the same way one at a time (after
+/// waiting as long again): a closed store, no connection free in the pool, a database
+/// locked by another process.
+pub(crate) fn must_not_retry(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::StoreClosed
+            | Error::Database {
+                kind: DatabaseErrorKind::Busy | DatabaseErrorKind::PoolTimeout,
+                ..
+            }
+    )
+}
+
+/// `error` again, for another append of the same failed group.
+pub(crate) fn copy_error(error: &Error) -> Error {
+    match error {
+        Error::StoreClosed => Error::StoreClosed,
+        Error::Database {
+            operation,
+            kind,
+            source,
+        } => Error::Database {
+            operation,
+            kind: *kind,
+            source: source.to_string().into(),
+        },
+        other => Error::Database {
+            operation: "append_events",
+            kind: DatabaseErrorKind::Other,
+            source: other.to_string().into(),
+        },
     }
 }

@@ -30,9 +30,12 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
+use crate::store::group_commit::GroupCommit;
 use crate::store::schema_state::{Need, SchemaSnapshot, SchemaState};
 use crate::store::sql::{db_error, is_unique_violation, to_i64, to_u64};
 
+mod append;
+mod append_function;
 mod bus;
 mod checkpoint;
 mod dlq;
@@ -212,6 +215,9 @@ impl PostgresStoreOptions {
             tables: Arc::new(tables),
             outbox: self.outbox,
             outbox_pending: Arc::new(AtomicBool::new(self.outbox)),
+            group: Arc::default(),
+            append_function_missing: Arc::new(AtomicBool::new(false)),
+            append_in_transaction: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -299,6 +305,14 @@ pub struct PostgresEventStore {
     outbox_pending: Arc<AtomicBool>,
     /// The tables and columns the schema has (read at first use).
     schema: Arc<SchemaState>,
+    /// Concurrent appends waiting to be written together.
+    group: Arc<GroupCommit>,
+    /// The schema has no append function (initialized by an older version): appends go
+    /// statement by statement until `initialize()` creates it.
+    append_function_missing: Arc<AtomicBool>,
+    /// The server's default isolation is stricter than READ COMMITTED: each call of the
+    /// append function runs in a READ COMMITTED transaction of its own.
+    append_in_transaction: Arc<AtomicBool>,
 }
 
 impl PostgresEventStore {

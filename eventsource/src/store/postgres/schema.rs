@@ -101,6 +101,12 @@ async fn initialize_schema(store: &PostgresEventStore) -> Result<()> {
             .await
             .map_err(db_error(OP))?;
     }
+    if !append_function_exists(&mut tx, store).await? {
+        sqlx::raw_sql(&super::append_function::append_function(&store.tables))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(OP))?;
+    }
     if store.outbox && !trigger_exists(&mut tx, store).await? {
         sqlx::raw_sql(&outbox_trigger(store))
             .execute(&mut *tx)
@@ -108,6 +114,9 @@ async fn initialize_schema(store: &PostgresEventStore) -> Result<()> {
             .map_err(db_error(OP))?;
     }
     tx.commit().await.map_err(db_error(OP))?;
+    store
+        .append_function_missing
+        .store(false, std::sync::atomic::Ordering::Release);
     if store.outbox {
         store
             .outbox_pending
@@ -138,6 +147,22 @@ fn outbox_trigger(store: &PostgresEventStore) -> String {
         outbox = store.tables.outbox,
         events = store.tables.events,
     )
+}
+
+/// `true` when the schema has this version's append function.
+async fn append_function_exists(
+    conn: &mut sqlx::PgConnection,
+    store: &PostgresEventStore,
+) -> Result<bool> {
+    let found: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname = $1 AND p.proname = 'eventsource_append_v1'",
+    )
+    .bind(&store.tables.schema)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error("initialize"))?;
+    Ok(found.is_some())
 }
 
 async fn trigger_exists(conn: &mut sqlx::PgConnection, store: &PostgresEventStore) -> Result<bool> {

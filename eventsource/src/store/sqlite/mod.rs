@@ -15,7 +15,16 @@ use crate::store::group_commit::GroupCommit;
 use crate::store::schema_state::{Need, SchemaSnapshot, SchemaState};
 use crate::store::sql::{db_error, is_unique_violation};
 
+/// The columns an append writes, in the order of its parameters.
+macro_rules! columns {
+    () => {
+        "event_id, aggregate_id, aggregate_type, event_type, tenant_id, actor_id, version, \
+         timestamp, payload, created_at, event_version, correlation_id, causation_id, metadata"
+    };
+}
+
 mod append;
+mod append_group;
 mod checkpoint;
 #[cfg(test)]
 mod decode_fuzz;

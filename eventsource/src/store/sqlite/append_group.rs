@@ -1,0 +1,362 @@
+//! A group of concurrent appends to a [`SqliteEventStore`] in one `BEGIN IMMEDIATE`
+//! transaction (group commit, see [`crate::store::group_commit`]).
+//!
+//! A group is written in a fixed number of statements whatever its size: one lookup of
+//! every event id of the group, one of every stream's version, one multi-row `INSERT`
+//! per 500 events, and the commit. Each append is planned on its own (its expected
+//! version against its stream's version, including appends earlier in the same group;
+//! its event ids against the store), so a refused append is that append's error only.
+//! An append repeating an event id of an earlier append in the same group waits for the
+//! next transaction, and a group whose statements fail is written again one append at a
+//! time (event ids make that safe), so every append gets the outcome it would have had
+//! alone.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{Row, SqliteConnection};
+use uuid::Uuid;
+
+use super::append::stream_version;
+use super::python::python_payload;
+use super::timestamp::format_timestamp;
+use super::{db_error, PayloadFormat, SqliteEventStore};
+use crate::envelope::{now, NewEvent};
+use crate::error::Result;
+use crate::store::group_commit::{copy_error, must_not_retry, AppendRequest, GroupWriter};
+use crate::store::sql::{to_i64, to_u64, EncodedEvent};
+use crate::store::{plan_append, AppendPlan, AppendResult, StoredId};
+
+/// Events per multi-row `INSERT` of a group (14 parameters each, well under SQLite's
+/// limit of 32,766).
+const INSERT_ROWS: usize = 500;
+/// Streams per version lookup of a group (one `UNION ALL` arm each; SQLite allows 500).
+const VERSION_STREAMS: usize = 200;
+
+impl SqliteEventStore {
+    /// Writes `group` in one transaction. `Ok` holds each request's outcome, `None` for
+    /// one that must be written after this transaction (it repeats an event id of an
+    /// earlier request of the group); `Err` when the transaction failed as a whole (and
+    /// stored nothing).
+    async fn write_together(
+        &self,
+        group: &[AppendRequest],
+    ) -> Result<Vec<Option<Result<AppendResult>>>> {
+        const OP: &str = "append_events";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error(OP))?;
+        let ids: Vec<Uuid> = group
+            .iter()
+            .flat_map(|r| r.events.iter().map(|e| e.event_id))
+            .collect();
+        let stored = stored_anywhere(&mut tx, &ids).await?;
+        let mut versions = stream_versions(&mut tx, group).await?;
+        let python = self.payload_format() == PayloadFormat::EventsourcePy;
+        let created_at = format_timestamp(now());
+
+        let mut outcomes: Vec<Option<Result<AppendResult>>> = Vec::with_capacity(group.len());
+        let mut rows: Vec<EventRow<'_>> = Vec::new();
+        // Each written request's result, its global position filled in after the INSERT
+        // from the event id of its last event.
+        let mut written: Vec<(usize, Uuid)> = Vec::new();
+        let mut planned: HashSet<Uuid> = HashSet::new();
+        for (index, request) in group.iter().enumerate() {
+            if request.events.iter().any(|e| planned.contains(&e.event_id)) {
+                outcomes.push(None);
+                continue;
+            }
+            let key = (request.aggregate_id, request.aggregate_type.as_str());
+            let current = versions.get(&key).copied().unwrap_or(0);
+            let aggregate_id = request.aggregate_id.to_string();
+            let plan = plan_append(
+                request.aggregate_id,
+                &request.aggregate_type,
+                &request.events,
+                request.expected,
+                current,
+                |id| match stored.get(&id) {
+                    None => StoredId::No,
+                    Some(found)
+                        if found.stream.0 == aggregate_id
+                            && found.stream.1 == request.aggregate_type =>
+                    {
+                        StoredId::InThisStream
+                    }
+                    Some(found) => StoredId::Elsewhere(found.position),
+                },
+            );
+            let fresh = match plan {
+                Err(error) => {
+                    outcomes.push(Some(Err(error)));
+                    continue;
+                }
+                Ok(AppendPlan::Nothing) => {
+                    let global_position = request
+                        .events
+                        .last()
+                        .and_then(|last| stored.get(&last.event_id))
+                        .map_or(0, |found| found.position);
+                    outcomes.push(Some(Ok(AppendResult {
+                        success: true,
+                        new_version: current,
+                        global_position,
+                        conflict: false,
+                    })));
+                    continue;
+                }
+                Ok(AppendPlan::Write { fresh }) => fresh,
+            };
+            let payloads: Result<Vec<String>> = fresh
+                .iter()
+                .zip(current + 1..)
+                .map(|(&i, version)| {
+                    if python {
+                        python_payload(
+                            &request.events[i],
+                            &request.encoded[i].payload,
+                            request.aggregate_id,
+                            &request.aggregate_type,
+                            version,
+                        )
+                    } else {
+                        Ok(request.encoded[i].payload.clone())
+                    }
+                })
+                .collect();
+            let payloads = match payloads {
+                Ok(payloads) => payloads,
+                Err(error) => {
+                    outcomes.push(Some(Err(error)));
+                    continue;
+                }
+            };
+            let mut version = current;
+            for (i, payload) in fresh.into_iter().zip(payloads) {
+                version += 1;
+                let event = &request.events[i];
+                planned.insert(event.event_id);
+                rows.push(EventRow {
+                    event,
+                    encoded: &request.encoded[i],
+                    aggregate_id: request.aggregate_id,
+                    aggregate_type: &request.aggregate_type,
+                    version,
+                    payload,
+                });
+            }
+            versions.insert(key, version);
+            if let Some(last) = rows.last() {
+                written.push((index, last.event.event_id));
+            }
+            outcomes.push(Some(Ok(AppendResult {
+                success: true,
+                new_version: version,
+                global_position: 0,
+                conflict: false,
+            })));
+        }
+        let positions = insert_rows(&mut tx, &rows, &created_at).await?;
+        tx.commit().await.map_err(db_error(OP))?;
+        for (index, last) in written {
+            if let Some(Some(Ok(result))) = outcomes.get_mut(index) {
+                result.global_position = positions.get(&last).copied().unwrap_or(0);
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+impl GroupWriter for SqliteEventStore {
+    async fn write_group(&self, group: Vec<AppendRequest>) -> Vec<Result<AppendResult>> {
+        if group.len() == 1 {
+            return vec![self.append_alone(&group[0]).await];
+        }
+        let outcomes = match self.write_together(&group).await {
+            Ok(outcomes) => outcomes,
+            Err(error) if must_not_retry(&error) => {
+                return group.iter().map(|_| Err(copy_error(&error))).collect();
+            }
+            Err(error) => {
+                tracing::debug!(%error, appends = group.len(), "a group commit failed; writing its appends one at a time");
+                group.iter().map(|_| None).collect()
+            }
+        };
+        let mut results = Vec::with_capacity(group.len());
+        for (request, outcome) in group.iter().zip(outcomes) {
+            results.push(match outcome {
+                Some(result) => result,
+                None => self.append_alone(request).await,
+            });
+        }
+        results
+    }
+}
+
+/// An event row of a group's `INSERT`.
+struct EventRow<'a> {
+    event: &'a NewEvent,
+    encoded: &'a EncodedEvent,
+    aggregate_id: Uuid,
+    aggregate_type: &'a str,
+    version: u64,
+    /// The payload as stored (eventsource-py's form where the database has it).
+    payload: String,
+}
+
+/// Where an event id of a group is stored already.
+struct Found {
+    position: u64,
+    /// The stream's id and type, as stored.
+    stream: (String, String),
+}
+
+/// The stored events among `ids`.
+async fn stored_anywhere(
+    conn: &mut SqliteConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Found>> {
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let sql = format!(
+            "SELECT event_id, global_position, CAST(aggregate_id AS TEXT), CAST(aggregate_type AS TEXT) \
+             FROM events WHERE event_id IN ({marks})"
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error("append_events"))?
+        {
+            let id: String = row.try_get(0).map_err(db_error("append_events"))?;
+            let position: i64 = row.try_get(1).map_err(db_error("append_events"))?;
+            let aggregate_id: Option<String> = row.try_get(2).map_err(db_error("append_events"))?;
+            let aggregate_type: Option<String> =
+                row.try_get(3).map_err(db_error("append_events"))?;
+            if let Ok(id) = Uuid::parse_str(&id) {
+                found.insert(
+                    id,
+                    Found {
+                        position: to_u64(position),
+                        stream: (
+                            aggregate_id.unwrap_or_default(),
+                            aggregate_type.unwrap_or_default(),
+                        ),
+                    },
+                );
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The current version of every stream of `group`.
+async fn stream_versions<'a>(
+    conn: &mut SqliteConnection,
+    group: &'a [AppendRequest],
+) -> Result<HashMap<(Uuid, &'a str), u64>> {
+    let mut streams: Vec<(Uuid, &str)> = Vec::new();
+    let mut seen = HashSet::new();
+    for request in group {
+        let key = (request.aggregate_id, request.aggregate_type.as_str());
+        if seen.insert(key) {
+            streams.push(key);
+        }
+    }
+    let mut versions = HashMap::with_capacity(streams.len());
+    for chunk in streams.chunks(VERSION_STREAMS) {
+        // MAX over each stream's index; NULL where it is not an integer (see
+        // `stream_version`, which then answers for that stream).
+        let sql = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "SELECT {i}, CASE WHEN v IS NULL THEN 0 WHEN typeof(v) = 'integer' THEN v END \
+                     FROM (SELECT MAX(version) AS v FROM events WHERE aggregate_id = ? AND aggregate_type = ?)"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let mut query = sqlx::query(&sql);
+        for (aggregate_id, aggregate_type) in chunk {
+            query = query.bind(aggregate_id.to_string()).bind(*aggregate_type);
+        }
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error("append_events"))?
+        {
+            let i: i64 = row.try_get(0).map_err(db_error("append_events"))?;
+            let version: Option<i64> = row.try_get(1).map_err(db_error("append_events"))?;
+            let Some(&(aggregate_id, aggregate_type)) =
+                usize::try_from(i).ok().and_then(|i| chunk.get(i))
+            else {
+                continue;
+            };
+            let version = match version {
+                Some(version) => to_u64(version),
+                None => {
+                    stream_version(&mut *conn, aggregate_id, aggregate_type, "append_events")
+                        .await?
+                }
+            };
+            versions.insert((aggregate_id, aggregate_type), version);
+        }
+    }
+    Ok(versions)
+}
+
+/// Inserts `rows` in multi-row statements; the global position of each by event id.
+async fn insert_rows(
+    conn: &mut SqliteConnection,
+    rows: &[EventRow<'_>],
+    created_at: &str,
+) -> Result<HashMap<Uuid, u64>> {
+    let mut positions = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            concat!(
+                "INSERT INTO events (",
+                columns!(),
+                ") VALUES {} RETURNING event_id, global_position"
+            ),
+            values
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            let event = row.event;
+            query = query
+                .bind(event.event_id.to_string())
+                .bind(row.aggregate_id.to_string())
+                .bind(row.aggregate_type)
+                .bind(event.event_type())
+                .bind(event.tenant_id.map(|t| t.to_string()))
+                .bind(event.actor_id.as_deref())
+                .bind(to_i64(row.version))
+                .bind(format_timestamp(event.timestamp))
+                .bind(row.payload.as_str())
+                .bind(created_at)
+                .bind(i64::from(event.event_version()))
+                .bind(event.correlation_id.map(|t| t.to_string()))
+                .bind(event.causation_id.map(|t| t.to_string()))
+                .bind(row.encoded.metadata.as_str());
+        }
+        for returned in query
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error("append_events"))?
+        {
+            let id: String = returned.try_get(0).map_err(db_error("append_events"))?;
+            let position: i64 = returned.try_get(1).map_err(db_error("append_events"))?;
+            if let Ok(id) = Uuid::parse_str(&id) {
+                positions.insert(id, to_u64(position));
+            }
+        }
+    }
+    Ok(positions)
+}
