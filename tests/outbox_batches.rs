@@ -267,3 +267,34 @@ async fn pruning_a_long_backlog_goes_in_chunks() {
     assert_eq!(store.prune_published(future).await.unwrap(), 12_000);
     assert_eq!(store.get_pending_events(10).await.unwrap().len(), 3);
 }
+
+/// `stats` counts entries by status and dates the oldest pending one.
+#[tokio::test]
+async fn stats_count_the_backlog() {
+    for (backend, store) in stores_with_outbox().await {
+        let empty = store.stats().await.unwrap();
+        assert_eq!(
+            (empty.pending, empty.published, empty.failed),
+            (0, 0, 0),
+            "{backend}"
+        );
+        assert_eq!(empty.oldest_pending_at, None, "{backend}");
+        let before = chrono::Utc::now() - chrono::Duration::seconds(5);
+        append(&*store, 10).await;
+        let relay =
+            OutboxRelay::new(store.clone(), Arc::new(BatchRecorder::default())).batch_size(4);
+        relay.run_once().await.unwrap();
+        let entries = store.get_pending_events(1).await.unwrap();
+        store.mark_failed(entries[0].id).await.unwrap();
+        let stats = store.stats().await.unwrap();
+        assert_eq!(
+            (stats.pending, stats.published, stats.failed),
+            (5, 4, 1),
+            "{backend}"
+        );
+        let oldest = stats.oldest_pending_at.expect("a pending entry");
+        let sixth = store.get_pending_events(1).await.unwrap()[0].created_at;
+        assert_eq!(oldest, sixth, "{backend}");
+        assert!(oldest > before, "{backend}");
+    }
+}

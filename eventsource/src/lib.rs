@@ -85,7 +85,7 @@ pub use migrate::{
 };
 pub use outbox::{
     BusOutboxPublisher, OutboxEntry, OutboxPublisher, OutboxRelay, OutboxRelayHandle,
-    OutboxRetention, OutboxStatus, OutboxStore, PublishFailure, RelayRound,
+    OutboxRetention, OutboxStats, OutboxStatus, OutboxStore, PublishFailure, RelayRound,
 };
 pub use projection::{EventContext, Projection};
 pub use registry::{EventRegistration, EventRegistry};

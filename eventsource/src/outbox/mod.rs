@@ -106,6 +106,42 @@ impl OutboxEntry {
     }
 }
 
+/// How many entries an outbox holds by status, and how long the oldest pending one has
+/// waited: what to watch to see whether the relay keeps up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Entries waiting to be published (the backlog).
+    pub pending: u64,
+    /// Published entries still kept (see [`OutboxRetention`]).
+    pub published: u64,
+    /// Entries given up on.
+    pub failed: u64,
+    /// When the oldest pending entry was written.
+    pub oldest_pending_at: Option<DateTime<Utc>>,
+}
+
+/// Counts rows by their stored status text (an unknown status is counted nowhere).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn stats_from_counts(
+    counts: impl IntoIterator<Item = (String, i64)>,
+    oldest_pending_at: Option<DateTime<Utc>>,
+) -> OutboxStats {
+    let mut stats = OutboxStats {
+        oldest_pending_at,
+        ..OutboxStats::default()
+    };
+    for (status, count) in counts {
+        let count = u64::try_from(count).unwrap_or(0);
+        match OutboxStatus::parse(&status) {
+            Some(OutboxStatus::Pending) => stats.pending += count,
+            Some(OutboxStatus::Published) => stats.published += count,
+            Some(OutboxStatus::Failed) => stats.failed += count,
+            None => {}
+        }
+    }
+    stats
+}
+
 /// The outbox of a store.
 #[async_trait]
 pub trait OutboxStore: Send + Sync + fmt::Debug {
@@ -121,6 +157,41 @@ pub trait OutboxStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// Database errors.
     async fn get_pending_events(&self, limit: u64) -> Result<Vec<OutboxEntry>>;
+
+    /// Up to `limit` pending entries, oldest first, claimed for `lease`: until the lease
+    /// runs out (or the entries are marked, deleted or released), other relays calling
+    /// this do not get them, so several relays share one outbox without publishing an
+    /// entry twice in the normal case. An entry is never handed out while an earlier
+    /// pending entry of the same aggregate is held by someone else, so each aggregate's
+    /// entries still go out in order. The default (the in-memory and SQLite stores) is
+    /// [`get_pending_events`](Self::get_pending_events): no claim, one relay per store.
+    ///
+    /// # Errors
+    /// Database errors.
+    async fn claim_pending(
+        &self,
+        limit: u64,
+        lease: std::time::Duration,
+    ) -> Result<Vec<OutboxEntry>> {
+        let _ = lease;
+        self.get_pending_events(limit).await
+    }
+
+    /// Gives back claimed entries that were not published (a failed publish to retry),
+    /// so that any relay may take them again at once. The default does nothing.
+    ///
+    /// # Errors
+    /// Database errors.
+    async fn release_claims(&self, ids: &[i64]) -> Result<()> {
+        let _ = ids;
+        Ok(())
+    }
+
+    /// Counts by status and the oldest pending entry's age.
+    ///
+    /// # Errors
+    /// Database errors.
+    async fn stats(&self) -> Result<OutboxStats>;
 
     /// Entries of any status, oldest first (inspection).
     ///

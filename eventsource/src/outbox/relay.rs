@@ -199,6 +199,12 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// the relay moves on, so one poison entry cannot stop the outbox (the entries after it
 /// then go out before it would have). Delivery is at least once: entries whose marking
 /// fails after a successful publish are published again.
+///
+/// Several relays may share a PostgreSQL outbox (in one process or many): each claims
+/// its batch for [`claim_lease`](Self::claim_lease) with `FOR UPDATE SKIP LOCKED`, so
+/// they publish different entries, and an aggregate's entries are claimed only once its
+/// earlier ones are out, so each aggregate's order holds across relays. On SQLite and
+/// in memory, run one relay per store.
 #[derive(Debug, Clone)]
 pub struct OutboxRelay {
     outbox: Arc<dyn OutboxStore>,
@@ -207,6 +213,7 @@ pub struct OutboxRelay {
     poll_interval: Duration,
     retry: RetryPolicy,
     retention: OutboxRetention,
+    claim_lease: Duration,
     /// When published entries were last pruned (shared by clones).
     pruned_at: Arc<Mutex<Option<Instant>>>,
 }
@@ -225,6 +232,7 @@ impl OutboxRelay {
                 ..RetryPolicy::default()
             },
             retention: OutboxRetention::default(),
+            claim_lease: Duration::from_secs(60),
             pruned_at: Arc::new(Mutex::new(None)),
         }
     }
@@ -253,6 +261,16 @@ impl OutboxRelay {
         self
     }
 
+    /// How long a batch stays claimed by this relay (default 60 s): on stores that
+    /// claim ([`OutboxStore::claim_pending`]: PostgreSQL), other relays pass over the
+    /// batch's entries until then, and take them over if this relay stops without
+    /// publishing them. It must be longer than publishing a batch takes, or a slow batch
+    /// is published twice.
+    pub fn claim_lease(mut self, lease: Duration) -> Self {
+        self.claim_lease = lease;
+        self
+    }
+
     /// Publishes one batch of pending entries, going on past entries given up on, until
     /// one fails (to be retried) or the batch is done; returns how many were published
     /// and, if one failed, its retry count. Prunes published entries when that is due.
@@ -261,7 +279,10 @@ impl OutboxRelay {
     /// Errors of the outbox store (publishing errors are recorded on the entry).
     pub async fn run_once(&self) -> Result<RelayRound> {
         let mut round = RelayRound::default();
-        let pending = self.outbox.get_pending_events(self.batch_size).await?;
+        let pending = self
+            .outbox
+            .claim_pending(self.batch_size, self.claim_lease)
+            .await?;
         let mut rest = pending.as_slice();
         while !rest.is_empty() {
             // A panicking publisher is a failed publish: retried, then given up on.
@@ -282,8 +303,11 @@ impl OutboxRelay {
                 .await?;
             tracing::warn!(entry = entry.id, retries, %error, "outbox publish failed");
             if retries < self.retry.max_attempts {
-                // Keep the order: nothing after this entry goes out before it.
+                // Keep the order: nothing after this entry goes out before it. The
+                // entries not published go back, for whichever relay comes next.
                 round.failed_retries = Some(retries);
+                let unpublished: Vec<i64> = rest[published..].iter().map(|e| e.id).collect();
+                self.outbox.release_claims(&unpublished).await?;
                 return Ok(round);
             }
             self.outbox.mark_failed(entry.id).await?;

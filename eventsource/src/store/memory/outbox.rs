@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::InMemoryEventStore;
 use crate::envelope::now;
 use crate::error::{Error, Result};
-use crate::outbox::{OutboxEntry, OutboxStatus, OutboxStore};
+use crate::outbox::{OutboxEntry, OutboxStats, OutboxStatus, OutboxStore};
 use crate::stored::StoredEvent;
 
 impl InMemoryEventStore {
@@ -30,6 +30,24 @@ impl OutboxStore for InMemoryEventStore {
         let id = entry.id;
         state.outbox.insert(id, entry);
         Ok(id)
+    }
+
+    async fn stats(&self) -> Result<OutboxStats> {
+        let state = self.read();
+        let mut stats = OutboxStats::default();
+        for entry in state.outbox.values() {
+            match entry.status {
+                OutboxStatus::Pending => {
+                    stats.pending += 1;
+                    if stats.oldest_pending_at.is_none() {
+                        stats.oldest_pending_at = Some(entry.created_at);
+                    }
+                }
+                OutboxStatus::Published => stats.published += 1,
+                OutboxStatus::Failed => stats.failed += 1,
+            }
+        }
+        Ok(stats)
     }
 
     async fn get_pending_events(&self, limit: u64) -> Result<Vec<OutboxEntry>> {

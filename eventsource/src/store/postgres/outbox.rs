@@ -1,6 +1,9 @@
 //! The [`OutboxStore`] of [`PostgresEventStore`]: the `event_outbox` table, filled in
 //! the append's transaction when the store has the outbox on.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -10,7 +13,9 @@ use uuid::Uuid;
 use super::timestamp::StoredTime;
 use super::{db_error, to_i64, PostgresEventStore};
 use crate::error::{Error, Result};
-use crate::outbox::{readable_entries, OutboxEntry, OutboxStatus, OutboxStore};
+use crate::outbox::{
+    readable_entries, stats_from_counts, OutboxEntry, OutboxStats, OutboxStatus, OutboxStore,
+};
 use crate::store::clamp_timestamp;
 use crate::store::schema_state::Need;
 use crate::stored::StoredEvent;
@@ -62,6 +67,70 @@ fn decode(row: &PgRow) -> Result<OutboxEntry> {
 }
 
 impl PostgresEventStore {
+    /// Claims up to `limit` pending entries (see [`OutboxStore::claim_pending`]), in one
+    /// transaction: the oldest unclaimed pending rows, locked `FOR UPDATE SKIP LOCKED` (a
+    /// relay claiming at the same moment takes others); less those of an aggregate with an
+    /// earlier pending entry this claim did not get (held by another relay, or locked by
+    /// one claiming now); the rest leased until now + `lease`.
+    async fn claim(&self, limit: u64, lease: Duration) -> Result<Vec<OutboxEntry>> {
+        const OP: &str = "claim_outbox_entries";
+        self.ready(Need::Table("event_outbox")).await?;
+        let table = &self.tables.outbox;
+        let mut tx = self.pool.begin().await.map_err(db_error(OP))?;
+        let candidates: Vec<(i64, Uuid)> = sqlx::query_as(&format!(
+            "SELECT id, aggregate_id FROM {table} WHERE status = 'pending' \
+                 AND (claimed_until IS NULL OR claimed_until < now()) \
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(to_i64(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error(OP))?;
+        let Some(last) = candidates.iter().map(|(id, _)| *id).max() else {
+            let _ = tx.rollback().await;
+            return Ok(Vec::new());
+        };
+        let ids: Vec<i64> = candidates.iter().map(|(id, _)| *id).collect();
+        let aggregates: Vec<Uuid> = candidates.iter().map(|(_, a)| *a).collect();
+        // Per aggregate, the first earlier pending entry that is not in this claim: its
+        // later entries must wait for it.
+        let blocked: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(&format!(
+            "SELECT aggregate_id, MIN(id) FROM {table} WHERE status = 'pending' \
+                 AND aggregate_id = ANY($1) AND id < $2 AND NOT (id = ANY($3)) \
+             GROUP BY aggregate_id"
+        ))
+        .bind(&aggregates)
+        .bind(last)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error(OP))?
+        .into_iter()
+        .collect();
+        let kept: Vec<i64> = candidates
+            .iter()
+            .filter(|(id, aggregate)| blocked.get(aggregate).is_none_or(|first| id < first))
+            .map(|(id, _)| *id)
+            .collect();
+        let seconds = lease.as_secs_f64().min(1e9);
+        let rows = sqlx::query(&format!(
+            "UPDATE {table} SET claimed_until = now() + make_interval(secs => $2) \
+             WHERE id = ANY($1) RETURNING {COLUMNS}"
+        ))
+        .bind(&kept)
+        .bind(seconds)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error(OP))?;
+        tx.commit().await.map_err(db_error(OP))?;
+        let mut rows: Vec<(Option<i64>, Result<OutboxEntry>)> = rows
+            .iter()
+            .map(|row| (row.try_get::<i64, _>(0).ok(), decode(row)))
+            .collect();
+        rows.sort_by_key(|(id, _)| *id);
+        readable_entries(self, rows, true).await
+    }
+
     /// The rows of `event_outbox`, each decoded, with its id when that reads.
     async fn read_entries(
         &self,
@@ -136,11 +205,68 @@ impl OutboxStore for PostgresEventStore {
         .map_err(db_error("add_outbox_event"))
     }
 
+    async fn stats(&self) -> Result<OutboxStats> {
+        self.ready(Need::Table("event_outbox")).await?;
+        let counts: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT status, COUNT(*) FROM {} GROUP BY status",
+            self.tables.outbox
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("outbox_stats"))?;
+        // The oldest pending entry as the listings read it (without marking a row that
+        // does not read: a statistic changes nothing).
+        let oldest = self
+            .read_entries(Some(OutboxStatus::Pending), 1)
+            .await?
+            .into_iter()
+            .find_map(|(_, entry)| entry.ok())
+            .map(|entry| entry.created_at);
+        Ok(stats_from_counts(counts, oldest))
+    }
+
     async fn get_pending_events(&self, limit: u64) -> Result<Vec<OutboxEntry>> {
         let rows = self
             .read_entries(Some(OutboxStatus::Pending), limit)
             .await?;
         readable_entries(self, rows, true).await
+    }
+
+    async fn claim_pending(&self, limit: u64, lease: Duration) -> Result<Vec<OutboxEntry>> {
+        match self.claim(limit, lease).await {
+            Err(Error::Database { source, .. })
+                if source
+                    .downcast_ref::<sqlx::Error>()
+                    .and_then(|e| e.as_database_error())
+                    .and_then(|e| e.code())
+                    .as_deref()
+                    == Some("42703") =>
+            {
+                tracing::warn!(
+                    schema = %self.tables.schema,
+                    "the outbox has no claimed_until column (created by an older version): \
+                     entries are read without a claim until initialize() adds it"
+                );
+                self.get_pending_events(limit).await
+            }
+            other => other,
+        }
+    }
+
+    async fn release_claims(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.ready(Need::Table("event_outbox")).await?;
+        sqlx::query(&format!(
+            "UPDATE {} SET claimed_until = NULL WHERE id = ANY($1) AND status = 'pending'",
+            self.tables.outbox
+        ))
+        .bind(ids)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("release_outbox_claims"))?;
+        Ok(())
     }
 
     async fn get_entries(

@@ -57,9 +57,11 @@ async fn initialize_schema(store: &PostgresEventStore) -> Result<()> {
         .filter_map(|line| line.strip_prefix("CREATE INDEX IF NOT EXISTS "))
         .filter_map(|rest| rest.split_whitespace().next())
         .collect();
-    let (have_tables, have_indexes): (i64, i64) = sqlx::query_as(
+    let (have_tables, have_indexes, have_columns): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT COUNT(*) FROM pg_tables WHERE schemaname = $1 AND tablename = ANY($2)), \
-                (SELECT COUNT(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = ANY($3))",
+                (SELECT COUNT(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = ANY($3)), \
+                (SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = $1 \
+                     AND table_name = 'event_outbox' AND column_name = 'claimed_until')",
     )
     .bind(&store.tables.schema)
     .bind(&TABLES[..])
@@ -67,7 +69,9 @@ async fn initialize_schema(store: &PostgresEventStore) -> Result<()> {
     .fetch_one(&mut *tx)
     .await
     .map_err(db_error(OP))?;
-    let complete = have_tables == TABLES.len() as i64 && have_indexes == index_names.len() as i64;
+    let complete = have_tables == TABLES.len() as i64
+        && have_indexes == index_names.len() as i64
+        && have_columns == 1;
     if !complete {
         sqlx::raw_sql(tables)
             .execute(&mut *tx)

@@ -78,6 +78,9 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.snapshots (
     UNIQUE (aggregate_id, aggregate_type)
 );
 
+-- Relays' claims (`claim_pending`), added to outboxes created before they existed.
+ALTER TABLE __SCHEMA__.event_outbox ADD COLUMN IF NOT EXISTS claimed_until TIMESTAMPTZ;
+
 -- @indexes
 -- (Created after the events table's columns are checked.)
 

@@ -10,7 +10,9 @@ use super::timestamp::{format_timestamp, parse_timestamp};
 use super::{db_error, SqliteEventStore};
 use crate::envelope::now;
 use crate::error::{Error, Result};
-use crate::outbox::{readable_entries, OutboxEntry, OutboxStatus, OutboxStore};
+use crate::outbox::{
+    readable_entries, stats_from_counts, OutboxEntry, OutboxStats, OutboxStatus, OutboxStore,
+};
 use crate::store::schema_state::Need;
 use crate::store::{clamp_timestamp, quoted};
 use crate::stored::StoredEvent;
@@ -150,6 +152,25 @@ impl OutboxStore for SqliteEventStore {
         .await
         .map_err(db_error("add_outbox_event"))?;
         Ok(id)
+    }
+
+    async fn stats(&self) -> Result<OutboxStats> {
+        self.ready("outbox_stats", Need::Table("event_outbox"), false)
+            .await?;
+        let counts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM event_outbox GROUP BY status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error("outbox_stats"))?;
+        // The oldest pending entry as the listings read it (without marking a row that
+        // does not read: a statistic changes nothing).
+        let oldest = self
+            .read_entries(Some(OutboxStatus::Pending), 1)
+            .await?
+            .into_iter()
+            .find_map(|(_, entry)| entry.ok())
+            .map(|entry| entry.created_at);
+        Ok(stats_from_counts(counts, oldest))
     }
 
     async fn get_pending_events(&self, limit: u64) -> Result<Vec<OutboxEntry>> {
