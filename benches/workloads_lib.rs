@@ -26,6 +26,9 @@ use uuid::Uuid;
 
 #[path = "support/measuring.rs"]
 mod measuring;
+#[cfg(feature = "postgres")]
+#[path = "support/postgres.rs"]
+mod postgres;
 #[path = "support/raw.rs"]
 mod raw;
 #[path = "support/w1_w6.rs"]
@@ -49,7 +52,9 @@ pub const USAGE: &str = "usage: cargo bench --bench workloads -- [--runs N] [--s
   --json FILE  also write the results as JSON
   --memory     also run W1..W5 on the in-memory store
   --w4-rss     also check W4's peak RSS at 100,000 and 1,000,000 events
-  --reads-only set up W2's data once, then run only W3..W5 (for profiling)";
+  --reads-only set up W2's data once, then run only W3..W5 (for profiling)
+  --postgres   also run W1..W8 on PostgreSQL (EVENTSOURCE_BENCH_POSTGRES_URL, or a throwaway cluster)
+  --postgres-only  only the PostgreSQL workloads";
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -61,6 +66,10 @@ pub struct Config {
     pub w4_rss: bool,
     /// Only the read workloads W3..W5 (for profiling).
     pub reads_only: bool,
+    /// Also the workloads on PostgreSQL.
+    pub postgres: bool,
+    /// Only the workloads on PostgreSQL.
+    pub postgres_only: bool,
 }
 
 impl Default for Config {
@@ -72,6 +81,8 @@ impl Default for Config {
             memory: false,
             w4_rss: false,
             reads_only: false,
+            postgres: false,
+            postgres_only: false,
         }
     }
 }
@@ -97,6 +108,11 @@ impl Config {
                 "--memory" => config.memory = true,
                 "--w4-rss" => config.w4_rss = true,
                 "--reads-only" => config.reads_only = true,
+                "--postgres" => config.postgres = true,
+                "--postgres-only" => {
+                    config.postgres = true;
+                    config.postgres_only = true;
+                }
                 // cargo bench passes --bench to harness=false targets.
                 "--bench" => {}
                 other => return Err(format!("unknown argument `{other}`")),
@@ -190,6 +206,18 @@ pub struct Report {
     pub w7_over_w1: f64,
     /// W8 outbox-relay, one sample per run.
     pub w8: Vec<w8::W8Sample>,
+    /// W1..W7 on PostgreSQL (`--postgres`), the same shape as `sqlite`.
+    pub postgres: Vec<WorkloadResult>,
+    /// W7's latencies, W7 over W1 and W8 on PostgreSQL.
+    pub postgres_extras: Option<Extras>,
+}
+
+/// W7's latencies (framework, raw), W7's rate over W1's, and W8's samples, of a backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct Extras {
+    pub w7_latency: [w7::Latency; 2],
+    pub w7_over_w1: f64,
+    pub w8: Vec<w8::W8Sample>,
 }
 
 /// A fresh temporary directory, removed on drop.
@@ -225,8 +253,7 @@ struct Samples {
     raw: Vec<Sample>,
 }
 
-/// W8's writer tasks, and the relay's batch size (its default).
-const W8_WRITERS: usize = 8;
+/// W8's relay batch size (its default); its writers are W7's.
 const W8_BATCH: u64 = 1000;
 
 /// Runs everything the config asks for and prints the tables.
@@ -242,7 +269,8 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
     let mut w3u = Vec::new();
     let mut w6_correct = 0;
     let mut w8 = Vec::new();
-    for run in 0..config.runs {
+    let sqlite_runs = if config.postgres_only { 0 } else { config.runs };
+    for run in 0..sqlite_runs {
         writeln!(out, "run {} of {}...", run + 1, config.runs)?;
         let scratch = Scratch::new()?;
         // W1
@@ -336,16 +364,21 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
             .into());
         }
         // W8
+        let live = w8::sqlite_store(&scratch.file("w8-live.db")).await?;
+        let drain = w8::sqlite_store(&scratch.file("w8-drain.db")).await?;
         w8.push(
             w8::run(
-                &scratch,
-                W8_WRITERS,
+                live.clone(),
+                drain.clone(),
+                w7::TASKS,
                 Duration::from_secs_f64(sizes.w8_seconds),
                 sizes.w8_backlog,
                 W8_BATCH,
             )
             .await?,
         );
+        live.close().await;
+        drain.close().await;
         // In memory: the framework without SQLite.
         if config.memory {
             let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
@@ -385,18 +418,7 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
         ("W6", "conflict", "rounds/s"),
         ("W7", "concurrent-append", "events/s"),
     ];
-    let result = |i: usize, samples: &Samples| {
-        let framework = summarize(&samples.framework);
-        let raw = (!samples.raw.is_empty()).then(|| summarize(&samples.raw));
-        WorkloadResult {
-            id: NAMES[i].0,
-            name: NAMES[i].1,
-            unit: NAMES[i].2,
-            framework,
-            raw,
-            ratio: raw.map(|r| framework.median / r.median.max(1e-9)),
-        }
-    };
+    let result = |i: usize, samples: &Samples| workload_result(NAMES[i], samples);
     let w3u = {
         let framework = summarize(&w3u);
         let w3 = summarize(&sqlite[2].framework);
@@ -437,7 +459,34 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
         w7_over_w1: summarize(&sqlite[6].framework).median
             / summarize(&sqlite[0].framework).median.max(1e-9),
         w8,
+        postgres: Vec::new(),
+        postgres_extras: None,
     };
+    #[cfg(feature = "postgres")]
+    if config.postgres {
+        let server = postgres::Server::start()?;
+        let mut pg = postgres::PgRun::default();
+        for run in 0..config.runs {
+            writeln!(out, "PostgreSQL run {} of {}...", run + 1, config.runs)?;
+            postgres::run_once(&server, &sizes, run % 2 == 0, &mut pg).await?;
+        }
+        report.postgres = pg
+            .samples
+            .iter()
+            .enumerate()
+            .map(|(i, s)| result(i, s))
+            .collect();
+        report.postgres_extras = Some(Extras {
+            w7_latency: pg.w7_latency.map(|runs| median_latency(&runs)),
+            w7_over_w1: summarize(&pg.samples[6].framework).median
+                / summarize(&pg.samples[0].framework).median.max(1e-9),
+            w8: pg.w8,
+        });
+    }
+    #[cfg(not(feature = "postgres"))]
+    if config.postgres {
+        return Err("--postgres needs the `postgres` feature".into());
+    }
     if config.w4_rss {
         for events in [100_000usize, 1_000_000] {
             report
@@ -518,7 +567,14 @@ fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     )?;
     let figure = |s: &Summary| format!("{:.0} [{:.0}..{:.0}]", s.median, s.min, s.max);
     let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
-    for (label, results) in [("sqlite", &report.sqlite), ("memory", &report.memory)] {
+    for (label, results) in [
+        ("sqlite", &report.sqlite),
+        ("memory", &report.memory),
+        (
+            "postgres (PostgreSQL, fsync=off unless EVENTSOURCE_BENCH_POSTGRES_URL)",
+            &report.postgres,
+        ),
+    ] {
         if results.is_empty() {
             continue;
         }
@@ -560,22 +616,42 @@ fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         "\nW3 median per load: {:.2} ms; W6: exactly one winner in {}/{} rounds",
         report.w3_median_ms_per_load, report.w6_correct_rounds, report.w6_rounds
     )?;
+    if !report.sqlite.is_empty() {
+        let sqlite = Extras {
+            w7_latency: report.w7_latency,
+            w7_over_w1: report.w7_over_w1,
+            w8: report.w8.clone(),
+        };
+        print_extras("SQLite", &sqlite, out)?;
+    }
+    if let Some(postgres) = &report.postgres_extras {
+        print_extras("PostgreSQL", postgres, out)?;
+    }
+    for (events, kb) in &report.w4_rss_kb {
+        writeln!(out, "W4 peak RSS reading {events} events: {}", mb(*kb))?;
+    }
+    Ok(())
+}
+
+/// W7's latencies and W8 of a backend.
+fn print_extras(backend: &str, extras: &Extras, out: &mut dyn Write) -> std::io::Result<()> {
     let median = |mut values: Vec<f64>| {
         values.sort_by(|a, b| a.total_cmp(b));
         values.get(values.len() / 2).copied().unwrap_or(0.0)
     };
-    let [fw, raw] = report.w7_latency;
+    let [fw, raw] = extras.w7_latency;
     writeln!(
         out,
-        "W7 concurrent-append ({} tasks): {:.2} of W1 through the framework; append latency p50 {:.2} ms, p99 {:.2} ms (raw: {:.2} ms, {:.2} ms)",
-        w7::TASKS, report.w7_over_w1, fw.p50_ms, fw.p99_ms, raw.p50_ms, raw.p99_ms
+        "{backend} W7 concurrent-append ({} tasks): {:.2} of W1 through the framework; append latency p50 {:.2} ms, p99 {:.2} ms (raw: {:.2} ms, {:.2} ms)",
+        w7::TASKS, extras.w7_over_w1, fw.p50_ms, fw.p99_ms, raw.p50_ms, raw.p99_ms
     )?;
-    if !report.w8.is_empty() {
-        let w8 = &report.w8;
+    let w8 = &extras.w8;
+    if !w8.is_empty() {
         writeln!(
             out,
-            "W8 outbox-relay ({W8_WRITERS} writers, relay batches of {W8_BATCH}): appended {:.0} events/s, \
+            "{backend} W8 outbox-relay ({} writers, relay batches of {W8_BATCH}): appended {:.0} events/s, \
              published {:.0} entries/s, backlog at the end {} (max {}); drained {} entries at {:.0} entries/s",
+            w7::TASKS,
             median(w8.iter().map(|s| s.appended_per_second).collect()),
             median(w8.iter().map(|s| s.published_per_second).collect()),
             w8.iter().map(|s| s.backlog_at_end).max().unwrap_or(0),
@@ -584,10 +660,24 @@ fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             median(w8.iter().map(|s| s.drain_per_second).collect()),
         )?;
     }
-    for (events, kb) in &report.w4_rss_kb {
-        writeln!(out, "W4 peak RSS reading {events} events: {}", mb(*kb))?;
-    }
     Ok(())
+}
+
+/// A workload's summaries and ratio.
+fn workload_result(
+    (id, name, unit): (&'static str, &'static str, &'static str),
+    samples: &Samples,
+) -> WorkloadResult {
+    let framework = summarize(&samples.framework);
+    let raw = (!samples.raw.is_empty()).then(|| summarize(&samples.raw));
+    WorkloadResult {
+        id,
+        name,
+        unit,
+        framework,
+        raw,
+        ratio: raw.map(|r| framework.median / r.median.max(1e-9)),
+    }
 }
 
 /// The median p50 and p99 of several runs.

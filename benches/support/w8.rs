@@ -1,4 +1,4 @@
-//! W8 outbox-relay (see `../shared/WORKLOADS.md`), on a SQLite file with the outbox on:
+//! W8 outbox-relay (see `../shared/WORKLOADS.md`), on a store with the outbox on:
 //! writers append while a relay publishes to an in-memory publisher (published entries/s
 //! beside appended events/s, and the backlog when the writers stop), then the drain rate
 //! of a backlog. The relay runs as users run it: `OutboxRelay::spawn`, default settings
@@ -52,31 +52,28 @@ pub struct W8Sample {
     pub drained: u64,
 }
 
-async fn store(path: &std::path::Path) -> BoxResult<Arc<SqliteEventStore>> {
+/// A SQLite store with the outbox on, at `path`.
+pub async fn sqlite_store(path: &std::path::Path) -> BoxResult<Arc<SqliteEventStore>> {
     let store = SqliteEventStore::options(path).outbox(true).open().await?;
     store.initialize().await?;
     Ok(Arc::new(store))
 }
 
-async fn pending(store: &SqliteEventStore) -> BoxResult<u64> {
-    Ok(
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM event_outbox WHERE status = 'pending'")
-            .fetch_one(store.pool())
-            .await? as u64,
-    )
-}
-
 /// `writers` tasks append single-event batches to streams of their own for `duration`
-/// while a relay publishes; then a backlog of `backlog` entries is drained.
-pub async fn run(
-    scratch: &super::Scratch,
+/// on `live` while a relay publishes; then a backlog of `backlog` entries written to
+/// `drain` is drained. Both stores have the outbox on.
+pub async fn run<S>(
+    live: Arc<S>,
+    drain: Arc<S>,
     writers: usize,
     duration: Duration,
     backlog: usize,
     batch_size: u64,
-) -> BoxResult<W8Sample> {
+) -> BoxResult<W8Sample>
+where
+    S: EventStore + OutboxStore + 'static,
+{
     // Under load.
-    let live = store(&scratch.file("w8-live.db")).await?;
     let publisher = Arc::new(CountingPublisher::default());
     let relay = OutboxRelay::new(live.clone(), publisher.clone())
         .batch_size(batch_size)
@@ -104,19 +101,17 @@ pub async fn run(
     let mut backlog_max = 0;
     while start.elapsed() < duration {
         tokio::time::sleep(Duration::from_secs(1).min(duration)).await;
-        backlog_max = backlog_max.max(pending(&live).await?);
+        backlog_max = backlog_max.max(live.stats().await?.pending);
     }
     for task in tasks {
         task.await??;
     }
     let elapsed = start.elapsed().as_secs_f64();
     let published_live = publisher.published.load(Ordering::Relaxed);
-    let backlog_at_end = pending(&live).await?;
+    let backlog_at_end = live.stats().await?.pending;
     relay.stop().await;
-    live.close().await;
 
     // Draining a backlog written beforehand.
-    let drain = store(&scratch.file("w8-drain.db")).await?;
     let streams = backlog.div_ceil(1000);
     for s in 0..streams {
         let count = 1000.min(backlog - s * 1000);
@@ -134,7 +129,6 @@ pub async fn run(
     if drained != backlog as u64 || !drain.get_pending_events(1).await?.is_empty() {
         return Err(format!("W8: drained {drained} of {backlog} entries").into());
     }
-    drain.close().await;
     Ok(W8Sample {
         appended_per_second: appended.load(Ordering::Relaxed) as f64 / elapsed,
         published_per_second: published_live as f64 / elapsed,

@@ -31,7 +31,7 @@ pub(super) fn append_function(tables: &Tables) -> String {
     r_expected_versions int8[], r_counts int4[],
     e_ids uuid[], e_types text[], e_type_versions int4[], e_tenants uuid[], e_actors text[],
     e_timestamps timestamptz[], e_payloads text[], e_metadata text[], e_correlations uuid[],
-    e_causations uuid[])
+    e_causations uuid[], e_requests int4[], e_places int4[], distinct_group boolean)
 RETURNS TABLE(o_outcome int2, o_version int8, o_position int8, o_event uuid)
 LANGUAGE plpgsql VOLATILE AS $fn$
 #variable_conflict use_column
@@ -46,13 +46,70 @@ DECLARE
     cnt int8;
     last_pos int8 := 0;
     kind int2;
+    n int := coalesce(array_length(r_aggregate_ids, 1), 0);
+    any_stored boolean;
+    curs int8[];
+    oks boolean[];
+    poss int8[];
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'eventsource_append_v1 needs READ COMMITTED, not %',
             current_setting('transaction_isolation') USING ERRCODE = '{not_read_committed}';
     END IF;
     PERFORM pg_advisory_xact_lock({class}, {object});
-    FOR r IN 1 .. coalesce(array_length(r_aggregate_ids, 1), 0) LOOP
+    IF distinct_group THEN
+        -- Every stream and event id of the group differs from the others (the caller
+        -- says so): unless an event is stored already, the whole group is planned and
+        -- written set-wise, in one read and one INSERT.
+        SELECT EXISTS (SELECT 1 FROM {events} e WHERE e.event_id = ANY(e_ids)),
+               array_agg(COALESCE((SELECT MAX(s.version) FROM {events} s
+                   WHERE s.aggregate_id = q.id AND s.aggregate_type = q.type), 0) ORDER BY q.n)
+            INTO any_stored, curs
+            FROM unnest(r_aggregate_ids, r_aggregate_types) WITH ORDINALITY AS q(id, type, n);
+        IF NOT any_stored THEN
+            oks := array_fill(false, ARRAY[n]);
+            FOR r IN 1 .. n LOOP
+                kind := r_expected_kinds[r];
+                oks[r] := kind = 0 OR (kind = 1 AND curs[r] = 0) OR (kind = 2 AND curs[r] > 0)
+                    OR (kind = 3 AND curs[r] = r_expected_versions[r]);
+            END LOOP;
+            WITH ins AS (
+                INSERT INTO {events} (event_id, aggregate_id, aggregate_type, event_type, event_version,
+                    tenant_id, actor_id, version, timestamp, payload, metadata, correlation_id, causation_id)
+                SELECT u.id, r_aggregate_ids[u.req], r_aggregate_types[u.req], u.type, u.type_version,
+                    u.tenant, u.actor, curs[u.req] + u.place, u.at, u.payload::jsonb, u.metadata::jsonb,
+                    u.correlation, u.causation
+                FROM unnest(e_ids, e_types, e_type_versions, e_tenants, e_actors, e_timestamps,
+                        e_payloads, e_metadata, e_correlations, e_causations, e_requests, e_places)
+                    WITH ORDINALITY AS u(id, type, type_version, tenant, actor, at, payload, metadata,
+                        correlation, causation, req, place, n)
+                WHERE oks[u.req]
+                ORDER BY u.n
+                RETURNING aggregate_id, aggregate_type, global_position
+            )
+            SELECT array_agg(i.p ORDER BY q.n), max(i.p)
+                INTO poss, last_pos
+                FROM unnest(r_aggregate_ids, r_aggregate_types) WITH ORDINALITY AS q(id, type, n)
+                LEFT JOIN (SELECT ins.aggregate_id, ins.aggregate_type, max(ins.global_position) AS p
+                           FROM ins GROUP BY 1, 2) i
+                    ON i.aggregate_id = q.id AND i.aggregate_type = q.type;
+            FOR r IN 1 .. n LOOP
+                o_event := NULL;
+                IF oks[r] THEN
+                    o_outcome := 0; o_version := curs[r] + r_counts[r]; o_position := poss[r];
+                ELSE
+                    o_outcome := 1; o_version := curs[r]; o_position := 0;
+                END IF;
+                RETURN NEXT;
+            END LOOP;
+            IF last_pos IS NOT NULL THEN
+                PERFORM pg_notify('{channel}', last_pos::text);
+            END IF;
+            RETURN;
+        END IF;
+    END IF;
+    -- One append after the other.
+    FOR r IN 1 .. n LOOP
         hi := lo + r_counts[r] - 1;
         o_version := 0; o_position := 0; o_event := NULL;
         dup_id := NULL;
@@ -161,14 +218,26 @@ impl PostgresEventStore {
         let mut metadata: Vec<&str> = Vec::with_capacity(events);
         let mut correlations: Vec<Option<Uuid>> = Vec::with_capacity(events);
         let mut causations: Vec<Option<Uuid>> = Vec::with_capacity(events);
-        for request in group {
+        let mut requests: Vec<i32> = Vec::with_capacity(events);
+        let mut places: Vec<i32> = Vec::with_capacity(events);
+        // Every stream and every event id once, no empty batch: the set-wise path.
+        let mut streams = std::collections::HashSet::with_capacity(group.len());
+        let mut event_ids = std::collections::HashSet::with_capacity(events);
+        let mut distinct = true;
+        for (index, request) in group.iter().enumerate() {
+            distinct &= !request.events.is_empty()
+                && streams.insert((request.aggregate_id, request.aggregate_type.as_str()));
             let (kind, version) = expected_code(request.expected);
             r_ids.push(request.aggregate_id);
             r_types.push(request.aggregate_type.as_str());
             r_kinds.push(kind);
             r_versions.push(version);
             r_counts.push(i32::try_from(request.events.len()).unwrap_or(i32::MAX));
-            for (event, encoded) in request.events.iter().zip(&request.encoded) {
+            for (place, (event, encoded)) in request.events.iter().zip(&request.encoded).enumerate()
+            {
+                distinct &= event_ids.insert(event.event_id);
+                requests.push(i32::try_from(index + 1).unwrap_or(i32::MAX));
+                places.push(i32::try_from(place + 1).unwrap_or(i32::MAX));
                 ids.push(event.event_id);
                 types.push(event.event_type());
                 type_versions.push(i32::try_from(event.event_version()).unwrap_or(i32::MAX));
@@ -183,7 +252,7 @@ impl PostgresEventStore {
         }
         let sql = format!(
             "SELECT o_outcome, o_version, o_position, o_event FROM \"{}\".eventsource_append_v1(\
-             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             self.tables.schema
         );
         let query = sqlx::query(&sql)
@@ -201,7 +270,10 @@ impl PostgresEventStore {
             .bind(payloads)
             .bind(metadata)
             .bind(correlations)
-            .bind(causations);
+            .bind(causations)
+            .bind(requests)
+            .bind(places)
+            .bind(distinct);
         let rows = if self.append_in_transaction.load(Ordering::Acquire) {
             self.call_in_transaction(query).await
         } else {

@@ -160,7 +160,7 @@ async fn append_function_exists(
 ) -> Result<bool> {
     let found: Option<i32> = sqlx::query_scalar(
         "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-         WHERE n.nspname = $1 AND p.proname = 'eventsource_append_v1'",
+         WHERE n.nspname = $1 AND p.proname = 'eventsource_append_v1' AND p.pronargs = 18",
     )
     .bind(&store.tables.schema)
     .fetch_optional(conn)
