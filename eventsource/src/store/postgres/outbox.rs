@@ -91,22 +91,29 @@ impl PostgresEventStore {
             return Ok(Vec::new());
         };
         let ids: Vec<i64> = candidates.iter().map(|(id, _)| *id).collect();
-        let aggregates: Vec<Uuid> = candidates.iter().map(|(_, a)| *a).collect();
+        let mut aggregates: Vec<Uuid> = candidates.iter().map(|(_, a)| *a).collect();
+        aggregates.sort_unstable();
+        aggregates.dedup();
         // Per aggregate, the first earlier pending entry that is not in this claim: its
-        // later entries must wait for it.
-        let blocked: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(&format!(
-            "SELECT aggregate_id, MIN(id) FROM {table} WHERE status = 'pending' \
-                 AND aggregate_id = ANY($1) AND id < $2 AND NOT (id = ANY($3)) \
-             GROUP BY aggregate_id"
+        // later entries must wait for it. (The earlier pending entries of these
+        // aggregates, filtered here against the claim's own.)
+        let mine: std::collections::HashSet<i64> = ids.iter().copied().collect();
+        let mut blocked: HashMap<Uuid, i64> = HashMap::new();
+        let earlier: Vec<(Uuid, i64)> = sqlx::query_as(&format!(
+            "SELECT aggregate_id, id FROM {table} WHERE status = 'pending' \
+                 AND aggregate_id = ANY($1) AND id < $2"
         ))
         .bind(&aggregates)
         .bind(last)
-        .bind(&ids)
         .fetch_all(&mut *tx)
         .await
-        .map_err(db_error(OP))?
-        .into_iter()
-        .collect();
+        .map_err(db_error(OP))?;
+        for (aggregate, id) in earlier {
+            if !mine.contains(&id) {
+                let first = blocked.entry(aggregate).or_insert(id);
+                *first = (*first).min(id);
+            }
+        }
         let kept: Vec<i64> = candidates
             .iter()
             .filter(|(id, aggregate)| blocked.get(aggregate).is_none_or(|first| id < first))

@@ -164,11 +164,11 @@ pub(super) fn paged_read<'a>(
         }
         .boxed()
     };
+    let decode_registry = registry;
     let main = paginate_ahead(
         options,
         move |cursor, limit| {
-            let (pool, registry, sql, binds) =
-                (pool.clone(), registry.clone(), sql.clone(), binds.clone());
+            let (pool, sql, binds) = (pool.clone(), sql.clone(), binds.clone());
             async move {
                 if pool.is_closed() {
                     return Err(Error::StoreClosed);
@@ -178,23 +178,18 @@ pub(super) fn paged_read<'a>(
                     .fetch_all(&pool)
                     .await
                     .map_err(db_error(operation))?;
-                // Decoded here, in the reading task, while the caller handles the page
-                // before.
-                let rows = rows
-                    .iter()
-                    .map(|r| {
-                        let (position, event) = row::decode(r, &registry)?;
-                        if position_column != "version" {
-                            return Ok((position, event));
-                        }
-                        // read_stream pages by version: a typed column, always readable.
-                        let version: i64 = r.try_get(8).map_err(db_error(operation))?;
-                        Ok((to_u64(version), event))
-                    })
-                    .collect::<Result<Vec<PageRow>>>()?;
+                // The cursor only: the rows are decoded on the caller's side, while this
+                // task already fetches the next page.
+                let last = match rows.last() {
+                    None => None,
+                    Some(r) if position_column == "version" => {
+                        Some(to_u64(r.try_get::<i64, _>(8).map_err(db_error(operation))?))
+                    }
+                    Some(r) => Some(to_u64(r.try_get::<i64, _>(0).map_err(db_error(operation))?)),
+                };
                 Ok(Fetched {
                     len: rows.len(),
-                    last: rows.last().map(|(position, _)| *position),
+                    last,
                     rows,
                 })
             }
@@ -207,7 +202,19 @@ pub(super) fn paged_read<'a>(
             ))
             .boxed()
         },
-        Ok,
+        move |rows: Vec<sqlx::postgres::PgRow>| {
+            rows.iter()
+                .map(|r| {
+                    let (position, event) = row::decode(r, &decode_registry)?;
+                    if position_column != "version" {
+                        return Ok((position, event));
+                    }
+                    // read_stream pages by version: a typed column, always readable.
+                    let version: i64 = r.try_get(8).map_err(db_error(operation))?;
+                    Ok((to_u64(version), event))
+                })
+                .collect::<Result<Vec<PageRow>>>()
+        },
     );
     with_misplaced(options, main, misplaced)
 }
