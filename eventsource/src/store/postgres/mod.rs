@@ -218,6 +218,7 @@ impl PostgresStoreOptions {
             group: Arc::default(),
             append_function_missing: Arc::new(AtomicBool::new(false)),
             append_in_transaction: Arc::new(AtomicBool::new(false)),
+            outbox_floor: Arc::default(),
         }
     }
 }
@@ -313,6 +314,9 @@ pub struct PostgresEventStore {
     /// The server's default isolation is stricter than READ COMMITTED: each call of the
     /// append function runs in a READ COMMITTED transaction of its own.
     append_in_transaction: Arc<AtomicBool>,
+    /// An outbox id below every pending entry, as far as this handle has seen (where the
+    /// relay's claims start scanning).
+    outbox_floor: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl PostgresEventStore {

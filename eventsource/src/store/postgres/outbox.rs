@@ -76,13 +76,18 @@ impl PostgresEventStore {
         const OP: &str = "claim_outbox_entries";
         self.ready(Need::Table("event_outbox")).await?;
         let table = &self.tables.outbox;
+        // Every pending entry lies above the floor: scans start there, not at the first
+        // index entry of a pending row, past the dead entries of every row published
+        // since the table was last vacuumed.
+        let floor = self.outbox_floor().await?;
         let mut tx = self.pool.begin().await.map_err(db_error(OP))?;
         let candidates: Vec<(i64, Uuid)> = sqlx::query_as(&format!(
-            "SELECT id, aggregate_id FROM {table} WHERE status = 'pending' \
+            "SELECT id, aggregate_id FROM {table} WHERE status = 'pending' AND id > $2 \
                  AND (claimed_until IS NULL OR claimed_until < now()) \
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
         ))
         .bind(to_i64(limit))
+        .bind(floor)
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error(OP))?;
@@ -101,10 +106,11 @@ impl PostgresEventStore {
         let mut blocked: HashMap<Uuid, i64> = HashMap::new();
         let earlier: Vec<(Uuid, i64)> = sqlx::query_as(&format!(
             "SELECT aggregate_id, id FROM {table} WHERE status = 'pending' \
-                 AND aggregate_id = ANY($1) AND id < $2"
+                 AND aggregate_id = ANY($1) AND id < $2 AND id > $3"
         ))
         .bind(&aggregates)
         .bind(last)
+        .bind(floor)
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error(OP))?;
@@ -136,6 +142,30 @@ impl PostgresEventStore {
             .collect();
         rows.sort_by_key(|(id, _)| *id);
         readable_entries(self, rows, true).await
+    }
+
+    /// An id below every pending entry: the lowest pending id less one (or the highest id
+    /// when none is pending), found by a scan from the floor found last time. Entries
+    /// never become pending again, and every insert into the outbox (the appends'
+    /// trigger, `add_event`) holds the append lock, so a row not committed yet has a
+    /// larger id than every committed one.
+    async fn outbox_floor(&self) -> Result<i64> {
+        let known = self.outbox_floor.load(std::sync::atomic::Ordering::Acquire);
+        // In one snapshot: the lowest pending id, or (none pending) the highest id, below
+        // which nothing can become pending any more.
+        let lowest: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT COALESCE((SELECT id FROM {table} WHERE status = 'pending' AND id > $1 \
+                 ORDER BY id LIMIT 1), (SELECT MAX(id) + 1 FROM {table}))",
+            table = self.tables.outbox
+        ))
+        .bind(known)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("claim_outbox_entries"))?;
+        let floor = lowest.unwrap_or(known + 1).saturating_sub(1).max(known);
+        self.outbox_floor
+            .fetch_max(floor, std::sync::atomic::Ordering::AcqRel);
+        Ok(floor)
     }
 
     /// The rows of `event_outbox`, each decoded, with its id when that reads.
@@ -194,7 +224,12 @@ impl OutboxStore for PostgresEventStore {
     async fn add_event(&self, event: &StoredEvent) -> Result<i64> {
         self.ready(Need::Table("event_outbox")).await?;
         let entry = OutboxEntry::for_event(event)?;
-        sqlx::query_scalar(&format!(
+        const OP: &str = "add_outbox_event";
+        // Under the append lock, as the appends' own entries: ids follow commits (see
+        // `outbox_floor`).
+        let mut tx = self.begin_append().await?;
+        self.lock_appends(&mut tx).await?;
+        let id: i64 = sqlx::query_scalar(&format!(
             "INSERT INTO {} (event_id, event_type, aggregate_id, aggregate_type, tenant_id, \
                  global_position, event_data, created_at, status) \
              VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, now(), 'pending') RETURNING id",
@@ -207,9 +242,11 @@ impl OutboxStore for PostgresEventStore {
         .bind(entry.tenant_id)
         .bind(to_i64(entry.global_position))
         .bind(entry.event_data.to_string())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(db_error("add_outbox_event"))
+        .map_err(db_error(OP))?;
+        tx.commit().await.map_err(db_error(OP))?;
+        Ok(id)
     }
 
     async fn stats(&self) -> Result<OutboxStats> {

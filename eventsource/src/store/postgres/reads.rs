@@ -64,8 +64,14 @@ impl Filter {
         if let Some(to) = options.to_timestamp {
             self.push("timestamp <= $?", Bind::Time(clamp_timestamp(to)));
         }
-        if let Some(types) = &options.event_types {
-            self.push("event_type = ANY($?)", Bind::Texts(types.clone()));
+        match options.event_types.as_deref() {
+            // One type as an equality: the (event_type, global_position) index then
+            // yields the rows in position order, and a page reads only its own rows.
+            // (`= ANY` of one element does not tell the planner that: it may sort every
+            // row of the type above the cursor for each page.)
+            Some([one]) => self.push("event_type = $?", Bind::Text(one.clone())),
+            Some(types) => self.push("event_type = ANY($?)", Bind::Texts(types.to_vec())),
+            None => {}
         }
         self
     }

@@ -56,24 +56,58 @@ pub(super) async fn stream_version(
     Ok(to_u64(version))
 }
 
-/// Global positions of the batch's events that are stored already.
+/// Global positions of the batch's events that are stored already, and where.
 async fn stored_positions(
     conn: &mut SqliteConnection,
     events: &[NewEvent],
     aggregate_id: Uuid,
     aggregate_type: &str,
 ) -> Result<HashMap<Uuid, (u64, StoredId)>> {
-    let mut found = HashMap::new();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
     let aggregate_id = aggregate_id.to_string();
-    for chunk in events.chunks(500) {
+    Ok(stored_anywhere(conn, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, found)| {
+            let place = if found.in_stream(&aggregate_id, aggregate_type) {
+                StoredId::InThisStream
+            } else {
+                StoredId::Elsewhere(found.position)
+            };
+            (id, (found.position, place))
+        })
+        .collect())
+}
+
+/// Where an event id is stored already.
+pub(super) struct Found {
+    pub(super) position: u64,
+    /// The stream's id and type, as stored.
+    stream: (String, String),
+}
+
+impl Found {
+    /// `true` when the event is stored in this stream (`aggregate_id` as text).
+    pub(super) fn in_stream(&self, aggregate_id: &str, aggregate_type: &str) -> bool {
+        self.stream.0 == aggregate_id && self.stream.1 == aggregate_type
+    }
+}
+
+/// The stored events among `ids`, wherever they are.
+pub(super) async fn stored_anywhere(
+    conn: &mut SqliteConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Found>> {
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(", ");
         let sql = format!(
-            "SELECT event_id, global_position, aggregate_id = ? AND aggregate_type = ? \
+            "SELECT event_id, global_position, CAST(aggregate_id AS TEXT), CAST(aggregate_type AS TEXT) \
              FROM events WHERE event_id IN ({marks})"
         );
-        let mut query = sqlx::query(&sql).bind(&aggregate_id).bind(aggregate_type);
-        for event in chunk {
-            query = query.bind(event.event_id.to_string());
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id.to_string());
         }
         for row in query
             .fetch_all(&mut *conn)
@@ -82,15 +116,20 @@ async fn stored_positions(
         {
             let id: String = row.try_get(0).map_err(db_error("append_events"))?;
             let position: i64 = row.try_get(1).map_err(db_error("append_events"))?;
-            let same_stream: bool = row.try_get(2).map_err(db_error("append_events"))?;
+            let aggregate_id: Option<String> = row.try_get(2).map_err(db_error("append_events"))?;
+            let aggregate_type: Option<String> =
+                row.try_get(3).map_err(db_error("append_events"))?;
             if let Ok(id) = Uuid::parse_str(&id) {
-                let position = to_u64(position);
-                let place = if same_stream {
-                    StoredId::InThisStream
-                } else {
-                    StoredId::Elsewhere(position)
-                };
-                found.insert(id, (position, place));
+                found.insert(
+                    id,
+                    Found {
+                        position: to_u64(position),
+                        stream: (
+                            aggregate_id.unwrap_or_default(),
+                            aggregate_type.unwrap_or_default(),
+                        ),
+                    },
+                );
             }
         }
     }

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
-use super::append::stream_version;
+use super::append::{stored_anywhere, stream_version};
 use super::python::python_payload;
 use super::timestamp::format_timestamp;
 use super::{db_error, PayloadFormat, SqliteEventStore};
@@ -78,10 +78,7 @@ impl SqliteEventStore {
                 current,
                 |id| match stored.get(&id) {
                     None => StoredId::No,
-                    Some(found)
-                        if found.stream.0 == aggregate_id
-                            && found.stream.1 == request.aggregate_type =>
-                    {
+                    Some(found) if found.in_stream(&aggregate_id, &request.aggregate_type) => {
                         StoredId::InThisStream
                     }
                     Some(found) => StoredId::Elsewhere(found.position),
@@ -203,56 +200,6 @@ struct EventRow<'a> {
     version: u64,
     /// The payload as stored (eventsource-py's form where the database has it).
     payload: String,
-}
-
-/// Where an event id of a group is stored already.
-struct Found {
-    position: u64,
-    /// The stream's id and type, as stored.
-    stream: (String, String),
-}
-
-/// The stored events among `ids`.
-async fn stored_anywhere(
-    conn: &mut SqliteConnection,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, Found>> {
-    let mut found = HashMap::new();
-    for chunk in ids.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let sql = format!(
-            "SELECT event_id, global_position, CAST(aggregate_id AS TEXT), CAST(aggregate_type AS TEXT) \
-             FROM events WHERE event_id IN ({marks})"
-        );
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(id.to_string());
-        }
-        for row in query
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error("append_events"))?
-        {
-            let id: String = row.try_get(0).map_err(db_error("append_events"))?;
-            let position: i64 = row.try_get(1).map_err(db_error("append_events"))?;
-            let aggregate_id: Option<String> = row.try_get(2).map_err(db_error("append_events"))?;
-            let aggregate_type: Option<String> =
-                row.try_get(3).map_err(db_error("append_events"))?;
-            if let Ok(id) = Uuid::parse_str(&id) {
-                found.insert(
-                    id,
-                    Found {
-                        position: to_u64(position),
-                        stream: (
-                            aggregate_id.unwrap_or_default(),
-                            aggregate_type.unwrap_or_default(),
-                        ),
-                    },
-                );
-            }
-        }
-    }
-    Ok(found)
 }
 
 /// The current version of every stream of `group`.
