@@ -10,6 +10,8 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 #[allow(unused_imports)]
+pub use super::conformance_reads::*;
+#[allow(unused_imports)]
 pub use super::conformance_writers::*;
 use super::{collect, created, noted, TaskCompleted, TaskCreated, TaskReassigned, Unserializable};
 
@@ -26,7 +28,8 @@ macro_rules! conformance_suite {
             replay_stream_agrees_with_get_events,
             raw_events_of_registered_types_decode, reads_span_many_pages, stream_ids_parse,
             events_belong_to_their_declared_aggregate, stale_appends_fail_alone,
-            same_event_at_once_is_stored_once, one_event_id_racing_into_two_streams);
+            same_event_at_once_is_stored_once, one_event_id_racing_into_two_streams,
+            one_type_reads_span_pages_in_order);
     };
     (@tests $fixture:path; $($name:ident),* $(,)?) => {
         $(

@@ -4,6 +4,7 @@
 
 pub mod bank;
 pub mod conformance;
+pub mod conformance_reads;
 pub mod conformance_writers;
 pub mod hostile;
 #[cfg(feature = "postgres")]
