@@ -161,7 +161,9 @@ impl SqliteStoreOptions {
     /// instead of queueing for it one by one. Each append keeps its own outcome: its
     /// expected version is checked against its stream (appends earlier in the same
     /// group included) and a refused append fails alone; an append is acknowledged only
-    /// once its group is committed. A single writer sees no difference: an append that
+    /// once its group is committed; an append whose caller stops waiting (a dropped
+    /// future, a timeout) may still be written, as a statement already sent would be (its
+    /// event ids make a retry safe). A single writer sees no difference: an append that
     /// finds no other waiting is written on its own, as with `false`, which makes every
     /// append its own transaction.
     pub fn group_commit(mut self, on: bool) -> Self {
