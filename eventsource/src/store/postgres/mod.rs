@@ -47,9 +47,11 @@ mod reads;
 mod row;
 mod schema;
 mod snapshot;
+mod tables;
 mod timestamp;
 
 pub use bus::PostgresEventBus;
+use tables::Tables;
 
 /// The schema used when none is configured.
 pub const DEFAULT_SCHEMA: &str = "public";
@@ -246,40 +248,6 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
-    }
-}
-
-/// The qualified table names, the notification channel and the append lock of a schema.
-#[derive(Debug)]
-pub(crate) struct Tables {
-    schema: String,
-    events: String,
-    outbox: String,
-    checkpoints: String,
-    dead_letters: String,
-    snapshots: String,
-    /// The `LISTEN/NOTIFY` channel announcing committed appends.
-    channel: String,
-    /// The advisory lock (two 32-bit keys) that orders appends by commit.
-    append_lock: (i32, i32),
-}
-
-impl Tables {
-    fn new(schema: &str) -> Self {
-        let qualified = |table: &str| format!("\"{schema}\".{table}");
-        let hash = crate::canonical::fnv1a(format!("eventsource:{schema}").as_bytes());
-        Tables {
-            schema: schema.to_owned(),
-            events: qualified("events"),
-            outbox: qualified("event_outbox"),
-            checkpoints: qualified("projection_checkpoints"),
-            dead_letters: qualified("dead_letter_queue"),
-            snapshots: qualified("snapshots"),
-            channel: format!("eventsource_{schema}"),
-            // 0x4553 ('E', 'S') as the first key keeps clear of an application's own
-            // single-key locks.
-            append_lock: (0x4553, hash as i32),
-        }
     }
 }
 
