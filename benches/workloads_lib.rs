@@ -24,6 +24,8 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use uuid::Uuid;
 
+#[path = "support/limit.rs"]
+mod limit;
 #[path = "support/measuring.rs"]
 mod measuring;
 #[cfg(feature = "postgres")]
@@ -48,7 +50,9 @@ type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 pub const USAGE: &str = "usage: cargo bench --bench workloads -- [--runs N] [--scale F] [--json FILE] [--memory] [--w4-rss]
   --runs N     runs per workload, the median is reported (default 3)
-  --scale F    shrink every workload by F, e.g. 0.01 for a smoke run (default 1)
+  --scale F    scale every workload by F: 0.01 for a smoke run, 10 for W1/W2 into a
+               1,000,000-event database and W4 over 1,000,000 events (default 1; W8 stays
+               at its full size above 1)
   --json FILE  also write the results as JSON
   --memory     also run W1..W5 on the in-memory store
   --w4-rss     also check W4's peak RSS at 100,000 and 1,000,000 events
@@ -118,8 +122,8 @@ impl Config {
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
-        if config.runs == 0 || !(config.scale > 0.0 && config.scale <= 1.0) {
-            return Err("--runs must be at least 1 and --scale in (0, 1]".into());
+        if config.runs == 0 || !(config.scale > 0.0 && config.scale <= 100.0) {
+            return Err("--runs must be at least 1 and --scale in (0, 100]".into());
         }
         Ok(config)
     }
@@ -185,6 +189,10 @@ pub struct WorkloadResult {
     pub framework: Summary,
     pub raw: Option<Summary>,
     pub ratio: Option<f64>,
+    /// The same work on rusqlite, called directly (SQLite only): the engine's limit.
+    pub limit: Option<Summary>,
+    /// framework / limit.
+    pub ratio_limit: Option<f64>,
 }
 
 /// Everything one benchmark run measured.
@@ -251,6 +259,21 @@ async fn sqlite_store(path: &Path) -> BoxResult<Arc<SqliteEventStore>> {
 struct Samples {
     framework: Vec<Sample>,
     raw: Vec<Sample>,
+    limit: Vec<Sample>,
+}
+
+/// Who runs a workload: the framework, raw sqlx or the rusqlite limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Framework,
+    Raw,
+    Limit,
+}
+
+/// The order in which the three sides run in run `run`: each goes first in turn.
+fn sides(run: usize) -> [Side; 3] {
+    const ALL: [Side; 3] = [Side::Framework, Side::Raw, Side::Limit];
+    [ALL[run % 3], ALL[(run + 1) % 3], ALL[(run + 2) % 3]]
 }
 
 /// W8's relay batch size (its default); its writers are W7's.
@@ -274,14 +297,28 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
         writeln!(out, "run {} of {}...", run + 1, config.runs)?;
         let scratch = Scratch::new()?;
         // W1
-        let store = sqlite_store(&scratch.file("w1-framework.db")).await?;
-        sqlite[0]
-            .framework
-            .push(w1_framework(store.as_ref(), sizes.w1).await?);
-        store.close().await;
-        let pool = raw_pool(&scratch.file("w1-raw.db")).await?;
-        sqlite[0].raw.push(w1_raw(&pool, sizes.w1).await?);
-        pool.close().await;
+        for side in sides(run) {
+            match side {
+                Side::Framework => {
+                    let store = sqlite_store(&scratch.file("w1-framework.db")).await?;
+                    sqlite[0]
+                        .framework
+                        .push(w1_framework(store.as_ref(), sizes.w1).await?);
+                    store.close().await;
+                }
+                Side::Raw => {
+                    let pool = raw_pool(&scratch.file("w1-raw.db")).await?;
+                    sqlite[0].raw.push(w1_raw(&pool, sizes.w1).await?);
+                    pool.close().await;
+                }
+                Side::Limit => {
+                    let mut conn = limit::limit_connection(&scratch.file("w1-limit.db")).await?;
+                    sqlite[0]
+                        .limit
+                        .push(limit::w1_limit(&mut conn, sizes.w1).await?);
+                }
+            }
+        }
         // W7
         let store = sqlite_store(&scratch.file("w7-framework.db")).await?;
         let (sample, latency) = w7::framework(store.clone(), sizes.w7_appends).await?;
@@ -301,47 +338,77 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
         w7_latency[1].push(latency);
         pool.close().await;
         // W2, then W4 and W5 on its data
+        let w2_limit_path = scratch.file("w2-limit.db");
         let store = sqlite_store(&scratch.file("w2-framework.db")).await?;
-        sqlite[1]
-            .framework
-            .push(w2_framework(store.as_ref(), sizes.w2_aggregates).await?);
         let pool = raw_pool(&scratch.file("w2-raw.db")).await?;
-        sqlite[1]
-            .raw
-            .push(w2_raw(&pool, sizes.w2_aggregates).await?);
+        let mut conn = limit::limit_connection(&w2_limit_path).await?;
+        for side in sides(run) {
+            match side {
+                Side::Framework => sqlite[1]
+                    .framework
+                    .push(w2_framework(store.as_ref(), sizes.w2_aggregates).await?),
+                Side::Raw => sqlite[1]
+                    .raw
+                    .push(w2_raw(&pool, sizes.w2_aggregates).await?),
+                Side::Limit => sqlite[1]
+                    .limit
+                    .push(limit::w2_limit(&mut conn, sizes.w2_aggregates).await?),
+            }
+        }
         let w2_events = sizes.w2_aggregates * 100;
         // The reads take turns going first: whichever follows the W2 writes shares the
         // machine with the operating system writing them back.
-        let framework_first = run % 2 == 0;
-        for framework in [framework_first, !framework_first] {
-            if framework {
-                let sample = w4_framework(store.as_ref(), w2_events).await?;
-                sqlite[3].framework.push(sample);
-            } else {
-                sqlite[3].raw.push(w4_raw(&pool, w2_events).await?);
+        for side in sides(run) {
+            match side {
+                Side::Framework => sqlite[3]
+                    .framework
+                    .push(w4_framework(store.as_ref(), w2_events).await?),
+                Side::Raw => sqlite[3].raw.push(w4_raw(&pool, w2_events).await?),
+                Side::Limit => sqlite[3]
+                    .limit
+                    .push(limit::w4_limit(&conn, w2_events).await?),
             }
         }
-        for framework in [framework_first, !framework_first] {
-            if framework {
-                let sample = w5_framework(store.clone(), store.clone(), w2_events).await?;
-                sqlite[4].framework.push(sample);
-            } else {
-                sqlite[4].raw.push(w5_raw(&pool, w2_events).await?);
+        for side in sides(run) {
+            match side {
+                Side::Framework => sqlite[4]
+                    .framework
+                    .push(w5_framework(store.clone(), store.clone(), w2_events).await?),
+                Side::Raw => sqlite[4].raw.push(w5_raw(&pool, w2_events).await?),
+                Side::Limit => sqlite[4]
+                    .limit
+                    .push(limit::w5_limit(&conn, &w2_limit_path, w2_events).await?),
             }
         }
         store.close().await;
         pool.close().await;
+        drop(conn);
         // W3
-        let store = sqlite_store(&scratch.file("w3-framework.db")).await?;
-        let (sample, ms) = w3_framework(store.clone(), sizes.w3_events, sizes.w3_loads).await?;
-        sqlite[2].framework.push(sample);
-        w3_ms.push(ms);
-        store.close().await;
-        let pool = raw_pool(&scratch.file("w3-raw.db")).await?;
-        sqlite[2]
-            .raw
-            .push(w3_raw(&pool, sizes.w3_events, sizes.w3_loads).await?);
-        pool.close().await;
+        for side in sides(run) {
+            match side {
+                Side::Framework => {
+                    let store = sqlite_store(&scratch.file("w3-framework.db")).await?;
+                    let (sample, ms) =
+                        w3_framework(store.clone(), sizes.w3_events, sizes.w3_loads).await?;
+                    sqlite[2].framework.push(sample);
+                    w3_ms.push(ms);
+                    store.close().await;
+                }
+                Side::Raw => {
+                    let pool = raw_pool(&scratch.file("w3-raw.db")).await?;
+                    sqlite[2]
+                        .raw
+                        .push(w3_raw(&pool, sizes.w3_events, sizes.w3_loads).await?);
+                    pool.close().await;
+                }
+                Side::Limit => {
+                    let mut conn = limit::limit_connection(&scratch.file("w3-limit.db")).await?;
+                    sqlite[2]
+                        .limit
+                        .push(limit::w3_limit(&mut conn, sizes.w3_events, sizes.w3_loads).await?);
+                }
+            }
+        }
         // W3u
         let store = sqlite_store(&scratch.file("w3u-framework.db")).await?;
         w3u.push(w3u::framework(store.clone(), sizes.w3_events, sizes.w3_loads).await?);
@@ -429,6 +496,8 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
             framework,
             raw: None,
             ratio: Some(framework.median / w3.median.max(1e-9)),
+            limit: None,
+            ratio_limit: None,
         }
     };
     let mut w3_sorted = w3_ms.clone();
@@ -581,24 +650,32 @@ fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "\n{label}:")?;
         writeln!(
             out,
-            "{:<36} {:>30} {:>30} {:>6} {:>9} {:>9}",
-            "workload", "framework", "raw sqlx", "ratio", "RSS fw", "RSS raw"
+            "{:<36} {:>30} {:>30} {:>6} {:>30} {:>6} {:>9} {:>9} {:>9}",
+            "workload",
+            "framework",
+            "raw sqlx",
+            "ratio",
+            "limit (rusqlite)",
+            "/limit",
+            "RSS fw",
+            "RSS raw",
+            "RSS lim"
         )?;
+        let ratio = |x: Option<f64>| x.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+        let rss = |s: Option<&Summary>| s.map(|s| mb(s.peak_rss_kb)).unwrap_or_else(|| "-".into());
         for r in results.iter() {
             writeln!(
                 out,
-                "{:<36} {:>30} {:>30} {:>6} {:>9} {:>9}",
+                "{:<36} {:>30} {:>30} {:>6} {:>30} {:>6} {:>9} {:>9} {:>9}",
                 format!("{} {} ({})", r.id, r.name, r.unit),
                 figure(&r.framework),
                 r.raw.as_ref().map(figure).unwrap_or_else(|| "-".into()),
-                r.ratio
-                    .map(|x| format!("{x:.2}"))
-                    .unwrap_or_else(|| "-".into()),
+                ratio(r.ratio),
+                r.limit.as_ref().map(figure).unwrap_or_else(|| "-".into()),
+                ratio(r.ratio_limit),
                 mb(r.framework.peak_rss_kb),
-                r.raw
-                    .as_ref()
-                    .map(|s| mb(s.peak_rss_kb))
-                    .unwrap_or_else(|| "-".into()),
+                rss(r.raw.as_ref()),
+                rss(r.limit.as_ref()),
             )?;
         }
     }
@@ -670,6 +747,7 @@ fn workload_result(
 ) -> WorkloadResult {
     let framework = summarize(&samples.framework);
     let raw = (!samples.raw.is_empty()).then(|| summarize(&samples.raw));
+    let limit = (!samples.limit.is_empty()).then(|| summarize(&samples.limit));
     WorkloadResult {
         id,
         name,
@@ -677,6 +755,8 @@ fn workload_result(
         framework,
         raw,
         ratio: raw.map(|r| framework.median / r.median.max(1e-9)),
+        limit,
+        ratio_limit: limit.map(|l| framework.median / l.median.max(1e-9)),
     }
 }
 

@@ -165,26 +165,33 @@ async fn a_full_filesystem_gives_storage_full_and_no_poisoned_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_at_its_page_limit_gives_storage_full_and_recovers() {
-    // The same fault without root: SQLite's max_page_count makes the database "full".
+    // The same fault without root: SQLite's max_page_count (set on every connection of
+    // the store with `pragma`) makes the database "full".
     let dir = support::TempDir::new();
+    let path = dir.file("events.db");
+    // A ballast table to free afterwards: its pages go to the free list, which appends
+    // reuse without growing the file past the limit.
+    let setup = SqliteEventStore::open(&path).await.unwrap();
+    setup.initialize().await.unwrap();
+    sqlx::query("CREATE TABLE ballast AS SELECT zeroblob(200000) AS b")
+        .execute(setup.pool())
+        .await
+        .unwrap();
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(setup.pool())
+        .await
+        .unwrap();
+    setup.close().await;
     let store = Arc::new(
-        SqliteEventStore::options(dir.file("events.db"))
+        SqliteEventStore::options(&path)
             .max_connections(1)
+            .pragma("max_page_count", (pages + 20).to_string())
             .open()
             .await
             .unwrap(),
     );
-    store.initialize().await.unwrap();
-    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    sqlx::query(&format!("PRAGMA max_page_count = {}", pages + 20))
-        .execute(store.pool())
-        .await
-        .unwrap();
     // SQLite rolls the whole transaction back by itself here, so the append's own
-    // ROLLBACK fails: the connection must not be handed out again.
+    // ROLLBACK fails: the connection must not be used inside that transaction again.
     let errors = fill(&store, 1, 1).await;
     assert_eq!(errors.len(), 1);
     for error in &errors {
@@ -194,8 +201,8 @@ async fn a_database_at_its_page_limit_gives_storage_full_and_recovers() {
             "{error}"
         );
     }
-    // Lift the limit on whatever connection the pool has now.
-    sqlx::query("PRAGMA max_page_count = 1073741823")
+    // Free space inside the limit, through the same store.
+    sqlx::query("DROP TABLE ballast")
         .execute(store.pool())
         .await
         .unwrap();

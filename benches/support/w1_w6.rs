@@ -17,8 +17,9 @@ pub(super) struct Sizes {
 impl Sizes {
     pub(super) fn of(config: &Config) -> Self {
         Sizes {
-            w8_seconds: (60.0 * config.scale).max(1.0),
-            w8_backlog: config.n(1_000_000, 2_000),
+            // W8 is its full size at most: an hour-long W8 measures nothing more.
+            w8_seconds: (60.0 * config.scale).clamp(1.0, 60.0),
+            w8_backlog: config.n(1_000_000, 2_000).min(1_000_000),
             w1: config.n(10_000, 20),
             w2_aggregates: config.n(1_000, 2),
             w3_events: config.n(10_000, 200),

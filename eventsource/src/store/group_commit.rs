@@ -48,6 +48,14 @@ pub(crate) trait GroupWriter: Clone + Send + Sync + 'static {
         &self,
         group: Vec<AppendRequest>,
     ) -> impl Future<Output = Vec<Result<AppendResult>>> + Send;
+
+    /// Writes `group` as [`write_group`](Self::write_group) does, but synchronously, on
+    /// this thread, when that can be done without waiting for a lock; `None` (nothing
+    /// written) when it cannot. Nothing can interrupt a synchronous write, so the leader
+    /// answers the group without a task of its own.
+    fn write_now(&self, _group: &[AppendRequest]) -> Option<Vec<Result<AppendResult>>> {
+        None
+    }
 }
 
 struct Pending {
@@ -137,23 +145,17 @@ impl GroupCommit {
 /// in a task of its own where there is a runtime to spawn on, so that the group is
 /// written and answered even if the leader's caller stops waiting.
 async fn lead<W: GroupWriter>(writer: W, group: Vec<Pending>, guard: OwnedMutexGuard<()>) {
+    let (requests, replies): (Vec<_>, Vec<_>) =
+        group.into_iter().map(|p| (p.request, p.reply)).unzip();
+    if let Some(results) = writer.write_now(&requests) {
+        answer(replies, results, requests.len());
+        drop(guard);
+        return;
+    }
     let work = async move {
-        let (requests, replies): (Vec<_>, Vec<_>) =
-            group.into_iter().map(|p| (p.request, p.reply)).unzip();
         let count = requests.len();
-        let mut results = writer.write_group(requests).await.into_iter();
-        for reply in replies {
-            let result = results.next().unwrap_or_else(|| {
-                Err(Error::Database {
-                    operation: "append_events",
-                    kind: DatabaseErrorKind::Other,
-                    source: format!("a group of {count} appends came back with fewer results")
-                        .into(),
-                })
-            });
-            // A requester that stopped waiting does not want its answer.
-            let _ = reply.send(result);
-        }
+        let results = writer.write_group(requests).await;
+        answer(replies, results, count);
         drop(guard);
     };
     match tokio::runtime::Handle::try_current() {
@@ -162,6 +164,26 @@ async fn lead<W: GroupWriter>(writer: W, group: Vec<Pending>, guard: OwnedMutexG
             let _ = runtime.spawn(work).await;
         }
         Err(_) => work.await,
+    }
+}
+
+/// Sends each request of a group of `count` its result.
+fn answer(
+    replies: Vec<oneshot::Sender<Result<AppendResult>>>,
+    results: Vec<Result<AppendResult>>,
+    count: usize,
+) {
+    let mut results = results.into_iter();
+    for reply in replies {
+        let result = results.next().unwrap_or_else(|| {
+            Err(Error::Database {
+                operation: "append_events",
+                kind: DatabaseErrorKind::Other,
+                source: format!("a group of {count} appends came back with fewer results").into(),
+            })
+        });
+        // A requester that stopped waiting does not want its answer.
+        let _ = reply.send(result);
     }
 }
 

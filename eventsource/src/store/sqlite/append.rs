@@ -22,6 +22,29 @@ const INSERT: &str = concat!(
     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 );
 
+/// A stream's version (bound `aggregate_id, aggregate_type`): MAX over the stream's
+/// index, as an integer; NULL when that is not an integer (see [`stream_version`]).
+pub(super) const STREAM_VERSION: &str =
+    "SELECT CASE WHEN v IS NULL THEN 0 WHEN typeof(v) = 'integer' THEN v END \
+     FROM (SELECT MAX(version) AS v FROM events WHERE aggregate_id = ? AND aggregate_type = ?)";
+
+/// A stream's greatest integer version (bound `aggregate_id, aggregate_type`).
+pub(super) const INTEGER_STREAM_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM events \
+     WHERE aggregate_id = ? AND aggregate_type = ? AND typeof(version) = 'integer'";
+
+/// Event ids per lookup (one parameter each).
+pub(super) const ID_LOOKUP: usize = 500;
+
+/// The lookup of `ids` event ids: `event_id, global_position, aggregate_id,
+/// aggregate_type` of each stored one.
+pub(super) fn stored_ids_sql(ids: usize) -> String {
+    let marks = vec!["?"; ids].join(", ");
+    format!(
+        "SELECT event_id, global_position, CAST(aggregate_id AS TEXT), CAST(aggregate_type AS TEXT) \
+         FROM events WHERE event_id IN ({marks})"
+    )
+}
+
 pub(super) async fn stream_version(
     conn: &mut SqliteConnection,
     aggregate_id: Uuid,
@@ -32,26 +55,20 @@ pub(super) async fn stream_version(
     // tool wrote a version as text or a BLOB (which sorts above every integer), the
     // greatest integer version instead: that row is not a version (reading the stream
     // reports it).
-    let max: Option<i64> = sqlx::query_scalar(
-        "SELECT CASE WHEN v IS NULL THEN 0 WHEN typeof(v) = 'integer' THEN v END \
-         FROM (SELECT MAX(version) AS v FROM events WHERE aggregate_id = ? AND aggregate_type = ?)",
-    )
-    .bind(aggregate_id.to_string())
-    .bind(aggregate_type)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_error(operation))?;
-    let version = match max {
-        Some(version) => version,
-        None => sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM events \
-             WHERE aggregate_id = ? AND aggregate_type = ? AND typeof(version) = 'integer'",
-        )
+    let max: Option<i64> = sqlx::query_scalar(STREAM_VERSION)
         .bind(aggregate_id.to_string())
         .bind(aggregate_type)
         .fetch_one(&mut *conn)
         .await
-        .map_err(db_error(operation))?,
+        .map_err(db_error(operation))?;
+    let version = match max {
+        Some(version) => version,
+        None => sqlx::query_scalar(INTEGER_STREAM_VERSION)
+            .bind(aggregate_id.to_string())
+            .bind(aggregate_type)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_error(operation))?,
     };
     Ok(to_u64(version))
 }
@@ -83,7 +100,7 @@ async fn stored_positions(
 pub(super) struct Found {
     pub(super) position: u64,
     /// The stream's id and type, as stored.
-    stream: (String, String),
+    pub(super) stream: (String, String),
 }
 
 impl Found {
@@ -99,12 +116,8 @@ pub(super) async fn stored_anywhere(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Found>> {
     let mut found = HashMap::new();
-    for chunk in ids.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let sql = format!(
-            "SELECT event_id, global_position, CAST(aggregate_id AS TEXT), CAST(aggregate_type AS TEXT) \
-             FROM events WHERE event_id IN ({marks})"
-        );
+    for chunk in ids.chunks(ID_LOOKUP) {
+        let sql = stored_ids_sql(chunk.len());
         let mut query = sqlx::query(&sql);
         for id in chunk {
             query = query.bind(id.to_string());

@@ -52,10 +52,22 @@ impl EventStore for SqliteEventStore {
                 encoded,
                 expected: expected_version,
             };
-            match &self.group {
+            match (&self.group, &self.native) {
                 // An empty append writes nothing and has nothing to share.
-                Some(group) if !request.events.is_empty() => group.append(self, request).await,
-                _ => self.append_alone(&request).await,
+                _ if request.events.is_empty() => self.append_alone(&request).await,
+                (Some(group), _) => group.append(self, request).await,
+                (None, Some(native)) => {
+                    let group = std::slice::from_ref(&request);
+                    match self.write_group_now(group) {
+                        Some(mut results) => results.pop().unwrap_or(Err(crate::Error::StoreClosed)),
+                        None => self
+                            .write_group_blocking(native, vec![request])
+                            .await
+                            .pop()
+                            .unwrap_or(Err(crate::Error::StoreClosed)),
+                    }
+                }
+                (None, None) => self.append_alone(&request).await,
             }
         })
     }

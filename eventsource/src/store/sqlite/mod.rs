@@ -25,12 +25,14 @@ macro_rules! columns {
 
 mod append;
 mod append_group;
+mod append_native;
 mod checkpoint;
 #[cfg(test)]
 mod decode_fuzz;
 mod dlq;
 mod events;
 mod fields;
+mod native;
 pub use options::SqliteStoreOptions;
 pub use projection::{
     BatchReport, SqliteProjection, SqliteProjectionHandle, SqliteProjectionRunner,
@@ -85,6 +87,9 @@ pub struct SqliteEventStore {
     /// Concurrent appends waiting to be written together; `None` when each append is
     /// its own transaction ([`SqliteStoreOptions::group_commit`]).
     group: Option<Arc<GroupCommit>>,
+    /// The store's own connections for appends and reads of a file database (`None`
+    /// for `:memory:`, whose database lives in the pool's one connection).
+    native: Option<Arc<native::Native>>,
 }
 
 impl SqliteEventStore {
@@ -154,6 +159,9 @@ impl SqliteEventStore {
     /// unless another process has the database open, the WAL is checkpointed into the
     /// database file and removed. Later operations fail with [`Error::StoreClosed`].
     pub async fn close(&self) {
+        if let Some(native) = &self.native {
+            native.close();
+        }
         self.pool.close().await;
         // sqlx's `Pool::close` can return while a connection that was being handed back
         // to the pool is still on its way; it then lands among the idle ones after the

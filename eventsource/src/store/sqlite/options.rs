@@ -12,6 +12,7 @@ use sqlx::sqlite::{
 };
 use sqlx::Connection;
 
+use super::native::{Native, NativeOptions};
 use super::{schema, SqliteEventStore, MEMORY};
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
@@ -44,6 +45,8 @@ pub struct SqliteStoreOptions {
     max_connections: u32,
     /// Each connection's page cache, in KiB (`PRAGMA cache_size = -N`).
     cache_kib: u32,
+    /// `PRAGMA name = value` run on every connection the store opens.
+    pragmas: Vec<(String, String)>,
     read_only: bool,
     outbox: bool,
     group_commit: bool,
@@ -104,6 +107,7 @@ impl SqliteStoreOptions {
             registry: None,
             max_connections: 4,
             cache_kib: DEFAULT_CACHE_KIB,
+            pragmas: Vec::new(),
             read_only: false,
             outbox: false,
             group_commit: true,
@@ -152,6 +156,18 @@ impl SqliteStoreOptions {
     /// stays flat.
     pub fn cache_size_kib(mut self, kib: u32) -> Self {
         self.cache_kib = kib;
+        self
+    }
+
+    /// Runs `PRAGMA name = value` on every connection the store opens (its pool's and
+    /// its own), after its own settings: for example `("mmap_size", "268435456")` or
+    /// `("temp_store", "memory")`. `name` is a pragma's name and `value` a number or a
+    /// bare word; anything else, and the pragmas these options own (`journal_mode`:
+    /// [`wal_mode`](Self::wal_mode); `busy_timeout`; `cache_size`:
+    /// [`cache_size_kib`](Self::cache_size_kib)), is refused by [`open`](Self::open)
+    /// with [`Error::InvalidConfiguration`].
+    pub fn pragma(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.pragmas.push((name.into(), value.into()));
         self
     }
 
@@ -220,6 +236,25 @@ impl SqliteStoreOptions {
                 self.cache_kib
             ));
         }
+        for (name, value) in &self.pragmas {
+            let word = |s: &str, extra: &[char]| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(&c))
+            };
+            if !word(name, &[]) || !word(value, &['-', '.']) {
+                return invalid(format!(
+                    "pragma `{name} = {value}`: the name must be a pragma's name and the value a number or a bare word"
+                ));
+            }
+            if ["journal_mode", "busy_timeout", "cache_size"]
+                .contains(&name.to_ascii_lowercase().as_str())
+            {
+                return invalid(format!(
+                    "pragma `{name}` is set by the store's own options (wal_mode, busy_timeout, cache_size_kib)"
+                ));
+            }
+        }
         if i32::try_from(self.busy_timeout.as_millis()).is_err() {
             return invalid(format!("busy_timeout {:?} is too long", self.busy_timeout));
         }
@@ -279,6 +314,9 @@ impl SqliteStoreOptions {
         }
         .busy_timeout(self.busy_timeout)
         .pragma("cache_size", format!("-{}", self.cache_kib));
+        let connect = self.pragmas.iter().fold(connect, |connect, (name, value)| {
+            connect.pragma(name.clone(), value.clone())
+        });
         // No ping before each use: a SQLite connection is a handle in this process, and
         // sqlx's ping is a round trip through the connection's worker thread that
         // doubled the hand-overs of every read and append. A connection whose worker
@@ -344,7 +382,29 @@ impl SqliteStoreOptions {
                     source: Box::new(e),
                 })?
         };
+        let wal_mode = journal_mode.eq_ignore_ascii_case("wal");
+        let native = if memory {
+            None
+        } else {
+            let opened = Native::open(NativeOptions {
+                path: self.database.clone(),
+                read_only: self.read_only,
+                wal: wal_mode,
+                busy_timeout: self.busy_timeout,
+                cache_kib: self.cache_kib,
+                pragmas: self.pragmas.clone(),
+                readers: usize::try_from(self.max_connections).unwrap_or(4),
+            });
+            match opened {
+                Ok(native) => Some(Arc::new(native)),
+                Err(error) => {
+                    pool.close().await;
+                    return Err(error);
+                }
+            }
+        };
         let store = SqliteEventStore {
+            native,
             pool,
             registry: self.registry.clone().unwrap_or_else(EventRegistry::global),
             schema: Arc::new(SchemaState::new(
@@ -354,7 +414,7 @@ impl SqliteStoreOptions {
                 &schema::ADDED_TABLE_COLUMNS,
             )),
             database: self.database,
-            wal_mode: journal_mode.eq_ignore_ascii_case("wal"),
+            wal_mode,
             busy_timeout: self.busy_timeout,
             connect_options: connect,
             read_only: self.read_only,

@@ -1,0 +1,299 @@
+//! Appends on the native writer connection (see [`super::native`]): a group of appends
+//! (a group of one, when nobody else is appending) in one `BEGIN IMMEDIATE`
+//! transaction, in the statements and with the plan of [`super::append_group`], each
+//! append keeping its own outcome.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use uuid::Uuid;
+
+use super::append::{stored_ids_sql, Found, ID_LOOKUP, INTEGER_STREAM_VERSION, STREAM_VERSION};
+use super::append_group::{
+    group_ids, insert_sql, plan_group, versions_sql, EventRow, INSERT_ROWS, VERSION_STREAMS,
+};
+use super::native::{is_native_unique_violation, native_error, Native, INLINE_EVENTS};
+use super::timestamp::format_timestamp;
+use super::{PayloadFormat, SqliteEventStore};
+use crate::error::{Error, Result};
+use crate::store::group_commit::{copy_error, must_not_retry, AppendRequest};
+use crate::store::sql::{to_i64, to_u64};
+use crate::store::AppendResult;
+
+const OP: &str = "append_events";
+
+impl SqliteEventStore {
+    /// Writes `group` on this thread if the native writer and the database's write lock
+    /// are free at once and the group is small ([`INLINE_EVENTS`]); `None` otherwise
+    /// (nothing was written).
+    pub(super) fn write_group_now(
+        &self,
+        group: &[AppendRequest],
+    ) -> Option<Vec<Result<AppendResult>>> {
+        let native = self.native.as_ref()?;
+        let events: usize = group.iter().map(|r| r.events.len()).sum();
+        if events > INLINE_EVENTS {
+            return None;
+        }
+        let format = self.payload_format();
+        native
+            .write_now(OP, |conn| write_begun(conn, group, format))
+            .map(|written| written.unwrap_or_else(|error| copies(group.len(), &error)))
+    }
+
+    /// Writes `group` on the native writer in the blocking pool, waiting for the write
+    /// lock up to the busy timeout.
+    pub(super) async fn write_group_blocking(
+        &self,
+        native: &Arc<Native>,
+        group: Vec<AppendRequest>,
+    ) -> Vec<Result<AppendResult>> {
+        let count = group.len();
+        let format = self.payload_format();
+        native
+            .write_blocking(OP, move |conn| write_begun(conn, &group, format))
+            .await
+            .unwrap_or_else(|error| copies(count, &error))
+    }
+}
+
+fn copies(count: usize, error: &Error) -> Vec<Result<AppendResult>> {
+    (0..count).map(|_| Err(copy_error(error))).collect()
+}
+
+/// Writes `group`, its first transaction begun already: together, and when that fails
+/// as a whole, one append at a time (event ids make that safe).
+fn write_begun(
+    conn: &mut Connection,
+    group: &[AppendRequest],
+    format: PayloadFormat,
+) -> Vec<Result<AppendResult>> {
+    let outcomes = match in_transaction(conn, group, format) {
+        Ok(outcomes) => outcomes,
+        Err(error) if group.len() == 1 => return vec![refused(conn, &group[0], error)],
+        Err(error) if must_not_retry(&error) => return copies(group.len(), &error),
+        Err(error) => {
+            tracing::debug!(%error, appends = group.len(), "a group commit failed; writing its appends one at a time");
+            group.iter().map(|_| None).collect()
+        }
+    };
+    group
+        .iter()
+        .zip(outcomes)
+        .map(|(request, outcome)| match outcome {
+            Some(result) => result,
+            None => alone(conn, request, format),
+        })
+        .collect()
+}
+
+/// One append in a transaction of its own.
+fn alone(
+    conn: &mut Connection,
+    request: &AppendRequest,
+    format: PayloadFormat,
+) -> Result<AppendResult> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(native_error(OP))?;
+    match in_transaction(conn, std::slice::from_ref(request), format) {
+        Ok(mut outcomes) => outcomes.pop().flatten().unwrap_or_else(|| {
+            Err(Error::Database {
+                operation: OP,
+                kind: crate::error::DatabaseErrorKind::Other,
+                source: "an append alone in its transaction was left for the next one".into(),
+            })
+        }),
+        Err(error) => refused(conn, request, error),
+    }
+}
+
+/// The error of an append whose transaction failed: a unique-key violation is a
+/// conflict (another writer took the version first), described with the stream's
+/// version.
+fn refused(conn: &Connection, request: &AppendRequest, error: Error) -> Result<AppendResult> {
+    if !is_native_unique_violation(&error) {
+        return Err(error);
+    }
+    let actual = stream_version(conn, request.aggregate_id, &request.aggregate_type).unwrap_or(0);
+    Err(Error::OptimisticLock {
+        aggregate_id: request.aggregate_id,
+        aggregate_type: request.aggregate_type.clone(),
+        expected: request.expected,
+        actual,
+    })
+}
+
+/// The statements of a group inside its begun transaction, then the commit; on an
+/// error, the rollback.
+fn in_transaction(
+    conn: &Connection,
+    group: &[AppendRequest],
+    format: PayloadFormat,
+) -> Result<Vec<Option<Result<AppendResult>>>> {
+    let written = (|| {
+        let stored = stored_anywhere(conn, &group_ids(group))?;
+        let versions = stream_versions(conn, group)?;
+        let plan = plan_group(group, &stored, versions, format);
+        let positions = insert_rows(conn, &plan.rows, &plan.created_at)?;
+        conn.execute_batch("COMMIT").map_err(native_error(OP))?;
+        Ok(plan.finish(&positions))
+    })();
+    if written.is_err() && !conn.is_autocommit() {
+        // SQLite may have rolled back by itself already (a full disk): then there is
+        // nothing to roll back.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    written
+}
+
+/// The stored events among `ids`, wherever they are.
+fn stored_anywhere(conn: &Connection, ids: &[Uuid]) -> Result<HashMap<Uuid, Found>> {
+    let error = native_error(OP);
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(ID_LOOKUP) {
+        let mut statement = conn
+            .prepare_cached(&stored_ids_sql(chunk.len()))
+            .map_err(&error)?;
+        for (i, id) in chunk.iter().enumerate() {
+            statement
+                .raw_bind_parameter(i + 1, id.to_string())
+                .map_err(&error)?;
+        }
+        let mut rows = statement.raw_query();
+        while let Some(row) = rows.next().map_err(&error)? {
+            let id: String = row.get(0).map_err(&error)?;
+            let position: i64 = row.get(1).map_err(&error)?;
+            let aggregate_id: Option<String> = row.get(2).map_err(&error)?;
+            let aggregate_type: Option<String> = row.get(3).map_err(&error)?;
+            if let Ok(id) = Uuid::parse_str(&id) {
+                found.insert(
+                    id,
+                    Found {
+                        position: to_u64(position),
+                        stream: (
+                            aggregate_id.unwrap_or_default(),
+                            aggregate_type.unwrap_or_default(),
+                        ),
+                    },
+                );
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// One stream's version (see [`super::append::stream_version`]).
+fn stream_version(conn: &Connection, aggregate_id: Uuid, aggregate_type: &str) -> Result<u64> {
+    let error = native_error(OP);
+    let id = aggregate_id.to_string();
+    let max: Option<i64> = conn
+        .prepare_cached(STREAM_VERSION)
+        .and_then(|mut s| s.query_row((&id, aggregate_type), |row| row.get(0)))
+        .map_err(&error)?;
+    let version = match max {
+        Some(version) => version,
+        None => conn
+            .prepare_cached(INTEGER_STREAM_VERSION)
+            .and_then(|mut s| s.query_row((&id, aggregate_type), |row| row.get(0)))
+            .map_err(&error)?,
+    };
+    Ok(to_u64(version))
+}
+
+/// The current version of every stream of `group`.
+fn stream_versions<'a>(
+    conn: &Connection,
+    group: &'a [AppendRequest],
+) -> Result<HashMap<(Uuid, &'a str), u64>> {
+    let error = native_error(OP);
+    let mut streams: Vec<(Uuid, &str)> = Vec::new();
+    for request in group {
+        let key = (request.aggregate_id, request.aggregate_type.as_str());
+        if !streams.contains(&key) {
+            streams.push(key);
+        }
+    }
+    let mut versions = HashMap::with_capacity(streams.len());
+    for chunk in streams.chunks(VERSION_STREAMS) {
+        let mut statement = conn
+            .prepare_cached(&versions_sql(chunk.len()))
+            .map_err(&error)?;
+        for (i, (aggregate_id, aggregate_type)) in chunk.iter().enumerate() {
+            statement
+                .raw_bind_parameter(2 * i + 1, aggregate_id.to_string())
+                .map_err(&error)?;
+            statement
+                .raw_bind_parameter(2 * i + 2, *aggregate_type)
+                .map_err(&error)?;
+        }
+        let mut found: Vec<(usize, Option<i64>)> = Vec::with_capacity(chunk.len());
+        let mut rows = statement.raw_query();
+        while let Some(row) = rows.next().map_err(&error)? {
+            let i: i64 = row.get(0).map_err(&error)?;
+            let version: Option<i64> = row.get(1).map_err(&error)?;
+            if let Ok(i) = usize::try_from(i) {
+                found.push((i, version));
+            }
+        }
+        drop(rows);
+        for (i, version) in found {
+            let Some(&(aggregate_id, aggregate_type)) = chunk.get(i) else {
+                continue;
+            };
+            let version = match version {
+                Some(version) => to_u64(version),
+                None => stream_version(conn, aggregate_id, aggregate_type)?,
+            };
+            versions.insert((aggregate_id, aggregate_type), version);
+        }
+    }
+    Ok(versions)
+}
+
+/// Inserts `rows` in multi-row statements; the global position of each by event id.
+fn insert_rows(
+    conn: &Connection,
+    rows: &[EventRow<'_>],
+    created_at: &str,
+) -> Result<HashMap<Uuid, u64>> {
+    let error = native_error(OP);
+    let mut positions = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(INSERT_ROWS) {
+        let mut statement = conn
+            .prepare_cached(&insert_sql(chunk.len()))
+            .map_err(&error)?;
+        let mut n = 0;
+        let mut bind = |value: &dyn rusqlite::ToSql| {
+            n += 1;
+            statement.raw_bind_parameter(n, value)
+        };
+        for row in chunk {
+            let event = row.event;
+            bind(&event.event_id.to_string())
+                .and_then(|()| bind(&row.aggregate_id.to_string()))
+                .and_then(|()| bind(&row.aggregate_type))
+                .and_then(|()| bind(&event.event_type()))
+                .and_then(|()| bind(&event.tenant_id.map(|t| t.to_string())))
+                .and_then(|()| bind(&event.actor_id.as_deref()))
+                .and_then(|()| bind(&to_i64(row.version)))
+                .and_then(|()| bind(&format_timestamp(event.timestamp)))
+                .and_then(|()| bind(&row.payload()))
+                .and_then(|()| bind(&created_at))
+                .and_then(|()| bind(&i64::from(event.event_version())))
+                .and_then(|()| bind(&event.correlation_id.map(|t| t.to_string())))
+                .and_then(|()| bind(&event.causation_id.map(|t| t.to_string())))
+                .and_then(|()| bind(&row.encoded.metadata.as_str()))
+                .map_err(&error)?;
+        }
+        let mut returned = statement.raw_query();
+        while let Some(row) = returned.next().map_err(&error)? {
+            let id: String = row.get(0).map_err(&error)?;
+            let position: i64 = row.get(1).map_err(&error)?;
+            if let Ok(id) = Uuid::parse_str(&id) {
+                positions.insert(id, to_u64(position));
+            }
+        }
+    }
+    Ok(positions)
+}
