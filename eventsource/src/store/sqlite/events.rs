@@ -6,9 +6,10 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::append::stream_version;
-use super::page::{self as page_text, Bind, PageQuery, Record};
+use super::page::{self as page_text, Bind, Record};
 use super::reads::{fetch_events, paged_read, placed, Filter};
 use super::row;
+use super::source::{Source, SourceQuery};
 use super::timestamp::format_timestamp;
 use super::unreadable::{self, unreadable};
 use super::{db_error, PayloadFormat, SqliteEventStore};
@@ -128,7 +129,7 @@ impl EventStore for SqliteEventStore {
                 move || {
                     paged_read(
                         &self.select_columns(),
-                        self.pool.clone(),
+                        Source::of(self),
                         self.registry.clone(),
                         "read_stream",
                         "version",
@@ -146,7 +147,7 @@ impl EventStore for SqliteEventStore {
             after_check(self.ready("read_all", Need::ReadEvents, false), move || {
                 paged_read(
                     &self.select_columns(),
-                    self.pool.clone(),
+                    Source::of(self),
                     self.registry.clone(),
                     "read_all",
                     "global_position",
@@ -240,29 +241,33 @@ impl EventStore for SqliteEventStore {
             self.ready(OP, Need::ReadEvents, false).await?;
             // Positions, type and payload only: no envelope to build in SQL or in Rust.
             // (Rows of eventsource-py keep their schema version in the payload.)
-            let event_version = if self.select_columns().contains("event_version") {
+            let lists = self.select_columns();
+            let event_version = if lists.event_version {
                 "event_version"
             } else {
                 "NULL"
             };
             let sep = super::fields::SEPARATOR;
-            let inner = format!(
-                "SELECT printf('%d{sep}%s{sep}%s{sep}%s{sep}%s', global_position, {version}, \
-                     {event_version}, {event_type}, payload) AS r, version AS n \
+            let packed = format!(
+                "printf('%d{sep}%s{sep}%s{sep}%s{sep}%s', global_position, {version}, \
+                     {event_version}, {event_type}, payload)",
+                version = row::VERSION_TEXT,
+                event_type = row::EVENT_TYPE_TEXT
+            );
+            let tail = format!(
+                ", version AS n \
                  FROM events WHERE aggregate_id = ? AND aggregate_type = ? \
                      AND (version >= ? OR NOT ({placed})) \
                  ORDER BY version",
                 placed = placed("version"),
-                version = row::VERSION_TEXT,
-                event_type = row::EVENT_TYPE_TEXT
             );
-            let query = PageQuery::new(&inner, "ASC");
-            let binds = [
+            let query = SourceQuery::new(&packed, &lists.replay, &super::pack::REPLAY, &tail, "ASC");
+            let binds = vec![
                 Bind::Text(aggregate_id.to_string()),
                 Bind::Text(aggregate_type.to_owned()),
                 Bind::Int(to_i64(from_version)),
             ];
-            let page = page_text::read(&self.pool, &query, &binds, OP).await?;
+            let page = Source::of(self).read(&query, binds, OP).await?;
             let events = page
                 .records()
                 .map(|record| match record? {
@@ -281,7 +286,7 @@ impl EventStore for SqliteEventStore {
                 .await?;
             // Rows written by eventsource-py keep the schema version in the payload.
             // (An uninitialized eventsource-py table has no event_version column.)
-            let column = if !self.select_columns().contains("event_version") {
+            let column = if !self.select_columns().event_version {
                 "NULL"
             } else {
                 "event_version"

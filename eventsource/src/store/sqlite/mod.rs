@@ -40,6 +40,7 @@ pub use projection::{
 pub use python::PayloadFormat;
 mod options;
 mod outbox;
+mod pack;
 mod page;
 mod projection;
 mod python;
@@ -47,8 +48,35 @@ mod reads;
 mod row;
 mod schema;
 mod snapshot;
+mod source;
 mod timestamp;
 mod unreadable;
+
+/// The select lists of the `events` table, for the columns it has.
+#[derive(Debug, Default)]
+struct SelectLists {
+    /// A page row packed in SQL (see [`row::select_list`]), for the pool.
+    packed: String,
+    /// A page row's plain columns, packed in Rust, for the native reader (see
+    /// [`pack::PAGE`]).
+    page: String,
+    /// A `replay_stream` row's plain columns (see [`pack::REPLAY`]).
+    replay: String,
+    /// The table has the `event_version` column (not an eventsource-py table that was
+    /// not initialized).
+    event_version: bool,
+}
+
+impl SelectLists {
+    fn new(present: &HashSet<String>) -> Self {
+        SelectLists {
+            packed: row::select_list(present),
+            page: pack::select_list(&pack::PAGE, present),
+            replay: pack::select_list(&pack::REPLAY, present),
+            event_version: present.is_empty() || present.contains("event_version"),
+        }
+    }
+}
 
 /// The name that opens an in-memory database.
 const MEMORY: &str = ":memory:";
@@ -80,8 +108,8 @@ pub struct SqliteEventStore {
     outbox_pending: Arc<AtomicBool>,
     /// The tables and columns the database has.
     schema: Arc<SchemaState>,
-    /// The `events` select list for this database's columns (see [`row::select_list`]).
-    select_columns: Arc<RwLock<Arc<str>>>,
+    /// The `events` select lists for this database's columns.
+    select_columns: Arc<RwLock<Arc<SelectLists>>>,
     /// Appends write eventsource-py's payload form ([`PayloadFormat::EventsourcePy`]).
     python_payloads: Arc<AtomicBool>,
     /// Concurrent appends waiting to be written together; `None` when each append is
@@ -224,8 +252,8 @@ impl SqliteEventStore {
         &self.pool
     }
 
-    /// The select list of the `events` table.
-    fn select_columns(&self) -> Arc<str> {
+    /// The select lists of the `events` table.
+    fn select_columns(&self) -> Arc<SelectLists> {
         self.select_columns
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -252,7 +280,7 @@ impl SqliteEventStore {
         *self
             .select_columns
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::from(row::select_list(&present));
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(SelectLists::new(&present));
         let mut table_columns = HashSet::new();
         for (table, column) in schema::ADDED_TABLE_COLUMNS {
             if !tables.contains(table) {

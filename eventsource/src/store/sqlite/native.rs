@@ -147,6 +147,11 @@ impl Native {
             .clear();
     }
 
+    /// `true` once [`close`](Self::close) was called.
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     fn ensure_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(Error::StoreClosed)
@@ -209,7 +214,6 @@ impl Native {
     }
 
     /// Runs `work` on a reader connection in the blocking pool.
-    #[allow(dead_code)] // the paged reads move here next
     ///
     /// # Errors
     /// [`Error::StoreClosed`]; [`Error::Connection`] when a reader cannot be opened;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -420,7 +420,7 @@ impl SqliteStoreOptions {
             read_only: self.read_only,
             outbox: self.outbox,
             outbox_pending: Arc::new(AtomicBool::new(self.outbox)),
-            select_columns: Arc::new(RwLock::new(Arc::from(""))),
+            select_columns: Arc::default(),
             python_payloads: Arc::new(AtomicBool::new(false)),
             group: self.group_commit.then(Arc::default),
         };

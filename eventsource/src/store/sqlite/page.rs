@@ -104,12 +104,22 @@ pub(super) enum Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    fn of(bytes: &'a [u8]) -> Self {
+    pub(super) fn of(bytes: &'a [u8]) -> Self {
         std::str::from_utf8(bytes).map_or(Record::NotUtf8(bytes), Record::Text)
     }
 }
 
 impl PageText {
+    /// A page of length-prefixed records packed in Rust (by the native reader).
+    pub(super) fn length_prefixed(bytes: Vec<u8>, len: usize, last: Option<i64>) -> Self {
+        PageText {
+            body: Body::from_bytes(bytes),
+            framing: Framing::LengthPrefixed,
+            len,
+            last,
+        }
+    }
+
     #[cfg(test)]
     fn new(text: &str, framing: Framing, len: usize) -> Self {
         PageText {

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use futures::FutureExt;
-use sqlx::sqlite::SqlitePool;
 use tracing::Instrument;
 
-use super::page::{self as page_text, Bind, PageQuery, PageText, Record};
-use super::row;
+use super::page::{self as page_text, Bind, PageText, Record};
+use super::source::{Source, SourceQuery};
 use super::timestamp::format_timestamp;
 use super::unreadable::{self, unreadable};
 use super::SqliteEventStore;
+use super::{pack, row, SelectLists};
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::clamp_timestamp;
@@ -101,13 +101,20 @@ pub(super) async fn fetch_events(
     order_column: &str,
     filter: &Filter,
 ) -> Result<Vec<StoredEvent>> {
-    let inner = format!(
-        "SELECT {} AS r, {order_column} AS n FROM events WHERE {} ORDER BY {order_column}",
-        store.select_columns(),
-        filter.where_sql()
+    let lists = store.select_columns();
+    let query = SourceQuery::new(
+        &lists.packed,
+        &lists.page,
+        &pack::PAGE,
+        &format!(
+            ", {order_column} AS n FROM events WHERE {} ORDER BY {order_column}",
+            filter.where_sql()
+        ),
+        "ASC",
     );
-    let query = PageQuery::new(&inner, "ASC");
-    let page = page_text::read(&store.pool, &query, &filter.binds, operation).await?;
+    let page = Source::of(store)
+        .read(&query, filter.binds.clone(), operation)
+        .await?;
     let events = page
         .records()
         .map(|r| match r? {
@@ -144,8 +151,8 @@ pub(super) fn placed(position_column: &str) -> &'static str {
 /// position of corrupt rows so the stream can report them and go on; rows with no place
 /// in that order are reported as [`with_misplaced`] says.
 pub(super) fn paged_read<'a>(
-    columns: &str,
-    pool: SqlitePool,
+    lists: &SelectLists,
+    source: Source,
     registry: Arc<EventRegistry>,
     operation: &'static str,
     position_column: &'static str,
@@ -158,8 +165,9 @@ pub(super) fn paged_read<'a>(
     };
     let descending = options.direction == ReadDirection::Backward;
     let placed = placed(position_column);
+    let query = |tail: &str| SourceQuery::new(&lists.packed, &lists.page, &pack::PAGE, tail, order);
     let inner = format!(
-        "SELECT {columns} AS r, {position_column} AS n FROM events \
+        ", {position_column} AS n FROM events \
          WHERE {position_column} {cmp} ? AND {placed} AND {} \
          ORDER BY {position_column} {order} LIMIT ?",
         filter.where_sql()
@@ -171,22 +179,27 @@ pub(super) fn paged_read<'a>(
     } else {
         "global_position < 1".to_owned()
     };
-    let misplaced_query = PageQuery::new(
+    let misplaced_query = SourceQuery::new(
+        &lists.packed,
+        &lists.page,
+        &pack::PAGE,
         &format!(
-            "SELECT {columns} AS r, global_position AS n FROM events \
+            ", global_position AS n FROM events \
              WHERE {misplaced_rows} AND {} ORDER BY global_position LIMIT {}",
             filter.where_sql(),
             MISPLACED_MAX + 1
         ),
         "ASC",
     );
-    let query = Arc::new(PageQuery::new(&inner, order));
+    let query = Arc::new(query(&inner));
     let binds: Arc<[Bind]> = filter.binds.into();
     let by_version = position_column == "version";
     let misplaced = {
-        let (pool, registry, binds) = (pool.clone(), registry.clone(), binds.clone());
+        let (source, registry, binds) = (source.clone(), registry.clone(), binds.clone());
         async move {
-            let page = page_text::read(&pool, &misplaced_query, &binds, operation).await?;
+            let page = source
+                .read(&misplaced_query, binds.to_vec(), operation)
+                .await?;
             let rows: Vec<Result<StoredEvent>> = page
                 .records()
                 .map(|r| match r? {
@@ -205,16 +218,16 @@ pub(super) fn paged_read<'a>(
     let main = paginate_ahead(
         options,
         move |cursor, limit| {
-            let (pool, query, binds) = (pool.clone(), query.clone(), binds.clone());
+            let (source, query, binds) = (source.clone(), query.clone(), binds.clone());
             async move {
-                if pool.is_closed() {
+                if source.is_closed() {
                     return Err(Error::StoreClosed);
                 }
                 let mut all = Vec::with_capacity(binds.len() + 2);
                 all.push(Bind::Int(to_i64(cursor)));
                 all.extend(binds.iter().cloned());
                 all.push(Bind::Int(limit as i64));
-                let page = page_text::read(&pool, &query, &all, operation).await?;
+                let page = source.read(&query, all, operation).await?;
                 if page.len > 0 && page.last.is_none() {
                     return Err(Error::Database {
                         operation,
@@ -257,9 +270,8 @@ fn misplaced_row(event: &StoredEvent) -> Error {
     }
 }
 
-/// Decodes the rows of a page value, each with its position: the global position, or
-/// the version when `by_version` (read_stream pages by version); in position order,
-/// descending when `descending`.
+/// Decodes the rows of a page, each with its position (see [`decode_record`]), in
+/// position order, descending when `descending`.
 fn decode_page(
     page: &PageText,
     registry: &EventRegistry,
@@ -268,44 +280,55 @@ fn decode_page(
 ) -> Result<Vec<PageRow>> {
     let rows = page
         .records()
-        .map(|r| {
-            let r = match r? {
-                Record::Text(r) => r,
-                Record::NotUtf8(r) => {
-                    let unreadable = unreadable(r, &unreadable::PAGE_COLUMNS)?;
-                    let position = if by_version {
-                        unreadable.version
-                    } else {
-                        Some(unreadable.position)
-                    };
-                    // Without a readable version the page cannot go on past this row:
-                    // end the stream with the row's error.
-                    return match position {
-                        Some(position) => Ok((position, Err(unreadable.error))),
-                        None => Err(unreadable.error),
-                    };
-                }
-            };
-            let (position, event) = row::decode(r, registry)?;
-            if !by_version {
-                return Ok((position, event));
-            }
-            let version = match &event {
-                Ok(e) => Some(e.stream_position),
-                Err(_) => row::stream_version(r),
-            };
-            match (version, event) {
-                (Some(version), event) => Ok((version, event)),
-                // Without a readable version the page cannot go on past this row: end
-                // the stream with the row's error.
-                (None, Err(error)) => Err(error),
-                (None, Ok(e)) => Ok((e.stream_position, Ok(e))),
-            }
-        })
+        .map(|r| decode_record(r?, registry, by_version))
         .collect::<Result<Vec<PageRow>>>()?;
     Ok(page_text::in_order(
         rows,
         |(position, _)| *position,
         descending,
     ))
+}
+
+/// Decodes a row of a page with its position: the global position, or the version when
+/// `by_version` (read_stream pages by version).
+///
+/// # Errors
+/// The row's error when the read cannot go on past it (no readable position).
+fn decode_record(
+    record: Record<'_>,
+    registry: &EventRegistry,
+    by_version: bool,
+) -> Result<PageRow> {
+    let r = match record {
+        Record::Text(r) => r,
+        Record::NotUtf8(r) => {
+            let unreadable = unreadable(r, &unreadable::PAGE_COLUMNS)?;
+            let position = if by_version {
+                unreadable.version
+            } else {
+                Some(unreadable.position)
+            };
+            // Without a readable version the page cannot go on past this row: end the
+            // stream with the row's error.
+            return match position {
+                Some(position) => Ok((position, Err(unreadable.error))),
+                None => Err(unreadable.error),
+            };
+        }
+    };
+    let (position, event) = row::decode(r, registry)?;
+    if !by_version {
+        return Ok((position, event));
+    }
+    let version = match &event {
+        Ok(e) => Some(e.stream_position),
+        Err(_) => row::stream_version(r),
+    };
+    match (version, event) {
+        (Some(version), event) => Ok((version, event)),
+        // Without a readable version the page cannot go on past this row: end the
+        // stream with the row's error.
+        (None, Err(error)) => Err(error),
+        (None, Ok(e)) => Ok((e.stream_position, Ok(e))),
+    }
 }
