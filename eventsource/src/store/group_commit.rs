@@ -5,11 +5,13 @@
 //! There is no background task. Every append queues its request, then either receives
 //! its result from the writer that took it, or becomes the writer itself (the leader) by
 //! taking the writer lock: the leader drains the queue, hands the group to the backend
-//! ([`GroupWriter::write_group`]) in a spawned task, and answers every request of the
-//! group. Each request keeps its own outcome: the backend checks each append's expected
+//! (synchronously with [`GroupWriter::write_now`] where the backend can write without
+//! waiting, else [`GroupWriter::write_group`] in a spawned task), and answers every
+//! request of the group. Each request keeps its own outcome: the backend checks each append's expected
 //! version and event ids on its own, and one refused append does not fail its
-//! neighbours. The spawned task owns the writer lock and the group, so an append whose
-//! caller gives up (a dropped future) never leaves a group half-answered.
+//! neighbours. A synchronous write cannot be interrupted, and the spawned task owns the
+//! writer lock and the group, so an append whose caller gives up (a dropped future)
+//! never leaves a group half-answered.
 
 use std::collections::VecDeque;
 use std::future::Future;
