@@ -24,6 +24,8 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use uuid::Uuid;
 
+#[path = "support/config.rs"]
+mod config;
 #[path = "support/limit.rs"]
 mod limit;
 #[path = "support/measuring.rs"]
@@ -33,6 +35,8 @@ mod measuring;
 mod postgres;
 #[path = "support/raw.rs"]
 mod raw;
+#[path = "support/report.rs"]
+mod report;
 #[path = "support/w1_w6.rs"]
 mod w1_w6;
 #[path = "support/w3u.rs"]
@@ -42,96 +46,14 @@ mod w7;
 #[path = "support/w8.rs"]
 mod w8;
 
+#[allow(unused_imports)] // USAGE is for the bench binary, not bench_smoke
+pub use config::{Config, USAGE};
 use measuring::{measure, summarize, Sample, Summary};
 use raw::{raw_append, raw_load, raw_pool, RAW_INSERT};
+use report::{median_latency, print_report, workload_result};
 use w1_w6::*;
 
 type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-pub const USAGE: &str = "usage: cargo bench --bench workloads -- [--runs N] [--scale F] [--json FILE] [--memory] [--w4-rss]
-  --runs N     runs per workload, the median is reported (default 3)
-  --scale F    scale every workload by F: 0.01 for a smoke run, 10 for W1/W2 into a
-               1,000,000-event database and W4 over 1,000,000 events (default 1; W8 stays
-               at its full size above 1)
-  --json FILE  also write the results as JSON
-  --memory     also run W1..W5 on the in-memory store
-  --w4-rss     also check W4's peak RSS at 100,000 and 1,000,000 events
-  --reads-only set up W2's data once, then run only W3..W5 (for profiling)
-  --postgres   also run W1..W8 on PostgreSQL (EVENTSOURCE_BENCH_POSTGRES_URL, or a throwaway cluster)
-  --postgres-only  only the PostgreSQL workloads";
-
-/// What to run.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub runs: usize,
-    pub scale: f64,
-    pub json: Option<PathBuf>,
-    pub memory: bool,
-    pub w4_rss: bool,
-    /// Only the read workloads W3..W5 (for profiling).
-    pub reads_only: bool,
-    /// Also the workloads on PostgreSQL.
-    pub postgres: bool,
-    /// Only the workloads on PostgreSQL.
-    pub postgres_only: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            runs: 3,
-            scale: 1.0,
-            json: None,
-            memory: false,
-            w4_rss: false,
-            reads_only: false,
-            postgres: false,
-            postgres_only: false,
-        }
-    }
-}
-
-impl Config {
-    pub fn from_args(args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut config = Config::default();
-        let mut args = args.peekable();
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-            match arg.as_str() {
-                "--runs" => {
-                    config.runs = value("--runs")?
-                        .parse()
-                        .map_err(|e| format!("--runs: {e}"))?
-                }
-                "--scale" => {
-                    config.scale = value("--scale")?
-                        .parse()
-                        .map_err(|e| format!("--scale: {e}"))?
-                }
-                "--json" => config.json = Some(PathBuf::from(value("--json")?)),
-                "--memory" => config.memory = true,
-                "--w4-rss" => config.w4_rss = true,
-                "--reads-only" => config.reads_only = true,
-                "--postgres" => config.postgres = true,
-                "--postgres-only" => {
-                    config.postgres = true;
-                    config.postgres_only = true;
-                }
-                // cargo bench passes --bench to harness=false targets.
-                "--bench" => {}
-                other => return Err(format!("unknown argument `{other}`")),
-            }
-        }
-        if config.runs == 0 || !(config.scale > 0.0 && config.scale <= 100.0) {
-            return Err("--runs must be at least 1 and --scale in (0, 100]".into());
-        }
-        Ok(config)
-    }
-
-    fn n(&self, full: usize, min: usize) -> usize {
-        ((full as f64 * self.scale) as usize).max(min)
-    }
-}
 
 // The workload's domain.
 
@@ -626,148 +548,4 @@ async fn w4_rss(events: usize) -> BoxResult<u64> {
     let sample = w4_framework(store.as_ref(), events).await?;
     store.close().await;
     Ok(sample.peak_rss_kb)
-}
-
-fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "\nmedian of {} runs [min..max], scale {}; SQLite file, WAL, synchronous=NORMAL",
-        report.runs, report.scale
-    )?;
-    let figure = |s: &Summary| format!("{:.0} [{:.0}..{:.0}]", s.median, s.min, s.max);
-    let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
-    for (label, results) in [
-        ("sqlite", &report.sqlite),
-        ("memory", &report.memory),
-        (
-            "postgres (PostgreSQL, fsync=off unless EVENTSOURCE_BENCH_POSTGRES_URL)",
-            &report.postgres,
-        ),
-    ] {
-        if results.is_empty() {
-            continue;
-        }
-        writeln!(out, "\n{label}:")?;
-        writeln!(
-            out,
-            "{:<36} {:>30} {:>30} {:>6} {:>30} {:>6} {:>9} {:>9} {:>9}",
-            "workload",
-            "framework",
-            "raw sqlx",
-            "ratio",
-            "limit (rusqlite)",
-            "/limit",
-            "RSS fw",
-            "RSS raw",
-            "RSS lim"
-        )?;
-        let ratio = |x: Option<f64>| x.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
-        let rss = |s: Option<&Summary>| s.map(|s| mb(s.peak_rss_kb)).unwrap_or_else(|| "-".into());
-        for r in results.iter() {
-            writeln!(
-                out,
-                "{:<36} {:>30} {:>30} {:>6} {:>30} {:>6} {:>9} {:>9} {:>9}",
-                format!("{} {} ({})", r.id, r.name, r.unit),
-                figure(&r.framework),
-                r.raw.as_ref().map(figure).unwrap_or_else(|| "-".into()),
-                ratio(r.ratio),
-                r.limit.as_ref().map(figure).unwrap_or_else(|| "-".into()),
-                ratio(r.ratio_limit),
-                mb(r.framework.peak_rss_kb),
-                rss(r.raw.as_ref()),
-                rss(r.limit.as_ref()),
-            )?;
-        }
-    }
-    writeln!(
-        out,
-        "\n{} {} ({}): {} through the framework, {:.2} of W3 (v1 rows read as v2)",
-        report.w3u.id,
-        report.w3u.name,
-        report.w3u.unit,
-        figure(&report.w3u.framework),
-        report.w3u.ratio.unwrap_or(0.0)
-    )?;
-    writeln!(
-        out,
-        "\nW3 median per load: {:.2} ms; W6: exactly one winner in {}/{} rounds",
-        report.w3_median_ms_per_load, report.w6_correct_rounds, report.w6_rounds
-    )?;
-    if !report.sqlite.is_empty() {
-        let sqlite = Extras {
-            w7_latency: report.w7_latency,
-            w7_over_w1: report.w7_over_w1,
-            w8: report.w8.clone(),
-        };
-        print_extras("SQLite", &sqlite, out)?;
-    }
-    if let Some(postgres) = &report.postgres_extras {
-        print_extras("PostgreSQL", postgres, out)?;
-    }
-    for (events, kb) in &report.w4_rss_kb {
-        writeln!(out, "W4 peak RSS reading {events} events: {}", mb(*kb))?;
-    }
-    Ok(())
-}
-
-/// W7's latencies and W8 of a backend.
-fn print_extras(backend: &str, extras: &Extras, out: &mut dyn Write) -> std::io::Result<()> {
-    let median = |mut values: Vec<f64>| {
-        values.sort_by(|a, b| a.total_cmp(b));
-        values.get(values.len() / 2).copied().unwrap_or(0.0)
-    };
-    let [fw, raw] = extras.w7_latency;
-    writeln!(
-        out,
-        "{backend} W7 concurrent-append ({} tasks): {:.2} of W1 through the framework; append latency p50 {:.2} ms, p99 {:.2} ms (raw: {:.2} ms, {:.2} ms)",
-        w7::TASKS, extras.w7_over_w1, fw.p50_ms, fw.p99_ms, raw.p50_ms, raw.p99_ms
-    )?;
-    let w8 = &extras.w8;
-    if !w8.is_empty() {
-        writeln!(
-            out,
-            "{backend} W8 outbox-relay ({} writers, relay batches of {W8_BATCH}): appended {:.0} events/s, \
-             published {:.0} entries/s, backlog at the end {} (max {}); drained {} entries at {:.0} entries/s",
-            w7::TASKS,
-            median(w8.iter().map(|s| s.appended_per_second).collect()),
-            median(w8.iter().map(|s| s.published_per_second).collect()),
-            w8.iter().map(|s| s.backlog_at_end).max().unwrap_or(0),
-            w8.iter().map(|s| s.backlog_max).max().unwrap_or(0),
-            w8.iter().map(|s| s.drained).max().unwrap_or(0),
-            median(w8.iter().map(|s| s.drain_per_second).collect()),
-        )?;
-    }
-    Ok(())
-}
-
-/// A workload's summaries and ratio.
-fn workload_result(
-    (id, name, unit): (&'static str, &'static str, &'static str),
-    samples: &Samples,
-) -> WorkloadResult {
-    let framework = summarize(&samples.framework);
-    let raw = (!samples.raw.is_empty()).then(|| summarize(&samples.raw));
-    let limit = (!samples.limit.is_empty()).then(|| summarize(&samples.limit));
-    WorkloadResult {
-        id,
-        name,
-        unit,
-        framework,
-        raw,
-        ratio: raw.map(|r| framework.median / r.median.max(1e-9)),
-        limit,
-        ratio_limit: limit.map(|l| framework.median / l.median.max(1e-9)),
-    }
-}
-
-/// The median p50 and p99 of several runs.
-fn median_latency(runs: &[w7::Latency]) -> w7::Latency {
-    let median = |mut values: Vec<f64>| {
-        values.sort_by(|a, b| a.total_cmp(b));
-        values.get(values.len() / 2).copied().unwrap_or(0.0)
-    };
-    w7::Latency {
-        p50_ms: median(runs.iter().map(|l| l.p50_ms).collect()),
-        p99_ms: median(runs.iter().map(|l| l.p99_ms).collect()),
-    }
 }

@@ -16,7 +16,20 @@ use sqlx::Connection;
 use support::{created, TempDir};
 use uuid::Uuid;
 
-/// Holds the database's write lock from another connection for `hold`, while a store
+/// Another connection to `path`, holding the database's write lock (`BEGIN IMMEDIATE`)
+/// until it commits or rolls back.
+async fn hold_write_lock(path: &std::path::Path) -> sqlx::SqliteConnection {
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    other
+}
+
+/// Holds the database's write lock from another connection, while a store
 /// appends; the append must wait, not fail, and the runtime's one thread must keep
 /// running other tasks meanwhile (a ticker counts).
 async fn append_while_locked(group_commit: bool) {
@@ -28,13 +41,7 @@ async fn append_while_locked(group_commit: bool) {
         .await
         .unwrap();
     store.initialize().await.unwrap();
-    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let mut other = hold_write_lock(&path).await;
 
     let ticks = Arc::new(AtomicU64::new(0));
     let ticker = tokio::spawn({
@@ -92,13 +99,7 @@ async fn a_lock_held_past_the_busy_timeout_is_a_transient_busy_error() {
         .await
         .unwrap();
     store.initialize().await.unwrap();
-    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let mut other = hold_write_lock(&path).await;
     let error = store
         .append_events(
             Uuid::new_v4(),

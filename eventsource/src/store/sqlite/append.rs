@@ -100,10 +100,25 @@ async fn stored_positions(
 pub(super) struct Found {
     pub(super) position: u64,
     /// The stream's id and type, as stored.
-    pub(super) stream: (String, String),
+    stream: (String, String),
 }
 
 impl Found {
+    /// A row of [`stored_ids_sql`]'s lookup: its position, stream id and type.
+    pub(super) fn new(
+        position: i64,
+        aggregate_id: Option<String>,
+        aggregate_type: Option<String>,
+    ) -> Self {
+        Found {
+            position: to_u64(position),
+            stream: (
+                aggregate_id.unwrap_or_default(),
+                aggregate_type.unwrap_or_default(),
+            ),
+        }
+    }
+
     /// `true` when the event is stored in this stream (`aggregate_id` as text).
     pub(super) fn in_stream(&self, aggregate_id: &str, aggregate_type: &str) -> bool {
         self.stream.0 == aggregate_id && self.stream.1 == aggregate_type
@@ -133,16 +148,7 @@ pub(super) async fn stored_anywhere(
             let aggregate_type: Option<String> =
                 row.try_get(3).map_err(db_error("append_events"))?;
             if let Ok(id) = Uuid::parse_str(&id) {
-                found.insert(
-                    id,
-                    Found {
-                        position: to_u64(position),
-                        stream: (
-                            aggregate_id.unwrap_or_default(),
-                            aggregate_type.unwrap_or_default(),
-                        ),
-                    },
-                );
+                found.insert(id, Found::new(position, aggregate_id, aggregate_type));
             }
         }
     }

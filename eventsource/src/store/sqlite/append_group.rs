@@ -289,12 +289,9 @@ pub(super) fn insert_sql(rows: usize) -> String {
     )
 }
 
-/// The current version of every stream of `group`.
-async fn stream_versions<'a>(
-    conn: &mut SqliteConnection,
-    group: &'a [AppendRequest],
-) -> Result<HashMap<(Uuid, &'a str), u64>> {
-    let mut streams: Vec<(Uuid, &str)> = Vec::new();
+/// The streams of `group`, each once, in order of first appearance.
+pub(super) fn group_streams(group: &[AppendRequest]) -> Vec<(Uuid, &str)> {
+    let mut streams = Vec::new();
     let mut seen = HashSet::new();
     for request in group {
         let key = (request.aggregate_id, request.aggregate_type.as_str());
@@ -302,6 +299,15 @@ async fn stream_versions<'a>(
             streams.push(key);
         }
     }
+    streams
+}
+
+/// The current version of every stream of `group`.
+async fn stream_versions<'a>(
+    conn: &mut SqliteConnection,
+    group: &'a [AppendRequest],
+) -> Result<HashMap<(Uuid, &'a str), u64>> {
+    let streams = group_streams(group);
     let mut versions = HashMap::with_capacity(streams.len());
     for chunk in streams.chunks(VERSION_STREAMS) {
         let sql = versions_sql(chunk.len());

@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::append::{stored_ids_sql, Found, ID_LOOKUP, INTEGER_STREAM_VERSION, STREAM_VERSION};
 use super::append_group::{
-    group_ids, insert_sql, plan_group, versions_sql, EventRow, INSERT_ROWS, VERSION_STREAMS,
+    group_ids, group_streams, insert_sql, plan_group, versions_sql, EventRow, INSERT_ROWS,
+    VERSION_STREAMS,
 };
 use super::native::{is_native_unique_violation, native_error, Native, INLINE_EVENTS};
 use super::timestamp::format_timestamp;
@@ -58,6 +59,35 @@ impl SqliteEventStore {
     }
 }
 
+impl SqliteEventStore {
+    /// One append on the native writer, without group commit: on this thread when it
+    /// can, else in the blocking pool.
+    pub(super) async fn write_one_native(
+        &self,
+        native: &Arc<Native>,
+        request: AppendRequest,
+    ) -> Result<AppendResult> {
+        let results = match self.write_group_now(std::slice::from_ref(&request)) {
+            Some(results) => results,
+            None => self.write_group_blocking(native, vec![request]).await,
+        };
+        results
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Err(no_result()))
+    }
+}
+
+/// The error for an append that came back without a result (not reachable: every write
+/// answers each append of its group).
+fn no_result() -> Error {
+    Error::Database {
+        operation: OP,
+        kind: crate::error::DatabaseErrorKind::Other,
+        source: "an append came back without a result".into(),
+    }
+}
+
 fn copies(count: usize, error: &Error) -> Vec<Result<AppendResult>> {
     (0..count).map(|_| Err(copy_error(error))).collect()
 }
@@ -97,13 +127,7 @@ fn alone(
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(native_error(OP))?;
     match in_transaction(conn, std::slice::from_ref(request), format) {
-        Ok(mut outcomes) => outcomes.pop().flatten().unwrap_or_else(|| {
-            Err(Error::Database {
-                operation: OP,
-                kind: crate::error::DatabaseErrorKind::Other,
-                source: "an append alone in its transaction was left for the next one".into(),
-            })
-        }),
+        Ok(mut outcomes) => outcomes.pop().flatten().unwrap_or_else(|| Err(no_result())),
         Err(error) => refused(conn, request, error),
     }
 }
@@ -167,16 +191,7 @@ fn stored_anywhere(conn: &Connection, ids: &[Uuid]) -> Result<HashMap<Uuid, Foun
             let aggregate_id: Option<String> = row.get(2).map_err(&error)?;
             let aggregate_type: Option<String> = row.get(3).map_err(&error)?;
             if let Ok(id) = Uuid::parse_str(&id) {
-                found.insert(
-                    id,
-                    Found {
-                        position: to_u64(position),
-                        stream: (
-                            aggregate_id.unwrap_or_default(),
-                            aggregate_type.unwrap_or_default(),
-                        ),
-                    },
-                );
+                found.insert(id, Found::new(position, aggregate_id, aggregate_type));
             }
         }
     }
@@ -207,13 +222,7 @@ fn stream_versions<'a>(
     group: &'a [AppendRequest],
 ) -> Result<HashMap<(Uuid, &'a str), u64>> {
     let error = native_error(OP);
-    let mut streams: Vec<(Uuid, &str)> = Vec::new();
-    for request in group {
-        let key = (request.aggregate_id, request.aggregate_type.as_str());
-        if !streams.contains(&key) {
-            streams.push(key);
-        }
-    }
+    let streams = group_streams(group);
     let mut versions = HashMap::with_capacity(streams.len());
     for chunk in streams.chunks(VERSION_STREAMS) {
         let mut statement = conn

@@ -57,17 +57,7 @@ impl EventStore for SqliteEventStore {
                 // An empty append writes nothing and has nothing to share.
                 _ if request.events.is_empty() => self.append_alone(&request).await,
                 (Some(group), _) => group.append(self, request).await,
-                (None, Some(native)) => {
-                    let group = std::slice::from_ref(&request);
-                    match self.write_group_now(group) {
-                        Some(mut results) => results.pop().unwrap_or(Err(crate::Error::StoreClosed)),
-                        None => self
-                            .write_group_blocking(native, vec![request])
-                            .await
-                            .pop()
-                            .unwrap_or(Err(crate::Error::StoreClosed)),
-                    }
-                }
+                (None, Some(native)) => self.write_one_native(native, request).await,
                 (None, None) => self.append_alone(&request).await,
             }
         })

@@ -10,7 +10,7 @@
 //! something it is not.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use rusqlite::types::ValueRef;
 
@@ -101,15 +101,12 @@ pub(super) fn separate(out: &mut Vec<u8>) {
 }
 
 fn push_integer(out: &mut Vec<u8>, i: i64) {
-    let mut text = String::new();
-    let _ = write!(text, "{i}");
-    out.extend_from_slice(text.as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{i}");
 }
 
 fn push_real(out: &mut Vec<u8>, f: f64) {
-    let mut text = String::new();
-    let _ = write!(text, "{f:?}");
-    out.extend_from_slice(text.as_bytes());
+    let _ = write!(out, "{f:?}");
 }
 
 /// `typeof(value) || ' ' || quote(value)`, as SQLite writes it.
@@ -136,11 +133,9 @@ fn push_literal(out: &mut Vec<u8>, value: ValueRef<'_>) {
         }
         ValueRef::Blob(bytes) => {
             out.extend_from_slice(b"blob X'");
-            let mut hex = String::with_capacity(bytes.len() * 2);
             for b in bytes {
-                let _ = write!(hex, "{b:02X}");
+                let _ = write!(out, "{b:02X}");
             }
-            out.extend_from_slice(hex.as_bytes());
             out.push(b'\'');
         }
     }

@@ -3,6 +3,7 @@
 //! rows as one page value, see [`super::page`]). Either way a read is a [`PageText`] of
 //! packed rows, decoded by one decoder, so both read exactly the same.
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use rusqlite::types::ValueRef;
@@ -124,8 +125,8 @@ fn read_rows(
             }
             pack(row.get_ref(i).map_err(&error)?, *how, &mut record);
         }
-        page.extend_from_slice(record.len().to_string().as_bytes());
-        page.push(b',');
+        // Writing into a Vec cannot fail.
+        let _ = write!(page, "{},", record.len());
         page.extend_from_slice(&record);
         len += 1;
         last = match row.get_ref(packing.len()).map_err(&error)? {
