@@ -127,6 +127,8 @@ pub struct Report {
     pub w6_rounds: usize,
     pub w6_correct_rounds: usize,
     pub w4_rss_kb: Vec<(u64, u64)>,
+    /// W3's (events, RSS before the load, peak RSS during it), in KiB (`--w3-rss`).
+    pub w3_rss_kb: Vec<(u64, u64, u64)>,
     pub w3_median_ms_per_load: f64,
     /// W3u through the framework on SQLite, and its ratio to W3's.
     pub w3u: WorkloadResult,
@@ -206,6 +208,14 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
     let sizes = Sizes::of(config);
     if config.reads_only {
         return profile_reads(config, &sizes, out).await;
+    }
+    // Before anything else, while the process is small.
+    let mut w3_rss_kb = Vec::new();
+    if config.w3_rss {
+        for events in [10_000usize, 100_000] {
+            let (before, peak) = w3_rss(events).await?;
+            w3_rss_kb.push((events as u64, before, peak));
+        }
     }
     let mut sqlite: [Samples; 7] = Default::default();
     let mut w7_latency: [Vec<w7::Latency>; 2] = Default::default();
@@ -444,6 +454,7 @@ pub async fn run(config: &Config, out: &mut dyn Write) -> BoxResult<Report> {
         w6_rounds: sizes.w6_rounds,
         w6_correct_rounds: w6_correct,
         w4_rss_kb: Vec::new(),
+        w3_rss_kb,
         w3_median_ms_per_load: w3_sorted.get(w3_sorted.len() / 2).copied().unwrap_or(0.0),
         w3u,
         w7_latency: w7_latency.map(|runs| median_latency(&runs)),
@@ -516,6 +527,37 @@ async fn profile_reads(config: &Config, sizes: &Sizes, out: &mut dyn Write) -> B
         )?;
     }
     Err("--reads-only prints figures only".into())
+}
+
+/// W3's memory: the RSS before one repository load of an aggregate of `events` events,
+/// and the peak during it.
+async fn w3_rss(events: usize) -> BoxResult<(u64, u64)> {
+    let scratch = Scratch::new()?;
+    let store = sqlite_store(&scratch.file("w3-rss.db")).await?;
+    let id = Uuid::new_v4();
+    for batch in 0..events / 1000 {
+        let batch_events = (0..1000)
+            .map(|i| NewEvent::new(deposit(batch * 1000 + i)))
+            .collect();
+        store
+            .append_events(
+                id,
+                "Account",
+                batch_events,
+                ExpectedVersion::from(batch as u64 * 1000),
+            )
+            .await?;
+    }
+    let repo = AggregateRepository::<Account>::new(store.clone());
+    measuring::reset_peak_rss();
+    let before = measuring::current_rss_kb();
+    let account = repo.load(id).await?;
+    let peak = measuring::peak_rss_kb();
+    if account.state().deposits != (events / 1000 * 1000) as u64 {
+        return Err("W3 RSS: wrong state".into());
+    }
+    store.close().await;
+    Ok((before, peak))
 }
 
 /// W4's peak RSS reading `events` events through the framework (data inserted raw, in

@@ -203,3 +203,58 @@ async fn the_exactly_once_runner_moves_past_rows_at_no_position() {
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0].failed.global_position, 0);
 }
+
+#[tokio::test]
+async fn a_row_at_no_version_fails_a_load_whichever_replay_page_it_is_on() {
+    // 2,500 events: the repository replays them in pages of 1,000 by version.
+    for (at, version) in [
+        (1500, "1499.5"),
+        (1001, "1000.5"),
+        (2500, "'late'"),
+        (10, "0"),
+        (2000, "X'35'"),
+    ] {
+        let dir = TempDir::new();
+        let store =
+            std::sync::Arc::new(SqliteEventStore::open(dir.file("events.db")).await.unwrap());
+        store.initialize().await.unwrap();
+        let id = uuid::Uuid::new_v4();
+        for batch in 0..5u64 {
+            let events = (0..500)
+                .map(|i| support::created(&format!("t{batch}-{i}")))
+                .collect();
+            store
+                .append_events(id, "Task", events, ExpectedVersion::from(batch * 500))
+                .await
+                .unwrap();
+        }
+        sqlx::query(&format!(
+            "UPDATE events SET version = {version} WHERE aggregate_id = ? AND version = {at}"
+        ))
+        .bind(id.to_string())
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let repo = eventsource::AggregateRepository::<Tasks>::new(store.clone());
+        let loaded = repo.load(id).await;
+        assert!(
+            matches!(loaded, Err(eventsource::Error::CorruptEvent { .. })),
+            "version {version} at {at}: {loaded:?}"
+        );
+        store.close().await;
+    }
+}
+
+/// The `Task` stream as an aggregate: how many were created.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+struct Tasks {
+    created: u64,
+}
+
+#[aggregate(name = "Task")]
+impl Tasks {
+    #[apply]
+    fn created(&mut self, _event: &TaskCreated) {
+        self.created += 1;
+    }
+}

@@ -10,6 +10,7 @@ pub const USAGE: &str = "usage: cargo bench --bench workloads -- [--runs N] [--s
   --json FILE  also write the results as JSON
   --memory     also run W1..W5 on the in-memory store
   --w4-rss     also check W4's peak RSS at 100,000 and 1,000,000 events
+  --w3-rss     first check W3's memory loading aggregates of 10,000 and 100,000 events
   --reads-only set up W2's data once, then run only W3..W5 (for profiling)
   --postgres   also run W1..W8 on PostgreSQL (EVENTSOURCE_BENCH_POSTGRES_URL, or a throwaway cluster)
   --postgres-only  only the PostgreSQL workloads";
@@ -22,6 +23,8 @@ pub struct Config {
     pub json: Option<PathBuf>,
     pub memory: bool,
     pub w4_rss: bool,
+    /// W3's memory loading 10,000- and 100,000-event aggregates, before anything else.
+    pub w3_rss: bool,
     /// Only the read workloads W3..W5 (for profiling).
     pub reads_only: bool,
     /// Also the workloads on PostgreSQL.
@@ -38,6 +41,7 @@ impl Default for Config {
             json: None,
             memory: false,
             w4_rss: false,
+            w3_rss: false,
             reads_only: false,
             postgres: false,
             postgres_only: false,
@@ -65,6 +69,7 @@ impl Config {
                 "--json" => config.json = Some(PathBuf::from(value("--json")?)),
                 "--memory" => config.memory = true,
                 "--w4-rss" => config.w4_rss = true,
+                "--w3-rss" => config.w3_rss = true,
                 "--reads-only" => config.reads_only = true,
                 "--postgres" => config.postgres = true,
                 "--postgres-only" => {

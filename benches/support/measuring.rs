@@ -17,12 +17,22 @@ pub(super) fn reset_peak_rss() {
 
 /// The process's peak RSS since the last reset, in KiB (0 where unknown).
 pub(super) fn peak_rss_kb() -> u64 {
+    status_kb("VmHWM:")
+}
+
+/// The process's RSS now, in KiB (0 where unknown).
+pub(super) fn current_rss_kb() -> u64 {
+    status_kb("VmRSS:")
+}
+
+/// A KiB figure of `/proc/self/status`.
+fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)

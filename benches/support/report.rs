@@ -79,6 +79,15 @@ pub(super) fn print_report(report: &Report, out: &mut dyn Write) -> std::io::Res
     if let Some(postgres) = &report.postgres_extras {
         print_extras("PostgreSQL", postgres, out)?;
     }
+    for (events, before, peak) in &report.w3_rss_kb {
+        writeln!(
+            out,
+            "W3 loading a {events}-event aggregate: RSS {} before, peak {} during (+{})",
+            mb(*before),
+            mb(*peak),
+            mb(peak.saturating_sub(*before))
+        )?;
+    }
     for (events, kb) in &report.w4_rss_kb {
         writeln!(out, "W4 peak RSS reading {events} events: {}", mb(*kb))?;
     }

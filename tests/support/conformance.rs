@@ -29,7 +29,7 @@ macro_rules! conformance_suite {
             raw_events_of_registered_types_decode, reads_span_many_pages, stream_ids_parse,
             events_belong_to_their_declared_aggregate, stale_appends_fail_alone,
             same_event_at_once_is_stored_once, one_event_id_racing_into_two_streams,
-            one_type_reads_span_pages_in_order);
+            one_type_reads_span_pages_in_order, replay_pages_agree_with_replay_stream);
     };
     (@tests $fixture:path; $($name:ident),* $(,)?) => {
         $(

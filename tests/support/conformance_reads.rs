@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use eventsource::prelude::*;
+use eventsource::ReplayedEvent;
 use uuid::Uuid;
 
 use super::{collect, created, noted, TaskCompleted, TaskCreated};
@@ -314,4 +315,48 @@ pub async fn get_events_by_type_filters(store: Store) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// `replay_stream_pages` yields `replay_stream`'s events, in order, over more than two
+/// pages (SQLite pages by 1,000), from any version; an aggregate loads from them.
+pub async fn replay_pages_agree_with_replay_stream(store: Store) {
+    use futures::TryStreamExt;
+    let id = Uuid::new_v4();
+    for batch in 0..5u64 {
+        let events: Vec<NewEvent> = (0..500).map(|i| created(&format!("{batch}-{i}"))).collect();
+        store
+            .append_events(id, "Task", events, ExpectedVersion::from(batch * 500))
+            .await
+            .unwrap();
+    }
+    for from in [0, 1, 999, 1000, 1001, 2000, 2500, 2501] {
+        let whole = store.replay_stream(id, "Task", from).await.unwrap();
+        let pages: Vec<Vec<ReplayedEvent>> = store
+            .replay_stream_pages(id, "Task", from)
+            .try_collect()
+            .await
+            .unwrap();
+        let paged: Vec<&ReplayedEvent> = pages.iter().flatten().collect();
+        assert_eq!(paged.len(), whole.len(), "from {from}");
+        for (p, w) in paged.iter().zip(&whole) {
+            assert_eq!(
+                (p.global_position, p.version),
+                (w.global_position, w.version)
+            );
+            assert_eq!(
+                p.payload.to_json_value().unwrap(),
+                w.payload.to_json_value().unwrap()
+            );
+        }
+        let versions: Vec<u64> = paged.iter().map(|e| e.version).collect();
+        let first = from.max(1);
+        let expected: Vec<u64> = (first..=2500).collect();
+        assert_eq!(versions, expected, "from {from}");
+    }
+    let none: Vec<Vec<ReplayedEvent>> = store
+        .replay_stream_pages(Uuid::new_v4(), "Task", 1)
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(none.iter().all(Vec::is_empty));
 }

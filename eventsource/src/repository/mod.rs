@@ -183,11 +183,9 @@ impl<A: Aggregate> AggregateRepository<A> {
             Some(root) => root,
             None => AggregateRoot::new(aggregate_id),
         };
-        let mut events = self
-            .store
-            .replay_stream(aggregate_id, A::AGGREGATE_TYPE, root.version() + 1)
-            .await?;
-        if root.version() > 0 && events.is_empty() {
+        let from = root.version() + 1;
+        let mut replayed = self.replay_into(&mut root, from).await?;
+        if root.version() > 0 && replayed == 0 {
             // A snapshot ahead of the stream (the event store was reset, say) must not
             // bring back an aggregate the events do not have.
             let stored = self
@@ -202,22 +200,33 @@ impl<A: Aggregate> AggregateRepository<A> {
                     "snapshot ahead of the stream ignored"
                 );
                 root = AggregateRoot::new(aggregate_id);
-                events = self
-                    .store
-                    .replay_stream(aggregate_id, A::AGGREGATE_TYPE, 1)
-                    .await?;
+                replayed = self.replay_into(&mut root, 1).await?;
             }
-        }
-        for event in &events {
-            root.replay(event)?;
         }
         if crate::EventRegistry::global().has_splits() {
             // A split row that reads as no event still counts in the stream's version:
             // read it from the same rows (another query could see a later append).
             self.catch_up_rows_without_events(&mut root).await?;
         }
-        tracing::debug!(version = root.version(), replayed = events.len(), "loaded");
+        tracing::debug!(version = root.version(), replayed, "loaded");
         Ok(root)
+    }
+
+    /// Applies the stream's events from version `from` on to `root`, page by page as
+    /// they are read (a long stream is never held whole); how many were applied.
+    async fn replay_into(&self, root: &mut AggregateRoot<A>, from: u64) -> Result<usize> {
+        use futures::TryStreamExt;
+        let mut pages =
+            self.store
+                .replay_stream_pages(root.aggregate_id(), A::AGGREGATE_TYPE, from);
+        let mut replayed = 0;
+        while let Some(page) = pages.try_next().await? {
+            for event in &page {
+                root.replay(event)?;
+            }
+            replayed += page.len();
+        }
+        Ok(replayed)
     }
 
     /// Moves `root` to the version of the last row of its stream when the rows after its

@@ -299,6 +299,30 @@ pub trait EventStore: Send + Sync + fmt::Debug {
             })
             .collect())
     }
+
+    /// [`replay_stream`](Self::replay_stream) a page at a time, in version order, so
+    /// that a long stream is never held whole: what
+    /// [`crate::AggregateRepository::load`] applies as it reads. The default returns
+    /// `replay_stream`'s events as one page; the SQLite store reads pages of 1,000 by
+    /// version, the next one while the caller applies this one. A page read after
+    /// another writer appended to the stream includes its events: the replay ends at
+    /// the stream's version when its last page is read.
+    ///
+    /// # Errors
+    /// As [`replay_stream`](Self::replay_stream), as an item of the stream; it ends
+    /// after an error.
+    fn replay_stream_pages<'a>(
+        &'a self,
+        aggregate_id: Uuid,
+        aggregate_type: &'a str,
+        from_version: u64,
+    ) -> BoxStream<'a, Result<Vec<ReplayedEvent>>> {
+        Box::pin(futures::stream::once(self.replay_stream(
+            aggregate_id,
+            aggregate_type,
+            from_version,
+        )))
+    }
 }
 
 /// An event of a stream as [`EventStore::replay_stream`] returns it: positions and payload.

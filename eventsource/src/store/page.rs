@@ -310,7 +310,9 @@ impl<T: Send + 'static> AbortOnDrop<T> {
 
     /// Spawns `task` on the current tokio runtime, or says that there is none.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    fn try_spawn(task: impl Future<Output = Result<T>> + Send + 'static) -> Result<Self> {
+    pub(crate) fn try_spawn(
+        task: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<Self> {
         Ok(AbortOnDrop(runtime()?.spawn(task)))
     }
 }

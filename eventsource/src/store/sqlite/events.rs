@@ -2,16 +2,17 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
 use sqlx::Row;
 use uuid::Uuid;
 
 use super::append::stream_version;
-use super::page::{self as page_text, Bind, Record};
+use super::page::Bind;
 use super::reads::{fetch_events, paged_read, placed, Filter};
-use super::row;
-use super::source::{Source, SourceQuery};
+
+use super::source::Source;
 use super::timestamp::format_timestamp;
-use super::unreadable::{self, unreadable};
+
 use super::{db_error, PayloadFormat, SqliteEventStore};
 use crate::envelope::NewEvent;
 use crate::error::Result;
@@ -229,45 +230,20 @@ impl EventStore for SqliteEventStore {
         traced!("replay_stream", backend = "sqlite", %aggregate_id, aggregate_type, from_version, {
             const OP: &str = "replay_stream";
             self.ready(OP, Need::ReadEvents, false).await?;
-            // Positions, type and payload only: no envelope to build in SQL or in Rust.
-            // (Rows of eventsource-py keep their schema version in the payload.)
-            let lists = self.select_columns();
-            let event_version = if lists.event_version {
-                "event_version"
-            } else {
-                "NULL"
-            };
-            let sep = super::fields::SEPARATOR;
-            let packed = format!(
-                "printf('%d{sep}%s{sep}%s{sep}%s{sep}%s', global_position, {version}, \
-                     {event_version}, {event_type}, payload)",
-                version = row::VERSION_TEXT,
-                event_type = row::EVENT_TYPE_TEXT
-            );
-            let tail = format!(
-                ", version AS n \
-                 FROM events WHERE aggregate_id = ? AND aggregate_type = ? \
-                     AND (version >= ? OR NOT ({placed})) \
-                 ORDER BY version",
-                placed = placed("version"),
-            );
-            let query = SourceQuery::new(&packed, &lists.replay, &super::pack::REPLAY, &tail, "ASC");
-            let binds = vec![
-                Bind::Text(aggregate_id.to_string()),
-                Bind::Text(aggregate_type.to_owned()),
-                Bind::Int(to_i64(from_version)),
-            ];
-            let page = Source::of(self).read(&query, binds, OP).await?;
-            let events = page
-                .records()
-                .map(|record| match record? {
-                    Record::Text(r) => row::decode_replayed(r, &self.registry),
-                    Record::NotUtf8(r) => Err(unreadable(r, &unreadable::REPLAY_COLUMNS)?.error),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            self.registry
-                .expand_replayed(page_text::in_order(events, |e| e.version, false))
+            let page = Source::of(self)
+                .read(&self.replay_query(super::replay::Part::Whole), self.replay_binds(aggregate_id, aggregate_type, from_version), OP)
+                .await?;
+            self.decode_replayed(&page)
         })
+    }
+
+    fn replay_stream_pages<'a>(
+        &'a self,
+        aggregate_id: Uuid,
+        aggregate_type: &'a str,
+        from_version: u64,
+    ) -> BoxStream<'a, Result<Vec<ReplayedEvent>>> {
+        self.replay_pages(aggregate_id, aggregate_type, from_version)
     }
 
     async fn event_type_counts(&self) -> Result<Vec<EventTypeCount>> {

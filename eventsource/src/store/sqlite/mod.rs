@@ -45,6 +45,7 @@ mod page;
 mod projection;
 mod python;
 mod reads;
+mod replay;
 mod row;
 mod schema;
 mod snapshot;
