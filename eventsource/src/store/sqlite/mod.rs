@@ -77,6 +77,12 @@ impl SelectLists {
             event_version: present.is_empty() || present.contains("event_version"),
         }
     }
+
+    /// A query of page rows: `SELECT <row>` then `tail` (`, <position> AS n FROM ...`),
+    /// ordered by `n` in `order`.
+    fn page_query(&self, tail: &str, order: &str) -> source::SourceQuery {
+        source::SourceQuery::new(&self.packed, &self.page, &pack::PAGE, tail, order)
+    }
 }
 
 /// The name that opens an in-memory database.

@@ -7,11 +7,11 @@ use futures::FutureExt;
 use tracing::Instrument;
 
 use super::page::{self as page_text, Bind, PageText, Record};
-use super::source::{Source, SourceQuery};
+use super::source::Source;
 use super::timestamp::format_timestamp;
 use super::unreadable::{self, unreadable};
 use super::SqliteEventStore;
-use super::{pack, row, SelectLists};
+use super::{row, SelectLists};
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::clamp_timestamp;
@@ -101,11 +101,7 @@ pub(super) async fn fetch_events(
     order_column: &str,
     filter: &Filter,
 ) -> Result<Vec<StoredEvent>> {
-    let lists = store.select_columns();
-    let query = SourceQuery::new(
-        &lists.packed,
-        &lists.page,
-        &pack::PAGE,
+    let query = store.select_columns().page_query(
         &format!(
             ", {order_column} AS n FROM events WHERE {} ORDER BY {order_column}",
             filter.where_sql()
@@ -165,7 +161,6 @@ pub(super) fn paged_read<'a>(
     };
     let descending = options.direction == ReadDirection::Backward;
     let placed = placed(position_column);
-    let query = |tail: &str| SourceQuery::new(&lists.packed, &lists.page, &pack::PAGE, tail, order);
     let inner = format!(
         ", {position_column} AS n FROM events \
          WHERE {position_column} {cmp} ? AND {placed} AND {} \
@@ -179,10 +174,7 @@ pub(super) fn paged_read<'a>(
     } else {
         "global_position < 1".to_owned()
     };
-    let misplaced_query = SourceQuery::new(
-        &lists.packed,
-        &lists.page,
-        &pack::PAGE,
+    let misplaced_query = lists.page_query(
         &format!(
             ", global_position AS n FROM events \
              WHERE {misplaced_rows} AND {} ORDER BY global_position LIMIT {}",
@@ -191,7 +183,7 @@ pub(super) fn paged_read<'a>(
         ),
         "ASC",
     );
-    let query = Arc::new(query(&inner));
+    let query = Arc::new(lists.page_query(&inner, order));
     let binds: Arc<[Bind]> = filter.binds.into();
     let by_version = position_column == "version";
     let misplaced = {
