@@ -1,19 +1,20 @@
 #![doc = include_str!("../README.md")]
 
-/// The throwaway PostgreSQL server of the tests and the PostgreSQL examples' own tests.
-/// Not part of any API.
+/// The throwaway PostgreSQL server of the tests and the PostgreSQL examples' own tests:
+/// the test kit's. Not part of any API.
 #[cfg(feature = "postgres")]
 #[doc(hidden)]
-pub mod postgres_harness;
+pub use eventsource::testing::postgres as postgres_harness;
 
 /// Helpers shared by the examples' own tests. Not part of any API.
 #[doc(hidden)]
 pub mod example_support {
     use std::path::{Path, PathBuf};
 
-    /// A directory under the system temp dir, removed on drop.
+    /// A directory under the system temp dir, removed on drop (the test kit's, which
+    /// this panics on instead of returning an error).
     #[derive(Debug)]
-    pub struct TempDir(PathBuf);
+    pub struct TempDir(eventsource::testing::TempDir);
 
     impl TempDir {
         /// A fresh, empty directory.
@@ -22,26 +23,17 @@ pub mod example_support {
         /// When the system temp dir is not writable (tests only).
         #[allow(clippy::new_without_default)]
         pub fn new() -> Self {
-            let path =
-                std::env::temp_dir().join(format!("eventsource-test-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&path).expect("create temp dir");
-            TempDir(path)
+            TempDir(eventsource::testing::TempDir::new().expect("create temp dir"))
         }
 
         /// The directory.
         pub fn path(&self) -> &Path {
-            &self.0
+            self.0.path()
         }
 
         /// A path inside it.
         pub fn file(&self, name: &str) -> PathBuf {
-            self.0.join(name)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+            self.0.file(name)
         }
     }
 

@@ -45,6 +45,7 @@ pub mod aggregate;
 pub mod bus;
 mod canonical;
 pub mod checkpoint;
+pub mod command;
 pub mod dlq;
 mod envelope;
 mod error;
@@ -62,6 +63,8 @@ pub mod snapshot;
 pub mod store;
 mod stored;
 pub mod subscription;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transform;
 
 pub use aggregate::{Aggregate, AggregateRoot, Apply};
@@ -72,6 +75,7 @@ pub use bus::{BusFilter, BusRecvError, BusSubscription, EventBus, InMemoryEventB
 pub use checkpoint::{
     lag_metrics, Checkpoint, CheckpointStore, InMemoryCheckpointStore, LagMetrics,
 };
+pub use command::Decision;
 pub use dlq::{
     replay_dead_letter, DeadLetter, DeadLetterStatistics, DeadLetterStatus, DeadLetterStore,
     FailedEvent, InMemoryDeadLetterStore,

@@ -18,9 +18,11 @@ use crate::panics::catch_unwind;
 use crate::snapshot::{SnapshotStore, SnapshotStrategy};
 use crate::store::{AppendResult, EventStore, ExpectedVersion, GetEventsOptions};
 use crate::stored::StoredEvent;
-use crate::subscription::RetryPolicy;
 
+mod execute;
 mod snapshots;
+
+pub use execute::DEFAULT_COMMAND_ATTEMPTS;
 
 use snapshots::{decode_state, encode_state, Snapshots};
 
@@ -35,7 +37,7 @@ pub trait EventPublisher: Send + Sync + fmt::Debug {
     async fn publish(&self, events: &[StoredEvent]) -> Result<(), BoxError>;
 }
 
-/// The error of [`AggregateRepository::execute_with_retry`]: the command's own rejection, or
+/// The error of [`AggregateRepository::execute`] and [`AggregateRepository::execute_with_retry`]: the command's own rejection, or
 /// a store error.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError<E> {
@@ -387,71 +389,6 @@ impl<A: Aggregate> AggregateRepository<A> {
         match catch_unwind(publisher.publish(&saved)).await {
             Ok(result) => result.map_err(failed),
             Err(panic) => Err(failed(format!("publisher {panic}").into())),
-        }
-    }
-
-    /// Loads (or creates) the aggregate, runs `command` on it and saves; on an optimistic
-    /// lock conflict it reloads and runs the command again, up to `max_attempts` times in
-    /// all. A transient failure ([`Error::is_transient`]: busy database, lost connection,
-    /// pool timeout) is retried too, after a short backoff: a failed load is loaded again,
-    /// and a failed save saves the same events again (same event ids, so a save whose
-    /// acknowledgement was lost is not stored twice, and the command does not run twice).
-    /// Returns the saved aggregate.
-    ///
-    /// # Errors
-    /// [`CommandError::Rejected`] with the command's error (nothing saved);
-    /// [`CommandError::Store`] with the last conflict or transient error when every
-    /// attempt failed, or any other store error.
-    pub async fn execute_with_retry<E, F>(
-        &self,
-        aggregate_id: Uuid,
-        max_attempts: u32,
-        mut command: F,
-    ) -> Result<AggregateRoot<A>, CommandError<E>>
-    where
-        F: FnMut(&mut AggregateRoot<A>) -> Result<(), E> + Send,
-        E: Send,
-    {
-        if max_attempts == 0 {
-            return Err(CommandError::Store(Error::InvalidConfiguration {
-                message: "execute_with_retry needs at least one attempt".into(),
-            }));
-        }
-        let backoff = RetryPolicy::default();
-        let mut attempt = 1;
-        // An aggregate whose save failed transiently: saved again as it is.
-        let mut unsaved: Option<AggregateRoot<A>> = None;
-        loop {
-            let mut root = match unsaved.take() {
-                Some(root) => root,
-                None => match self.load_or_create(aggregate_id).await {
-                    Ok(mut root) => {
-                        command(&mut root).map_err(CommandError::Rejected)?;
-                        root
-                    }
-                    Err(error) if error.is_transient() && attempt < max_attempts => {
-                        tracing::debug!(attempt, %aggregate_id, %error, "transient load failure; retrying");
-                        tokio::time::sleep(backoff.backoff(attempt)).await;
-                        attempt += 1;
-                        continue;
-                    }
-                    Err(error) => return Err(CommandError::Store(error)),
-                },
-            };
-            match self.save(&mut root).await {
-                Ok(_) => return Ok(root),
-                Err(error) if error.is_optimistic_lock() && attempt < max_attempts => {
-                    tracing::debug!(attempt, %aggregate_id, "conflict; reloading and retrying");
-                    attempt += 1;
-                }
-                Err(error) if error.is_transient() && attempt < max_attempts => {
-                    tracing::debug!(attempt, %aggregate_id, %error, "transient save failure; saving the same events again");
-                    tokio::time::sleep(backoff.backoff(attempt)).await;
-                    attempt += 1;
-                    unsaved = Some(root);
-                }
-                Err(error) => return Err(CommandError::Store(error)),
-            }
         }
     }
 }

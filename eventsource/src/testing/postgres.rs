@@ -1,4 +1,5 @@
-//! A throwaway PostgreSQL server for the tests (and the PostgreSQL examples' tests).
+//! A throwaway PostgreSQL server for tests (features `testing` and `postgres`): the one
+//! this project's own suites run on, for yours.
 //!
 //! With `EVENTSOURCE_TEST_POSTGRES_URL` set, tests use that server. Otherwise, where the
 //! PostgreSQL binaries are installed (`initdb`, `pg_ctl` on the PATH or under
@@ -9,13 +10,26 @@
 //! are skipped, or panics when `EVENTSOURCE_REQUIRE_POSTGRES=1` (as `.ci/run` sets).
 //!
 //! Each test works in a schema of its own, so tests run in parallel on one server.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> eventsource::Result<()> {
+//! use eventsource::prelude::*;
+//! use eventsource::testing::postgres;
+//!
+//! // None (after saying so on stderr) where no server can be had: the test passes empty.
+//! let Some(server) = postgres::server() else { return Ok(()) };
+//! let store = server.store().await; // a fresh, initialized schema of its own
+//! assert_eq!(store.get_global_position().await?, 0);
+//! # Ok(()) }
+//! ```
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use eventsource::{PostgresEventStore, PostgresStoreOptions};
+use crate::store::postgres::{PostgresEventStore, PostgresStoreOptions};
 use uuid::Uuid;
 
 /// The URL variable of an external server.
