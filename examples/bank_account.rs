@@ -104,54 +104,45 @@ impl std::fmt::Display for AccountError {
 
 impl Error for AccountError {}
 
-// Commands: validate against the state, then apply.
-trait AccountCommands {
-    fn open(&mut self, owner_name: &str, initial_balance: f64) -> Result<(), AccountError>;
-    fn deposit(&mut self, amount: f64) -> Result<(), AccountError>;
-    fn withdraw(&mut self, amount: f64) -> Result<(), AccountError>;
-}
-
-impl AccountCommands for AggregateRoot<AccountState> {
-    fn open(&mut self, owner_name: &str, initial_balance: f64) -> Result<(), AccountError> {
-        if self.version() > 0 {
+// Commands: methods of the state that decide the event (or refuse); `execute` applies it.
+impl AccountState {
+    fn open(&self, owner_name: &str, initial_balance: f64) -> Result<AccountOpened, AccountError> {
+        if self.is_open {
             return Err(AccountError::AlreadyExists);
         }
         if initial_balance < 0.0 {
             return Err(AccountError::NegativeInitialBalance);
         }
-        self.apply_event(AccountOpened {
+        Ok(AccountOpened {
             owner_name: owner_name.to_owned(),
             initial_balance,
-        });
-        Ok(())
+        })
     }
 
-    fn deposit(&mut self, amount: f64) -> Result<(), AccountError> {
-        if !self.state().is_open {
+    fn deposit(&self, amount: f64) -> Result<MoneyDeposited, AccountError> {
+        if !self.is_open {
             return Err(AccountError::NotOpen);
         }
         if amount <= 0.0 {
             return Err(AccountError::NotPositive);
         }
-        self.apply_event(MoneyDeposited { amount });
-        Ok(())
+        Ok(MoneyDeposited { amount })
     }
 
-    fn withdraw(&mut self, amount: f64) -> Result<(), AccountError> {
-        if !self.state().is_open {
+    fn withdraw(&self, amount: f64) -> Result<MoneyWithdrawn, AccountError> {
+        if !self.is_open {
             return Err(AccountError::NotOpen);
         }
         if amount <= 0.0 {
             return Err(AccountError::NotPositive);
         }
-        if amount > self.state().balance {
+        if amount > self.balance {
             return Err(AccountError::InsufficientFunds {
-                balance: self.state().balance,
+                balance: self.balance,
                 requested: amount,
             });
         }
-        self.apply_event(MoneyWithdrawn { amount });
-        Ok(())
+        Ok(MoneyWithdrawn { amount })
     }
 }
 
@@ -163,7 +154,7 @@ async fn run(db: &Path, out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     // Open new account
     let account_id = Uuid::new_v4();
     let mut account = repo.create_new(account_id);
-    account.open("Alice Smith", 100.00)?;
+    account.execute(|a| a.open("Alice Smith", 100.00))?;
     repo.save(&mut account).await?;
     writeln!(
         out,
@@ -174,16 +165,16 @@ async fn run(db: &Path, out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
 
     // Make transactions
     let mut account = repo.load(account_id).await?;
-    account.deposit(50.00)?;
-    account.withdraw(25.00)?;
+    account.execute(|a| a.deposit(50.00))?;
+    account.execute(|a| a.withdraw(25.00))?;
     repo.save(&mut account).await?;
 
-    // Insufficient funds are refused before anything is recorded.
-    let mut account = repo.load(account_id).await?;
-    if let Err(refused) = account.withdraw(1_000.00) {
-        writeln!(out, "Withdrawal refused: {refused}")?;
+    // Insufficient funds are refused before anything is recorded. (`repo.execute` loads,
+    // decides, saves, and decides again on a conflict with another writer.)
+    match repo.execute(account_id, |a| a.withdraw(1_000.00)).await {
+        Err(CommandError::Rejected(refused)) => writeln!(out, "Withdrawal refused: {refused}")?,
+        other => return Err(format!("expected a refusal, got {other:?}").into()),
     }
-    assert!(!account.has_uncommitted_events());
 
     // Check final state
     let account = repo.load(account_id).await?;
@@ -222,7 +213,42 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
 #[cfg(test)]
 mod tests {
+    use eventsource::testing::AggregateTest;
     use eventsource_tests::example_support::mask_uuids;
+
+    use super::*;
+
+    fn opened(initial_balance: f64) -> AccountOpened {
+        AccountOpened {
+            owner_name: "Alice Smith".into(),
+            initial_balance,
+        }
+    }
+
+    #[test]
+    fn commands_decide_from_the_state() {
+        AggregateTest::<AccountState>::given_no_events()
+            .when(|a| a.open("Alice Smith", 100.0))
+            .then_expect(opened(100.0));
+        AggregateTest::<AccountState>::given(opened(100.0))
+            .when(|a| a.open("Bob", 5.0))
+            .then_refused();
+        let account =
+            AggregateTest::<AccountState>::given((opened(100.0), MoneyDeposited { amount: 50.0 }))
+                .when(|a| a.withdraw(25.0))
+                .then_expect(MoneyWithdrawn { amount: 25.0 });
+        assert_eq!(account.state().balance, 125.0);
+        let refused = AggregateTest::<AccountState>::given(opened(10.0))
+            .when(|a| a.withdraw(25.0))
+            .then_refused();
+        assert_eq!(
+            refused.to_string(),
+            "Insufficient funds (balance $10.00, requested $25.00)"
+        );
+        AggregateTest::<AccountState>::given_no_events()
+            .when(|a| a.deposit(5.0))
+            .then_refused();
+    }
 
     /// The example's event types match its lock (`examples/locks/bank_account.lock`);
     /// `EVENTSOURCE_UPDATE_LOCK=1` rewrites it after an intended change.

@@ -118,10 +118,11 @@ struct EventDefaults {
 
 /// An aggregate instance: id, version, state and the events recorded since it was loaded.
 ///
-/// Commands are ordinary methods that validate against [`state`](Self::state) and then
-/// call [`apply_event`](Self::apply_event); add them to `AggregateRoot<YourState>` with a
-/// trait of your own, or put them on the state type. The repository saves the uncommitted
-/// events with the loaded version as the expected version.
+/// Commands are methods of the state type that return the events they decide, applied by
+/// [`execute`](Self::execute) (see [`crate::command`]); or functions of the root that
+/// validate against [`state`](Self::state) and call [`apply_event`](Self::apply_event).
+/// The repository saves the uncommitted events with the loaded version as the expected
+/// version.
 pub struct AggregateRoot<A: Aggregate> {
     aggregate_id: Uuid,
     version: u64,

@@ -95,6 +95,11 @@ pub use projection::{EventContext, Projection};
 pub use registry::{EventRegistration, EventRegistry};
 pub use repository::{AggregateRepository, CommandError, EventPublisher};
 pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore, SnapshotStrategy};
+/// The sqlx this crate is built with, so that read-model handlers writing SQL (an
+/// exactly-once [`SqliteProjection`], your own queries) need no second, version-matched
+/// dependency: `eventsource::sqlx::query(...)`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sqlx;
 #[cfg(feature = "postgres")]
 pub use store::postgres::{PostgresEventBus, PostgresEventStore, PostgresStoreOptions};
 #[cfg(feature = "sqlite")]

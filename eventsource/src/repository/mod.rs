@@ -37,16 +37,44 @@ pub trait EventPublisher: Send + Sync + fmt::Debug {
     async fn publish(&self, events: &[StoredEvent]) -> Result<(), BoxError>;
 }
 
-/// The error of [`AggregateRepository::execute`] and [`AggregateRepository::execute_with_retry`]: the command's own rejection, or
-/// a store error.
-#[derive(Debug, thiserror::Error)]
+/// The error of [`AggregateRepository::execute`] and
+/// [`AggregateRepository::execute_with_retry`]: the command's own rejection, or a store
+/// error.
+///
+/// It is a `std::error::Error` whenever the rejection displays (a `String` will do), so
+/// `?` takes it into `Box<dyn Error>` or `anyhow`; the rejection is part of the message
+/// (`command rejected: ...`), and [`source`](std::error::Error::source) is the store
+/// error for [`Store`](Self::Store).
+#[derive(Debug)]
 pub enum CommandError<E> {
     /// The command refused (a business rule); nothing was saved.
-    #[error("command rejected: {0}")]
-    Rejected(#[source] E),
+    Rejected(E),
     /// Loading or saving failed (including a conflict that outlasted every retry).
-    #[error(transparent)]
-    Store(#[from] Error),
+    Store(Error),
+}
+
+impl<E> From<Error> for CommandError<E> {
+    fn from(error: Error) -> Self {
+        CommandError::Store(error)
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for CommandError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::Rejected(reason) => write!(f, "command rejected: {reason}"),
+            CommandError::Store(error) => fmt::Display::fmt(error, f),
+        }
+    }
+}
+
+impl<E: fmt::Display + fmt::Debug> std::error::Error for CommandError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CommandError::Rejected(_) => None,
+            CommandError::Store(error) => std::error::Error::source(error),
+        }
+    }
 }
 
 /// Loads and saves aggregates of type `A` through any [`EventStore`].
