@@ -1,11 +1,13 @@
-//! The seeds' Getting Started guide, steps 1 to 6: events, state, an aggregate with
-//! commands, an event store and a repository, on the in-memory store.
+//! The seeds' Getting Started guide, steps 1 to 8: events, state, an aggregate with
+//! commands, an event store and a repository, on the in-memory store; then a projection
+//! (`get_pending_tasks`) fed by a `SubscriptionManager` through an event bus.
 //!
 //! Run with: `cargo run --example getting_started`
 
 use std::error::Error;
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use eventsource::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -160,6 +162,91 @@ impl TaskCommands for AggregateRoot<TaskState> {
     }
 }
 
+// Step 7: a projection builds a read model optimized for queries.
+
+/// One row of the task list.
+#[derive(Debug, Clone)]
+struct TaskRow {
+    id: Uuid,
+    title: String,
+    status: &'static str,
+    assigned_to: Option<Uuid>,
+}
+
+impl std::fmt::Display for TaskRow {
+    /// As the seed prints its rows (Python dicts).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let assigned = self
+            .assigned_to
+            .map_or_else(|| "None".to_owned(), |id| format!("UUID('{id}')"));
+        write!(
+            f,
+            "{{'id': UUID('{}'), 'title': '{}', 'status': '{}', 'assigned_to': {assigned}}}",
+            self.id, self.title, self.status
+        )
+    }
+}
+
+/// Maintains a list of tasks for quick querying.
+#[derive(Debug, Default)]
+struct TaskListProjection {
+    tasks: Vec<TaskRow>,
+}
+
+#[projection(name = "TaskList")]
+impl TaskListProjection {
+    #[handles]
+    async fn created(&mut self, event: &TaskCreated, ctx: &EventContext<'_>) {
+        self.tasks.push(TaskRow {
+            id: ctx.aggregate_id(),
+            title: event.title.clone(),
+            status: "pending",
+            assigned_to: event.assigned_to,
+        });
+    }
+
+    #[handles]
+    async fn completed(&mut self, _event: &TaskCompleted, ctx: &EventContext<'_>) {
+        if let Some(task) = self.tasks.iter_mut().find(|t| t.id == ctx.aggregate_id()) {
+            task.status = "completed";
+        }
+    }
+
+    #[handles]
+    async fn reassigned(&mut self, event: &TaskReassigned, ctx: &EventContext<'_>) {
+        if let Some(task) = self.tasks.iter_mut().find(|t| t.id == ctx.aggregate_id()) {
+            task.assigned_to = Some(event.new_assignee);
+        }
+    }
+
+    #[reset]
+    async fn truncate_read_models(&mut self) {
+        self.tasks.clear();
+    }
+}
+
+impl TaskListProjection {
+    fn get_pending_tasks(&self) -> Vec<&TaskRow> {
+        self.tasks
+            .iter()
+            .filter(|t| t.status == "pending")
+            .collect()
+    }
+
+    fn get_tasks_for_user(&self, user_id: Uuid) -> Vec<&TaskRow> {
+        self.tasks
+            .iter()
+            .filter(|t| t.assigned_to == Some(user_id))
+            .collect()
+    }
+}
+
+/// Prints rows as the seed's `print(list)` does.
+fn rows(tasks: &[&TaskRow]) -> String {
+    let rows: Vec<String> = tasks.iter().map(ToString::to_string).collect();
+    format!("[{}]", rows.join(", "))
+}
+
 async fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     // Step 4: the event store (in memory here; SqliteEventStore for a file).
     let event_store = Arc::new(InMemoryEventStore::new());
@@ -209,6 +296,39 @@ async fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         state.description,
         state.completed_by == Some(new_assignee)
     )?;
+
+    // Step 8: an event bus and a SubscriptionManager feed the projection: it catches up
+    // on the history, then goes live.
+    let event_bus = Arc::new(InMemoryEventBus::new());
+    let checkpoint_repo = Arc::new(InMemoryCheckpointStore::new());
+    let repo = AggregateRepository::<TaskState>::new(event_store.clone())
+        .with_publisher(event_bus.clone());
+    let manager = SubscriptionManager::new(event_store.clone(), event_bus, checkpoint_repo);
+    let config = SubscriptionConfig::new().start_from(StartFrom::Beginning);
+    let projection = manager
+        .subscribe(TaskListProjection::default(), config, "TaskList")
+        .await?;
+    manager.start().await?;
+
+    // Now when you save an aggregate, events flow to the projection.
+    let mut task = repo.create_new(Uuid::new_v4());
+    task.create("New task", "Description", None)?;
+    let saved = repo.save(&mut task).await?;
+    // Wait until the projection has handled it (the seed prints at once and may miss it).
+    projection
+        .wait_for(saved.global_position, Duration::from_secs(5))
+        .await?;
+    // The projection has both historical and new events.
+    let list = projection.projection().lock().await;
+    writeln!(out, "{}", rows(&list.get_pending_tasks()))?;
+    writeln!(
+        out,
+        "Tasks for the new assignee: {}",
+        rows(&list.get_tasks_for_user(new_assignee))
+    )?;
+    drop(list);
+    // When done, stop gracefully.
+    manager.stop().await;
     Ok(())
 }
 
@@ -243,6 +363,8 @@ Reassigned to: [UUID]
 Final status: completed
 Version: 3
 Title: Implement event sourcing (Add eventsource library to the project), completed by the new assignee: true
+[{'id': UUID('[UUID]'), 'title': 'New task', 'status': 'pending', 'assigned_to': None}]
+Tasks for the new assignee: [{'id': UUID('[UUID]'), 'title': 'Implement event sourcing', 'status': 'completed', 'assigned_to': UUID('[UUID]')}]
 "
         );
     }

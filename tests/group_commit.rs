@@ -6,8 +6,9 @@ mod support;
 use std::sync::Arc;
 
 use eventsource::prelude::*;
+use eventsource::testing::conformance as conformance_writers;
 use eventsource::{Error, SqliteEventStore};
-use support::{conformance_writers, created, TaskCompleted, TempDir};
+use support::{created, TaskCompleted, TempDir};
 use uuid::Uuid;
 
 /// A database that refuses `TaskCompleted` rows (a trigger): a group holding one fails

@@ -8,9 +8,10 @@ mod support;
 use std::sync::Arc;
 
 use eventsource::prelude::*;
+use eventsource::testing::conformance as conformance_writers;
 use eventsource::PostgresEventStore;
 use support::postgres::server;
-use support::{collect, conformance_writers, created};
+use support::{collect, created};
 use uuid::Uuid;
 
 async fn function_exists(store: &PostgresEventStore) -> bool {

@@ -6,7 +6,7 @@ use eventsource::prelude::*;
 use support::{created, memory_fixture};
 use uuid::Uuid;
 
-conformance_suite!(memory_fixture);
+eventsource::conformance_suite!(memory_fixture);
 
 #[tokio::test]
 async fn test_helpers_list_count_and_clear() {

@@ -6,7 +6,7 @@ mod support;
 
 mod conformance {
     use crate::support::postgres_fixture;
-    crate::conformance_suite!(postgres_fixture);
+    eventsource::conformance_suite!(postgres_fixture);
 }
 
 use std::sync::Arc;

@@ -4,10 +4,10 @@ mod support;
 
 mod file {
     use crate::support::sqlite_file_fixture;
-    crate::conformance_suite!(sqlite_file_fixture);
+    eventsource::conformance_suite!(sqlite_file_fixture);
 }
 
 mod memory {
     use crate::support::sqlite_memory_fixture;
-    crate::conformance_suite!(sqlite_memory_fixture);
+    eventsource::conformance_suite!(sqlite_memory_fixture);
 }

@@ -455,3 +455,12 @@ async fn the_full_stack_runs_commands_into_a_projection() {
     assert_eq!(stack.projection.name(), "on-loan");
     stack.stop().await;
 }
+
+/// The kit's conformance suite, stamped as a user would for a store of theirs.
+mod conformance_on_a_temp_sqlite_file {
+    async fn fresh() -> Option<eventsource::testing::TempSqliteStore> {
+        eventsource::testing::TempSqliteStore::new().await.ok()
+    }
+
+    eventsource::conformance_suite!(fresh);
+}

@@ -9,7 +9,11 @@ use uuid::Uuid;
 use crate::event::{DomainEvent, EventPayload, RawEvent};
 
 /// Metadata stored beside the payload of every event.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// It serializes (and deserializes) with serde as a JSON object of these fields, under
+/// these names, for logs, APIs and exports; [`StoredEvent`](crate::StoredEvent)
+/// serializes as the envelope's fields, its positions and the payload.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EventEnvelope {
     /// Unique id of the event; appending an id that is already stored is skipped.
     pub event_id: Uuid,
@@ -34,6 +38,7 @@ pub struct EventEnvelope {
     /// Id of the event or command that caused this one.
     pub causation_id: Option<Uuid>,
     /// Free-form metadata (a JSON object).
+    #[serde(default)]
     pub metadata: Map<String, Value>,
 }
 

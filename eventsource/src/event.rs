@@ -180,7 +180,10 @@ impl<T: DomainEvent> AnyEvent for T {
 ///
 /// Nothing is dropped: a raw event reads back, can be re-appended elsewhere (migration),
 /// and decodes as soon as its type is registered.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// It displays as `type vN payload` (`LegacyThing v1 {"x":1}`) and serializes as an
+/// object of its three fields.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RawEvent {
     /// The stored event type name.
     pub event_type: String,
@@ -188,6 +191,16 @@ pub struct RawEvent {
     pub event_version: u32,
     /// The stored payload.
     pub payload: serde_json::Value,
+}
+
+impl std::fmt::Display for RawEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} v{} {}",
+            self.event_type, self.event_version, self.payload
+        )
+    }
 }
 
 impl RawEvent {
@@ -207,6 +220,8 @@ impl RawEvent {
 
 /// The payload of a stored or new event: a decoded Rust value, or raw JSON for an
 /// unregistered type.
+///
+/// It serializes as the stored JSON payload, whichever it is.
 #[derive(Debug, Clone)]
 pub enum EventPayload {
     /// Decoded through the registry.
@@ -287,6 +302,21 @@ impl EventPayload {
         match self {
             EventPayload::Typed(event) => event.to_json_value(),
             EventPayload::Raw(raw) => Ok(raw.payload.clone()),
+        }
+    }
+}
+
+impl Serialize for EventPayload {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            EventPayload::Typed(event) => event
+                .to_json_value()
+                .map_err(serde::ser::Error::custom)?
+                .serialize(serializer),
+            EventPayload::Raw(raw) => raw.payload.serialize(serializer),
         }
     }
 }

@@ -67,15 +67,20 @@ const HEADER: &str = "\
 impl Lock {
     /// What `registry` and the `#[aggregate]` types registered through `inventory`
     /// hold, limited to Rust types whose path starts with `module_prefix` (`""` for
-    /// all). Two Rust types claiming one name and version is an error.
+    /// all; the test kit's own events, `eventsource::testing::*`, never count). Two Rust
+    /// types claiming one name and version is an error.
     ///
     /// # Errors
     /// [`Error::DuplicateEventType`].
     pub fn of_code(registry: &EventRegistry, module_prefix: &str) -> Result<Self> {
+        const KIT_EVENTS: &str = "eventsource::testing::";
         registry.validate()?;
         let mut lock = Lock::default();
         for registration in registry.registered_types() {
-            if !registration.type_name().starts_with(module_prefix) {
+            // The test kit's own events (feature `testing`) are no program's.
+            if !registration.type_name().starts_with(module_prefix)
+                || registration.type_name().starts_with(KIT_EVENTS)
+            {
                 continue;
             }
             lock.events.insert(

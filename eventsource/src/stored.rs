@@ -9,9 +9,14 @@ use crate::event::{DomainEvent, EventPayload, RawEvent};
 use crate::store::StreamId;
 
 /// An event read back from a store: envelope, positions and payload.
-#[derive(Debug, Clone)]
+///
+/// It serializes with serde as one flat object: the envelope's fields
+/// ([`EventEnvelope`]), `global_position`, `stream_position`, `stored_at` and `payload`
+/// (the stored JSON, typed or raw alike), for logs, APIs and exports.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct StoredEvent {
     /// The envelope (ids, types, versions, timestamp, tenant, actor, metadata).
+    #[serde(flatten)]
     pub envelope: EventEnvelope,
     /// Position across all events of the store, starting at 1.
     pub global_position: u64,

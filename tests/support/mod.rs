@@ -1,11 +1,8 @@
-//! Shared fixtures of the integration tests: temp dirs, sample events, store fixtures and
-//! the store conformance suite.
+//! Shared fixtures of the integration tests: temp dirs, sample events and store fixtures
+//! (the store conformance suite is the test kit's, `eventsource::conformance_suite!`).
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bank;
-pub mod conformance;
-pub mod conformance_reads;
-pub mod conformance_writers;
 pub mod hostile;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -112,19 +109,9 @@ pub async fn postgres_fixture() -> Option<Fixture> {
 }
 
 /// What a fixture function returns: a fixture, or none when its backend is unavailable.
-pub trait IntoFixture {
-    fn into_fixture(self) -> Option<Fixture>;
-}
-
-impl IntoFixture for Fixture {
-    fn into_fixture(self) -> Option<Fixture> {
-        Some(self)
-    }
-}
-
-impl IntoFixture for Option<Fixture> {
-    fn into_fixture(self) -> Option<Fixture> {
-        self
+impl eventsource::testing::conformance::ConformanceFixture for Fixture {
+    fn store(&self) -> Option<Arc<dyn EventStore>> {
+        Some(self.store.clone())
     }
 }
 

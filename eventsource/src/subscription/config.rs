@@ -82,6 +82,14 @@ pub struct SubscriptionConfig {
     pub retry: RetryPolicy,
     /// How often to look at the store when no wake-up arrives (default 1 s).
     pub poll_interval: Duration,
+    /// Lets the projection handle event type names no registered Rust type has (default
+    /// `false`): a hand-written [`Projection::handled_event_types`] naming an unregistered
+    /// type is refused by [`SubscriptionManager::subscribe`] as the typo it usually is.
+    /// Set it for a projection that reads such events as raw JSON on purpose.
+    ///
+    /// [`Projection::handled_event_types`]: crate::Projection::handled_event_types
+    /// [`SubscriptionManager::subscribe`]: crate::SubscriptionManager::subscribe
+    pub allow_unregistered_types: bool,
 }
 
 impl Default for SubscriptionConfig {
@@ -91,6 +99,7 @@ impl Default for SubscriptionConfig {
             batch_size: 500,
             retry: RetryPolicy::default(),
             poll_interval: Duration::from_secs(1),
+            allow_unregistered_types: false,
         }
     }
 }
@@ -122,6 +131,13 @@ impl SubscriptionConfig {
     /// Sets the polling interval.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
+        self
+    }
+
+    /// Allows handled event types without a registered Rust type (see
+    /// [`allow_unregistered_types`](Self::allow_unregistered_types)).
+    pub fn allow_unregistered_types(mut self, allow: bool) -> Self {
+        self.allow_unregistered_types = allow;
         self
     }
 

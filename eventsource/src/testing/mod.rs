@@ -10,12 +10,17 @@
 //!   [`SubscriptionManager`](crate::SubscriptionManager) with your projection), and
 //!   [`postgres`]: a throwaway PostgreSQL cluster for tests, started where the binaries
 //!   are installed and skipped loudly where they are not.
+//! - `conformance` (feature `conformance`): the event store conformance suite every store
+//!   of this crate passes, stamped into your tests for your own `EventStore` with one
+//!   `eventsource::conformance_suite!` call.
 //!
 //! These are the Rust twins of the pytest fixtures of eventsource-py's testing guide
 //! (`sqlite_store`, `order_repo`, `full_stack`); the README's "Testing" section shows
 //! each. Failures are panics with a message, as `assert!` is.
 
 mod aggregate;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 #[cfg(all(feature = "postgres", unix))]
 pub mod postgres;
 mod projection;

@@ -47,7 +47,7 @@ pub async fn one_type_reads_span_pages_in_order(store: Store) {
                 .collect::<Vec<u64>>()
         }
     };
-    let one = || ReadOptions::new().event_types(["TaskCreated"]);
+    let one = || ReadOptions::new().event_types(["eventsource.conformance.TaskCreated"]);
     assert_eq!(read(one()).await, created_at);
     let mut backward = created_at.clone();
     backward.reverse();
@@ -182,11 +182,15 @@ pub async fn read_all_filters(store: Store) {
         Vec::<u64>::new()
     );
     assert_eq!(
-        read(ReadOptions::new().event_types(["TaskCompleted"])).await,
+        read(ReadOptions::new().event_types(["eventsource.conformance.TaskCompleted"])).await,
         [2]
     );
     assert_eq!(
-        read(ReadOptions::new().event_types(["TaskCreated", "TaskCompleted"])).await,
+        read(ReadOptions::new().event_types([
+            "eventsource.conformance.TaskCreated",
+            "eventsource.conformance.TaskCompleted"
+        ]))
+        .await,
         [1, 2, 3, 4]
     );
     assert_eq!(
@@ -206,7 +210,7 @@ pub async fn read_all_filters(store: Store) {
         read(
             ReadOptions::new()
                 .tenant_id(tenant_b)
-                .event_types(["TaskCreated"])
+                .event_types(["eventsource.conformance.TaskCreated"])
                 .backward()
         )
         .await,

@@ -1,5 +1,5 @@
-//! The event store conformance suite: one body per behaviour, stamped into a test module
-//! per backend by [`conformance_suite!`].
+//! Conformance bodies: appends, versions, idempotency, atomicity, envelopes, racing
+//! writers, unknown and raw types, pages, stream ids, declared aggregates.
 
 use std::sync::Arc;
 
@@ -9,40 +9,8 @@ use eventsource::{Error, EventRegistry};
 use futures::StreamExt;
 use uuid::Uuid;
 
-#[allow(unused_imports)]
-pub use super::conformance_reads::*;
-#[allow(unused_imports)]
-pub use super::conformance_writers::*;
+use super::reads::five_event_stream;
 use super::{collect, created, noted, TaskCompleted, TaskCreated, TaskReassigned, Unserializable};
-
-/// Stamps every conformance test as a `#[tokio::test]` using `$fixture().await.store`.
-#[macro_export]
-macro_rules! conformance_suite {
-    ($fixture:path) => {
-        $crate::conformance_suite!(@tests $fixture;
-            append_and_read_back, batch_versions_and_positions, expected_version_rules,
-            idempotent_event_ids, rejected_batch_leaves_nothing, read_stream_options,
-            read_all_order_and_limits, read_all_filters, get_events_filters,
-            get_events_by_type_filters, metadata_queries, racing_appends_one_winner,
-            concurrent_writers_get_unique_positions, unknown_event_types_are_kept,
-            replay_stream_agrees_with_get_events,
-            raw_events_of_registered_types_decode, reads_span_many_pages, stream_ids_parse,
-            events_belong_to_their_declared_aggregate, stale_appends_fail_alone,
-            same_event_at_once_is_stored_once, one_event_id_racing_into_two_streams,
-            one_type_reads_span_pages_in_order, replay_pages_agree_with_replay_stream);
-    };
-    (@tests $fixture:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let Some(fixture) = $crate::support::IntoFixture::into_fixture($fixture().await) else {
-                    return;
-                };
-                $crate::support::conformance::$name(fixture.store.clone()).await;
-            }
-        )*
-    };
-}
 
 type Store = Arc<dyn EventStore>;
 
@@ -88,7 +56,7 @@ pub async fn append_and_read_back(store: Store) {
     assert!(!stream.is_empty());
     let stored = stream.latest_event().unwrap();
     assert_eq!(stored.event_id(), event_id);
-    assert_eq!(stored.event_type(), "TaskCreated");
+    assert_eq!(stored.event_type(), "eventsource.conformance.TaskCreated");
     assert_eq!(stored.aggregate_version(), 1);
     assert_eq!(stored.stream_position, 1);
     assert_eq!(stored.global_position, 1);
@@ -112,7 +80,7 @@ pub async fn append_and_read_back(store: Store) {
     assert!(matches!(
         stored.event::<TaskCompleted>(),
         Err(Error::EventTypeMismatch {
-            expected: "TaskCompleted",
+            expected: "eventsource.conformance.TaskCompleted",
             ..
         })
     ));
@@ -352,7 +320,7 @@ pub async fn rejected_batch_leaves_nothing(store: Store) {
         )
         .await;
     assert!(
-        matches!(&result, Err(Error::Serialization { event_type, .. }) if event_type == "Unserializable"),
+        matches!(&result, Err(Error::Serialization { event_type, .. }) if event_type == "eventsource.conformance.Unserializable"),
         "{result:?}"
     );
     assert_eq!(store.get_stream_version(id, "Task").await.unwrap(), 0);
@@ -404,7 +372,11 @@ pub async fn events_belong_to_their_declared_aggregate(store: Store) {
     let id = Uuid::new_v4();
     for event in [
         created("a"),
-        NewEvent::raw("TaskCreated", 1, serde_json::json!({"title": "raw"})),
+        NewEvent::raw(
+            "eventsource.conformance.TaskCreated",
+            1,
+            serde_json::json!({"title": "raw"}),
+        ),
     ] {
         match store
             .append_events(id, "Member", vec![event], ExpectedVersion::NoStream)
@@ -468,8 +440,8 @@ pub async fn metadata_queries(store: Store) {
     assert_eq!(
         counts,
         [
-            ("TaskCompleted".to_owned(), 1, 1),
-            ("TaskCreated".to_owned(), 1, 2)
+            ("eventsource.conformance.TaskCompleted".to_owned(), 1, 1),
+            ("eventsource.conformance.TaskCreated".to_owned(), 1, 2)
         ]
     );
 }
@@ -606,7 +578,7 @@ pub async fn raw_events_of_registered_types_decode(store: Store) {
             id,
             "Task",
             vec![NewEvent::raw(
-                "TaskCreated",
+                "eventsource.conformance.TaskCreated",
                 1,
                 serde_json::json!({"title": "from raw"}),
             )],
