@@ -115,6 +115,37 @@ impl DeadLetterStatistics {
 
 /// Where dead letters are kept: one per event and projection (a new failure of the same
 /// pair updates it).
+///
+/// A [`SubscriptionManager`](crate::SubscriptionManager) writes them (give it a durable
+/// one with `with_dead_letters`); operators read, resolve and replay them:
+///
+/// ```
+/// use std::sync::Arc;
+/// use eventsource::prelude::*;
+/// use eventsource::{DeadLetterStatus, FailedEvent};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// # struct OrderPlaced { total: f64 }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> eventsource::Result<()> {
+/// let store = SqliteEventStore::open(":memory:").await?;
+/// store.initialize().await?; // the dead_letter_queue table too
+/// let event = NewEvent::new(OrderPlaced { total: 5.0 });
+/// store.append_events(uuid::Uuid::new_v4(), "Order", vec![event], ExpectedVersion::NoStream).await?;
+/// let stored = store.get_events_by_type("Order", None, None).await?.remove(0);
+///
+/// let id = store
+///     .add_failed_event(FailedEvent::for_event("billing", &stored, "card declined", 3))
+///     .await?;
+/// let failed = store.get_failed_events(Some("billing"), Some(DeadLetterStatus::Failed), 10).await?;
+/// assert_eq!(failed[0].failed.error, "card declined");
+/// assert_eq!(store.get_statistics().await?.failed_by_projection["billing"], 1);
+///
+/// store.mark_resolved(id, "refunded by hand").await?;
+/// assert_eq!(store.get_statistics().await?.resolved, 1);
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait DeadLetterStore: Send + Sync + fmt::Debug {
     /// Records a failure; returns the dead letter's id.

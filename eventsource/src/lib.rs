@@ -35,6 +35,8 @@
 //! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 // Lets the derives' absolute `::eventsource::...` paths resolve inside this crate too.
 #[allow(unused_extern_crates)]
 extern crate self as eventsource;
@@ -51,6 +53,7 @@ mod envelope;
 mod error;
 mod event;
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "sqlite", feature = "postgres"))))]
 pub mod migrate;
 pub mod outbox;
 mod panics;
@@ -64,6 +67,7 @@ pub mod store;
 mod stored;
 pub mod subscription;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod transform;
 
@@ -84,6 +88,7 @@ pub use envelope::{EventEnvelope, NewEvent};
 pub use error::{BoxError, DatabaseErrorKind, Error, Result};
 pub use event::{AnyEvent, DomainEvent, EventPayload, RawEvent};
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "sqlite", feature = "postgres"))))]
 pub use migrate::{
     migrate_sqlite_to_postgres, MigrationOptions, MigrationProgress, MigrationReport,
 };
@@ -99,10 +104,13 @@ pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore, SnapshotStrat
 /// exactly-once [`SqliteProjection`], your own queries) need no second, version-matched
 /// dependency: `eventsource::sqlx::query(...)`.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use sqlx;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use store::postgres::{PostgresEventBus, PostgresEventStore, PostgresStoreOptions};
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::sqlite::{
     BatchReport, PayloadFormat, SqliteEventStore, SqliteProjection, SqliteProjectionHandle,
     SqliteProjectionRunner, SqliteStoreOptions,
@@ -155,6 +163,7 @@ pub use transform::{copy_transform, TransformOptions, TransformProgress, Transfo
 /// shared; with a `name`, the enum is stored as one type. See the README's "Enums of
 /// events".
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use eventsource_macros::DomainEvent;
 
 /// Implements [`Aggregate`] (and [`Apply<E>`] for each event type) for the state type of
@@ -205,6 +214,7 @@ pub use eventsource_macros::DomainEvent;
 /// [`AggregateRoot::apply_event`] accepts exactly the event types of the `#[apply]`
 /// methods; loading fails with [`Error::UnhandledEvent`] on any other stored type.
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use eventsource_macros::aggregate;
 
 /// Implements [`Projection`] for a read model's inherent `impl` block.
@@ -227,4 +237,5 @@ pub use eventsource_macros::aggregate;
 ///
 /// See [`Projection`] for an example.
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use eventsource_macros::projection;

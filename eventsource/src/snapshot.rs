@@ -57,6 +57,42 @@ pub trait SnapshotStore: Send + Sync + fmt::Debug {
 }
 
 /// When the repository takes a snapshot.
+///
+/// ```
+/// use std::sync::Arc;
+/// use eventsource::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// # #[event(aggregate = "Counter")]
+/// # struct Incremented { by: u32 }
+///
+/// #[derive(Debug, Default, Serialize, Deserialize)] // the state is stored as JSON
+/// struct Counter { total: u32 }
+///
+/// #[aggregate(name = "Counter", snapshot_version = 1)]
+/// impl Counter {
+///     #[apply]
+///     fn incremented(&mut self, e: &Incremented) { self.total += e.by; }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> eventsource::Result<()> {
+/// let snapshots = Arc::new(InMemorySnapshotStore::new());
+/// let repo = AggregateRepository::<Counter>::new(Arc::new(InMemoryEventStore::new()))
+///     .with_snapshots(snapshots.clone(), SnapshotStrategy::every(100)?);
+/// assert!(SnapshotStrategy::every(0).is_err());
+///
+/// let id = uuid::Uuid::new_v4();
+/// let mut counter = repo.create_new(id);
+/// for _ in 0..150 {
+///     counter.apply_event(Incremented { by: 1 });
+/// }
+/// repo.save(&mut counter).await?; // crosses 100: a snapshot at version 150
+/// use eventsource::SnapshotStore;
+/// assert_eq!(snapshots.get_snapshot(id, "Counter").await?.map(|s| s.version), Some(150));
+/// assert_eq!(repo.load(id).await?.state().total, 150); // from the snapshot, no replay
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotStrategy {
     /// After a save that reaches or crosses a multiple of `n` events.

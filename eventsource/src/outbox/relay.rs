@@ -205,6 +205,34 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// they publish different entries, and an aggregate's entries are claimed only once its
 /// earlier ones are out, so each aggregate's order holds across relays. On SQLite and
 /// in memory, run one relay per store.
+///
+/// ```
+/// use std::sync::Arc;
+/// use eventsource::prelude::*;
+/// use eventsource::{OutboxRetention, OutboxStore};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// # struct OrderPlaced { total: f64 }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> eventsource::Result<()> {
+/// let store = Arc::new(InMemoryEventStore::new().with_outbox());
+/// let bus = Arc::new(InMemoryEventBus::new());
+/// let publisher = Arc::new(BusOutboxPublisher::new(store.clone(), bus.clone()));
+/// let relay = OutboxRelay::new(store.clone(), publisher)
+///     .batch_size(500)
+///     .retention(OutboxRetention::DeleteOnPublish);
+///
+/// let event = NewEvent::new(OrderPlaced { total: 9.5 });
+/// store.append_events(uuid::Uuid::new_v4(), "Order", vec![event], ExpectedVersion::NoStream).await?;
+/// assert_eq!(store.stats().await?.pending, 1);
+///
+/// // One round by hand (a test, a cron job), or `relay.spawn()` to run it in a task.
+/// let round = relay.run_once().await?;
+/// assert_eq!(round.published, 1);
+/// assert_eq!(store.stats().await?.pending, 0);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct OutboxRelay {
     outbox: Arc<dyn OutboxStore>,

@@ -57,6 +57,36 @@ impl Slot {
 ///
 /// Stores use [`EventRegistry::global`] unless given another one (tests build their own
 /// with [`EventRegistry::new`] and [`EventRegistry::register`]).
+///
+/// ```
+/// use eventsource::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// #[event(name = "order.placed", version = 2)]
+/// struct OrderPlaced { total: f64 }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> eventsource::Result<()> {
+/// // Every derived type is in the global registry, with no call to make.
+/// let registry = EventRegistry::global();
+/// assert!(registry.is_registered("order.placed", 2));
+/// assert_eq!(registry.versions("order.placed"), [2]);
+/// registry.validate()?; // no name claimed by two Rust types
+///
+/// // At start-up: which stored event types has this program no Rust type for?
+/// let store = InMemoryEventStore::new();
+/// store
+///     .append_events(uuid::Uuid::new_v4(), "Order", vec![NewEvent::raw("order.cancelled", 1, serde_json::json!({}))], ExpectedVersion::Any)
+///     .await?;
+/// let missing = registry.find_unregistered(&store).await?;
+/// assert_eq!(missing[0].event_type, "order.cancelled");
+///
+/// // A registry of its own, holding only what a test registers.
+/// let own = EventRegistry::new();
+/// own.register::<OrderPlaced>()?;
+/// assert_eq!(own.registered_types().len(), 1);
+/// # Ok(()) }
+/// ```
 pub struct EventRegistry {
     types: RwLock<HashMap<String, Vec<Slot>>>,
     /// Split upcasters by stored name (one per version).

@@ -37,12 +37,14 @@ mod memory;
 mod options;
 pub(crate) mod page;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod schema_state;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
 mod validate;
 
@@ -181,7 +183,46 @@ pub struct EventTypeCount {
 /// An append-only store of events, grouped in streams (one per aggregate) and ordered
 /// globally.
 ///
-/// Object safe: `Arc<dyn EventStore>` works.
+/// Object safe: `Arc<dyn EventStore>` works, and code written against it runs on every
+/// backend (memory, SQLite, PostgreSQL):
+///
+/// ```
+/// use eventsource::prelude::*;
+/// use eventsource::Error;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// # #[event(aggregate = "Task")]
+/// # struct TaskCreated { title: String }
+///
+/// async fn append_and_read(store: &dyn EventStore) -> eventsource::Result<()> {
+///     let id = uuid::Uuid::new_v4();
+///     let first = NewEvent::new(TaskCreated { title: "a".into() });
+///     let done = store.append_events(id, "Task", vec![first], ExpectedVersion::NoStream).await?;
+///     assert_eq!((done.new_version, done.global_position), (1, 1));
+///
+///     // A writer that read version 0 is refused: optimistic concurrency.
+///     let late = NewEvent::new(TaskCreated { title: "b".into() });
+///     let refused = store.append_events(id, "Task", vec![late], ExpectedVersion::Exact(0)).await;
+///     assert!(matches!(refused, Err(Error::OptimisticLock { actual: 1, .. })));
+///
+///     // The stream, and every stream in global order.
+///     let stream = store.get_events(id, "Task", GetEventsOptions::default()).await?;
+///     assert_eq!(stream.events[0].event::<TaskCreated>()?.title, "a");
+///     let mut all = store.read_all(ReadOptions::new().event_types(["TaskCreated"]));
+///     while let Some(event) = all.next().await {
+///         println!("{}", event?.global_position);
+///     }
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> eventsource::Result<()> {
+/// append_and_read(&InMemoryEventStore::new()).await?;
+/// let sqlite = SqliteEventStore::open(":memory:").await?;
+/// sqlite.initialize().await?;
+/// append_and_read(&sqlite).await
+/// # }
+/// ```
 #[async_trait]
 pub trait EventStore: Send + Sync + fmt::Debug {
     /// Appends `events` to the stream of `aggregate_id`/`aggregate_type` atomically: all

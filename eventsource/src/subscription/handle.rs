@@ -14,6 +14,44 @@ use crate::projection::Projection;
 
 /// A handle on a subscribed projection: its read model, position, health, and
 /// read-your-writes waiting.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use eventsource::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// # struct TaskCreated { title: String }
+///
+/// #[derive(Debug, Default)]
+/// struct Titles(Vec<String>);
+///
+/// #[projection]
+/// impl Titles {
+///     #[handles]
+///     async fn created(&mut self, e: &TaskCreated) { self.0.push(e.title.clone()); }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> eventsource::Result<()> {
+/// let store = Arc::new(InMemoryEventStore::new());
+/// let manager = SubscriptionManager::new(
+///     store.clone(),
+///     Arc::new(InMemoryEventBus::new()),
+///     Arc::new(InMemoryCheckpointStore::new()),
+/// );
+/// let titles = manager.subscribe(Titles::default(), SubscriptionConfig::new(), "titles").await?;
+/// manager.start().await?;
+///
+/// let event = NewEvent::new(TaskCreated { title: "Write docs".into() });
+/// let saved = store.append_events(uuid::Uuid::new_v4(), "Task", vec![event], ExpectedVersion::NoStream).await?;
+/// titles.wait_for(saved.global_position, Duration::from_secs(5)).await?; // read your write
+/// assert_eq!(titles.projection().lock().await.0, ["Write docs"]);
+/// assert_eq!(titles.position(), saved.global_position);
+/// println!("{:?}", titles.health()); // state, position, lag, last error
+/// manager.stop().await;
+/// # Ok(()) }
+/// ```
 pub struct Subscription<P> {
     pub(super) shared: Arc<Shared>,
     pub(super) projection: Arc<Mutex<P>>,

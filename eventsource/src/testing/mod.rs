@@ -20,8 +20,10 @@
 
 mod aggregate;
 #[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 #[cfg(all(feature = "postgres", unix))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "postgres", unix))))]
 pub mod postgres;
 mod projection;
 #[cfg(feature = "sqlite")]

@@ -97,6 +97,40 @@ const MEMORY: &str = ":memory:";
 /// concurrency is enforced by the database's unique `(aggregate_id, aggregate_type,
 /// version)` key and a write lock taken at the start of each append, so it holds across
 /// processes sharing the file.
+///
+/// ```
+/// use std::time::Duration;
+/// use eventsource::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// # struct TaskCreated { title: String }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> eventsource::Result<()> {
+/// # let dir = std::env::temp_dir().join(uuid::Uuid::new_v4().to_string());
+/// # std::fs::create_dir_all(&dir).expect("a temp dir");
+/// # let path = dir.join("events.db");
+/// // A file: WAL, durable; `SqliteEventStore::open(":memory:")` for tests.
+/// let store = SqliteEventStore::options(&path)
+///     .busy_timeout(Duration::from_secs(10))
+///     .outbox(true)
+///     .open()
+///     .await?;
+/// store.initialize().await?; // creates the schema; idempotent
+///
+/// let task = uuid::Uuid::new_v4();
+/// let event = NewEvent::new(TaskCreated { title: "Write docs".into() });
+/// store.append_events(task, "Task", vec![event], ExpectedVersion::NoStream).await?;
+/// assert_eq!(store.get_stream_version(task, "Task").await?, 1);
+///
+/// // Another handle on the same file (another process would do the same).
+/// let again = SqliteEventStore::open(&path).await?;
+/// assert_eq!(again.get_global_position().await?, 1);
+/// store.close().await;
+/// # again.close().await;
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore {
     pool: SqlitePool,
