@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::Path;
 
 use eventsource::prelude::*;
-use eventsource::{BoxError, SqliteProjection, SqliteProjectionRunner};
+use eventsource::{BoxError, SqliteProjectionRunner};
 use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
 use uuid::Uuid;
@@ -27,7 +27,7 @@ struct OrderPlaced {
 struct CustomerRevenue;
 
 #[eventsource::async_trait]
-impl SqliteProjection for CustomerRevenue {
+impl eventsource::TransactionalProjection<sqlx::SqliteConnection> for CustomerRevenue {
     fn name(&self) -> &str {
         "customer_revenue"
     }

@@ -1,4 +1,5 @@
-//! Exactly-once read models in SQLite: read-model writes, dead letters and the checkpoint
+//! Exactly-once read models in SQLite (a durable `#[projection]` whose handlers take the
+//! transaction's connection): read-model writes, dead letters and the checkpoint
 //! commit together, so a process killed (`kill -9`) at any point and restarted applies
 //! every event exactly once.
 
@@ -9,8 +10,7 @@ use std::time::Duration;
 
 use eventsource::prelude::*;
 use eventsource::{
-    BoxError, DeadLetterStore, RetryPolicy, SqliteEventStore, SqliteProjection,
-    SqliteProjectionRunner,
+    BoxError, DeadLetterStore, RetryPolicy, SqliteEventStore, SqliteProjectionRunner,
 };
 use sqlx::SqliteConnection;
 use support::{created, TaskCreated, TempDir};
@@ -23,27 +23,23 @@ struct AppliedCounter {
     fail_title: Option<String>,
 }
 
-#[eventsource::async_trait]
-impl SqliteProjection for AppliedCounter {
-    fn name(&self) -> &str {
-        "applied"
-    }
-
-    fn handled_event_types(&self) -> &'static [&'static str] {
-        &["TaskCreated"]
-    }
-
-    async fn handle(
+/// A durable `#[projection]`: its handler writes through the transaction that moves
+/// the checkpoint (`TransactionalProjection<SqliteConnection>`, generated).
+#[projection(name = "applied")]
+impl AppliedCounter {
+    #[handles]
+    async fn created(
         &mut self,
-        event: &StoredEvent,
+        event: &TaskCreated,
+        ctx: &EventContext<'_>,
         conn: &mut SqliteConnection,
     ) -> Result<(), BoxError> {
-        let title = &event.event::<TaskCreated>()?.title;
+        let title = &event.title;
         sqlx::query(
             "INSERT INTO applied (event_id, title, times) VALUES (?, ?, 1) \
              ON CONFLICT (event_id) DO UPDATE SET times = times + 1",
         )
-        .bind(event.event_id().to_string())
+        .bind(ctx.stored_event().event_id().to_string())
         .bind(title)
         .execute(&mut *conn)
         .await?;
@@ -55,6 +51,14 @@ impl SqliteProjection for AppliedCounter {
             tokio::time::sleep(self.delay).await;
         }
         Ok(())
+    }
+
+    #[reset]
+    async fn clear(&mut self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM applied")
+            .execute(conn)
+            .await
+            .map(|_| ())
     }
 }
 

@@ -13,8 +13,8 @@ use eventsource::prelude::*;
 use eventsource::{
     BoxError, CheckpointStore, DeadLetterStore, Error, InMemoryCheckpointStore,
     InMemoryDeadLetterStore, InMemoryEventBus, OutboxEntry, OutboxPublisher, OutboxRelay,
-    OutboxStatus, OutboxStore, RetryPolicy, SqliteProjection, SqliteProjectionRunner,
-    SubscriptionConfig, SubscriptionManager, SubscriptionState,
+    OutboxStatus, OutboxStore, RetryPolicy, SqliteProjectionRunner, SubscriptionConfig,
+    SubscriptionManager, SubscriptionState,
 };
 use sqlx::SqliteConnection;
 use support::{created, TaskCreated};
@@ -245,7 +245,7 @@ async fn a_recovered_subscription_clears_its_stale_error() {
 struct FragileTable;
 
 #[eventsource::async_trait]
-impl SqliteProjection for FragileTable {
+impl eventsource::TransactionalProjection<sqlx::SqliteConnection> for FragileTable {
     fn name(&self) -> &str {
         "fragile_table"
     }

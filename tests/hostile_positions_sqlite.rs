@@ -160,13 +160,13 @@ async fn a_subscription_dead_letters_rows_at_no_position_once() {
 
 #[tokio::test]
 async fn the_exactly_once_runner_moves_past_rows_at_no_position() {
-    use eventsource::{BoxError, SqliteProjection, SqliteProjectionRunner};
+    use eventsource::{BoxError, SqliteProjectionRunner};
 
     #[derive(Debug, Default)]
     struct Count(u64);
 
     #[eventsource::async_trait]
-    impl SqliteProjection for Count {
+    impl eventsource::TransactionalProjection<sqlx::SqliteConnection> for Count {
         fn name(&self) -> &str {
             "count"
         }

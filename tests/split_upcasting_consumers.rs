@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use eventsource::prelude::*;
 use eventsource::{
-    BoxError, RetryPolicy, SqliteEventStore, SqliteProjection, SqliteProjectionRunner,
-    SubscriptionConfig,
+    BoxError, RetryPolicy, SqliteEventStore, SqliteProjectionRunner, SubscriptionConfig,
 };
 use orders::{placed_v1, ItemAdded};
 use sqlx::SqliteConnection;
@@ -88,7 +87,7 @@ struct ItemTable {
 }
 
 #[eventsource::async_trait]
-impl SqliteProjection for ItemTable {
+impl eventsource::TransactionalProjection<sqlx::SqliteConnection> for ItemTable {
     fn name(&self) -> &str {
         "items"
     }
@@ -123,7 +122,7 @@ async fn an_event_failing_for_good_inside_a_row_is_dead_lettered() {
     struct Poisoned;
 
     #[eventsource::async_trait]
-    impl SqliteProjection for Poisoned {
+    impl eventsource::TransactionalProjection<sqlx::SqliteConnection> for Poisoned {
         fn name(&self) -> &str {
             "poisoned"
         }

@@ -96,7 +96,7 @@ pub use outbox::{
     BusOutboxPublisher, OutboxEntry, OutboxPublisher, OutboxRelay, OutboxRelayHandle,
     OutboxRetention, OutboxStats, OutboxStatus, OutboxStore, PublishFailure, RelayRound,
 };
-pub use projection::{EventContext, Projection};
+pub use projection::{EventContext, Projection, TransactionalProjection};
 pub use registry::{EventRegistration, EventRegistry};
 pub use repository::{AggregateRepository, CommandError, EventPublisher};
 pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore, SnapshotStrategy};

@@ -124,6 +124,74 @@ pub trait Projection: Send + 'static {
     }
 }
 
+/// A durable read model whose writes go through the transaction that also moves its
+/// checkpoint (and records its dead letters), so that after a crash at any point every
+/// event is applied exactly once. `C` is the backend's connection inside that
+/// transaction: `sqlx::SqliteConnection` (run by
+/// [`SqliteProjectionRunner`](crate::SqliteProjectionRunner)) or `sqlx::PgConnection`
+/// (run by `PostgresProjectionRunner`).
+///
+/// Usually implemented by `#[projection]` on handlers that take the connection:
+///
+/// ```
+/// use eventsource::prelude::*;
+/// use eventsource::sqlx::{self, SqliteConnection};
+/// use eventsource::TransactionalProjection;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Serialize, Deserialize, DomainEvent)]
+/// # struct OrderPlaced { total: f64 }
+///
+/// #[derive(Debug, Default)]
+/// struct Revenue;
+///
+/// #[projection(name = "revenue")]
+/// impl Revenue {
+///     #[handles]
+///     async fn placed(&mut self, e: &OrderPlaced, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+///         sqlx::query("UPDATE revenue SET total = total + ?").bind(e.total).execute(conn).await?;
+///         Ok(())
+///     }
+///
+///     #[reset]
+///     async fn clear(&mut self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+///         sqlx::query("UPDATE revenue SET total = 0").execute(conn).await.map(|_| ())
+///     }
+/// }
+///
+/// let revenue = Revenue;
+/// assert_eq!(TransactionalProjection::<SqliteConnection>::name(&revenue), "revenue");
+/// ```
+#[async_trait]
+pub trait TransactionalProjection<C: Send + ?Sized>: Send + 'static {
+    /// The projection's name (its checkpoint and dead letters are kept under the name the
+    /// runner is given).
+    fn name(&self) -> &str;
+
+    /// The event types it handles; reads are filtered to these.
+    fn handled_event_types(&self) -> &'static [&'static str];
+
+    /// Applies one event to the read model, writing through `conn`.
+    ///
+    /// # Errors
+    /// The handler's error: its writes for this event are rolled back, it is retried by
+    /// the policy, then dead-lettered (in the same transaction).
+    async fn handle(&mut self, event: &StoredEvent, conn: &mut C) -> Result<(), BoxError>;
+
+    /// Clears the read model before a rebuild, in the transaction that resets the
+    /// checkpoint.
+    ///
+    /// # Errors
+    /// The reset's error, or (by default) that the projection cannot be reset.
+    async fn reset(&mut self, conn: &mut C) -> Result<(), BoxError> {
+        let _ = conn;
+        Err(format!(
+            "projection `{}` has no #[reset] method; it cannot be rebuilt",
+            self.name()
+        )
+        .into())
+    }
+}
+
 /// The return types a `#[handles]` method may have: `()` or `Result<(), E>`.
 pub trait IntoHandlerResult {
     /// The result as the subscription sees it.

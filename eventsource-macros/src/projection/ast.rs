@@ -10,11 +10,23 @@ use crate::methods::{
     check_inherent_impl, check_mut_receiver, shared_ref_type, take_marker, take_misplaced_markers,
 };
 
-/// One `#[handles] async fn method(&mut self, event: &Event[, ctx: &EventContext<'_>])`.
+/// What a handler takes after the event, in its order.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Extra {
+    /// `ctx: &EventContext<'_>`.
+    Context,
+    /// `conn: &mut Connection`: the transaction of a durable read model.
+    Connection,
+}
+
+/// One `#[handles] async fn method(&mut self, event: &Event[, ctx: &EventContext<'_>]
+/// [, conn: &mut Connection])`.
 pub(super) struct HandlesMethod {
     pub(super) method: Ident,
     pub(super) event: Type,
-    pub(super) with_context: bool,
+    pub(super) extras: Vec<Extra>,
+    /// The `Connection` of a `&mut Connection` argument.
+    pub(super) connection: Option<Type>,
     /// Where the return type is (or the name, for `()`), for errors about it.
     pub(super) output_span: proc_macro2::Span,
 }
@@ -23,13 +35,18 @@ pub(super) struct Handlers {
     pub(super) handles: Vec<HandlesMethod>,
     /// `#[reset] async fn clear(&mut self)`, when given.
     pub(super) reset: Option<Ident>,
+    /// The connection every handler (and the reset) takes: a transactional projection.
+    pub(super) connection: Option<Type>,
 }
 
-const HANDLES_SHAPE: &str = "a #[handles] method is async and takes `&mut self`, one event by reference \
-                             and optionally the context: `async fn created(&mut self, event: &TaskCreated, \
-                             ctx: &EventContext<'_>)`";
+const HANDLES_SHAPE: &str = "a #[handles] method is async and takes `&mut self`, one event by reference, \
+                             optionally the context and, for a read model written in the store's \
+                             transaction, the connection: `async fn created(&mut self, event: &TaskCreated, \
+                             ctx: &EventContext<'_>, conn: &mut SqliteConnection)`";
 
-const RESET_SHAPE: &str = "a #[reset] method clears the read model: `async fn clear(&mut self)`";
+const RESET_SHAPE: &str = "a #[reset] method clears the read model: `async fn clear(&mut self)`, or \
+                           `async fn clear(&mut self, conn: &mut SqliteConnection)` when the handlers \
+                           take the connection";
 
 impl Handlers {
     /// Removes `#[handles]` and `#[reset]` from `item` and returns the methods they mark;
@@ -37,7 +54,7 @@ impl Handlers {
     pub(super) fn take_from(item: &mut ItemImpl, errors: &mut Errors) -> Option<Self> {
         let usable = check_inherent_impl(item, "projection", errors);
         let mut handles = Vec::new();
-        let mut reset: Option<Ident> = None;
+        let mut reset: Option<(Ident, Option<Type>)> = None;
         let mut seen: HashMap<String, Ident> = HashMap::new();
         let mut any_handles = false;
         let mut misplaced = false;
@@ -57,13 +74,13 @@ impl Handlers {
                 continue;
             }
             if is_reset {
-                if let Some(first) = &reset {
+                if let Some((first, _)) = &reset {
                     errors.spanned(
                         &method.sig.ident,
                         format!("two #[reset] methods; the first is `{first}`"),
                     );
-                } else if check_reset(method, errors) {
-                    reset = Some(method.sig.ident.clone());
+                } else if let Some(connection) = check_reset(method, errors) {
+                    reset = Some((method.sig.ident.clone(), connection));
                 }
             }
             if !is_handles {
@@ -92,8 +109,65 @@ impl Handlers {
             );
             return None;
         }
-        (usable && !handles.is_empty()).then_some(Handlers { handles, reset })
+        let connection = same_connection(&handles, reset.as_ref(), errors)?;
+        (usable && !handles.is_empty()).then_some(Handlers {
+            handles,
+            reset: reset.map(|(ident, _)| ident),
+            connection,
+        })
     }
+}
+
+/// The connection type every handler and the reset take, or `None` when none takes one;
+/// an error (and `None` out) on a method that differs from the first handler.
+#[allow(clippy::option_option)]
+fn same_connection(
+    handles: &[HandlesMethod],
+    reset: Option<&(Ident, Option<Type>)>,
+    errors: &mut Errors,
+) -> Option<Option<Type>> {
+    let first = handles.first()?;
+    let key = |ty: &Option<Type>| ty.as_ref().map(|t| t.to_token_stream().to_string());
+    let expected = key(&first.connection);
+    let describe = |ty: &Option<String>| match ty {
+        Some(ty) => format!("takes the transaction's `&mut {ty}`"),
+        None => "takes no connection".to_owned(),
+    };
+    let mut same = true;
+    for handler in &handles[1..] {
+        let found = key(&handler.connection);
+        if found != expected {
+            errors.spanned(
+                &handler.method,
+                format!(
+                    "`{}` {}, but `{}` {}: the handlers of one projection either all write \
+                     through the same transaction or none does",
+                    handler.method,
+                    describe(&found),
+                    first.method,
+                    describe(&expected)
+                ),
+            );
+            same = false;
+        }
+    }
+    if let Some((reset, connection)) = reset {
+        let found = key(connection);
+        if found != expected {
+            errors.spanned(
+                reset,
+                format!(
+                    "the #[reset] method `{reset}` {}, but the handlers' `{}` {}: the reset \
+                     clears the read model where the handlers write it",
+                    describe(&found),
+                    first.method,
+                    describe(&expected)
+                ),
+            );
+            same = false;
+        }
+    }
+    same.then(|| first.connection.clone())
 }
 
 fn check_handles(method: &ImplItemFn, errors: &mut Errors) -> Option<HandlesMethod> {
@@ -129,31 +203,39 @@ fn check_handles(method: &ImplItemFn, errors: &mut Errors) -> Option<HandlesMeth
         }
         Some(arg) => shared_ref_type(arg, "event", errors)?,
     };
-    let with_context = match inputs.next() {
-        None => false,
-        Some(arg) => {
-            let context = match arg {
-                FnArg::Typed(typed) => match &*typed.ty {
-                    Type::Reference(r) if r.mutability.is_none() && is_event_context(&r.elem) => {
-                        None
-                    }
-                    other => Some(other.clone()),
-                },
-                FnArg::Receiver(_) => None,
-            };
-            if let Some(wrong) = context {
+    let mut extras = Vec::new();
+    let mut connection = None;
+    for arg in inputs {
+        let ty = match arg {
+            FnArg::Typed(typed) => &*typed.ty,
+            FnArg::Receiver(receiver) => {
+                errors.spanned(receiver, format!("too many arguments: {HANDLES_SHAPE}"));
+                return None;
+            }
+        };
+        let extra = match ty {
+            Type::Reference(r) if r.mutability.is_none() && is_event_context(&r.elem) => {
+                Extra::Context
+            }
+            Type::Reference(r) if r.mutability.is_some() => {
+                connection = Some((*r.elem).clone());
+                Extra::Connection
+            }
+            other => {
                 errors.spanned(
-                    wrong,
-                    "the second argument of a #[handles] method is the context: `ctx: &EventContext<'_>`",
+                    other,
+                    "after the event, a #[handles] method takes the context \
+                     (`ctx: &EventContext<'_>`) and the transaction's connection \
+                     (`conn: &mut SqliteConnection`), each at most once",
                 );
                 return None;
             }
-            true
+        };
+        if extras.contains(&extra) {
+            errors.spanned(arg, format!("too many arguments: {HANDLES_SHAPE}"));
+            return None;
         }
-    };
-    if let Some(extra) = inputs.next() {
-        errors.spanned(extra, format!("too many arguments: {HANDLES_SHAPE}"));
-        return None;
+        extras.push(extra);
     }
     let output_span = match &sig.output {
         syn::ReturnType::Type(_, ty) => syn::spanned::Spanned::span(&**ty),
@@ -162,7 +244,8 @@ fn check_handles(method: &ImplItemFn, errors: &mut Errors) -> Option<HandlesMeth
     ok.then(|| HandlesMethod {
         method: sig.ident.clone(),
         event,
-        with_context,
+        extras,
+        connection,
         output_span,
     })
 }
@@ -179,21 +262,48 @@ fn is_event_context(ty: &Type) -> bool {
     }
 }
 
-fn check_reset(method: &ImplItemFn, errors: &mut Errors) -> bool {
+/// The reset's connection type (`Some(None)`: it takes none), or `None` when it is not a
+/// reset method (reported).
+#[allow(clippy::option_option)]
+fn check_reset(method: &ImplItemFn, errors: &mut Errors) -> Option<Option<Type>> {
     let sig = &method.sig;
     if sig.asyncness.is_none() {
         errors.spanned(
             sig.fn_token,
             format!("#[reset] methods are async: {RESET_SHAPE}"),
         );
-        return false;
+        return None;
     }
     if !check_mut_receiver(method, RESET_SHAPE, errors) {
-        return false;
+        return None;
     }
-    if let Some(extra) = sig.inputs.iter().nth(1) {
-        errors.spanned(extra, format!("#[reset] takes no arguments: {RESET_SHAPE}"));
-        return false;
+    let mut inputs = sig.inputs.iter().skip(1);
+    let connection = match inputs.next() {
+        None => None,
+        Some(FnArg::Typed(typed)) => match &*typed.ty {
+            Type::Reference(r) if r.mutability.is_some() => Some((*r.elem).clone()),
+            _ => {
+                errors.spanned(
+                    typed,
+                    format!("#[reset] takes no other argument: {RESET_SHAPE}"),
+                );
+                return None;
+            }
+        },
+        Some(other) => {
+            errors.spanned(
+                other,
+                format!("#[reset] takes no other argument: {RESET_SHAPE}"),
+            );
+            return None;
+        }
+    };
+    if let Some(extra) = inputs.next() {
+        errors.spanned(
+            extra,
+            format!("#[reset] takes no other argument: {RESET_SHAPE}"),
+        );
+        return None;
     }
-    true
+    Some(connection)
 }

@@ -6,7 +6,7 @@ use syn::spanned::Spanned;
 use syn::{ItemImpl, LitStr, Type};
 
 use super::args::ProjectionArgs;
-use super::ast::Handlers;
+use super::ast::{Extra, Handlers};
 use crate::errors::respan;
 
 pub(super) fn projection(
@@ -30,11 +30,11 @@ pub(super) fn projection(
     });
     let dispatch = handlers.handles.iter().map(|h| {
         let (event, method) = (&h.event, &h.method);
-        let call = if h.with_context {
-            quote!(#self_ty::#method(self, event, &context).await)
-        } else {
-            quote!(#self_ty::#method(self, event).await)
-        };
+        let extras = h.extras.iter().map(|extra| match extra {
+            Extra::Context => quote!(&context),
+            Extra::Connection => quote!(&mut *conn),
+        });
+        let call = quote!(#self_ty::#method(self, event #(, #extras)*).await);
         // Spanned on the return type: "not a valid handler result" points there.
         let converted = respan(
             quote!(#krate::__private::IntoHandlerResult::into_handler_result(#call)),
@@ -46,13 +46,37 @@ pub(super) fn projection(
             }
         }
     });
-    let reset = handlers.reset.as_ref().map(|reset| {
-        quote! {
+    let connection = handlers.connection.as_ref();
+    let reset = handlers.reset.as_ref().map(|reset| match connection {
+        Some(connection) => quote! {
+            async fn reset(&mut self, conn: &mut #connection) -> ::core::result::Result<(), #krate::BoxError> {
+                #krate::__private::IntoHandlerResult::into_handler_result(#self_ty::#reset(self, conn).await)
+            }
+        },
+        None => quote! {
             async fn reset(&mut self) -> ::core::result::Result<(), #krate::BoxError> {
                 #krate::__private::IntoHandlerResult::into_handler_result(#self_ty::#reset(self).await)
             }
-        }
+        },
     });
+    // A read model written through the store's transaction: `TransactionalProjection<C>`,
+    // run by the backend's runner; otherwise a `Projection`.
+    let (trait_path, conn_param, durable_fn) = match connection {
+        Some(connection) => (
+            quote!(#krate::TransactionalProjection<#connection>),
+            quote!(, conn: &mut #connection),
+            quote!(),
+        ),
+        None => (
+            quote!(#krate::Projection),
+            quote!(),
+            quote! {
+                fn is_durable(&self) -> bool {
+                    #durable
+                }
+            },
+        ),
+    };
     // A #[handles] of a superseded event version fails to compile, on its type.
     let not_superseded = handlers
         .handles
@@ -66,14 +90,12 @@ pub(super) fn projection(
         const _: () = {
             #[#krate::__private::async_trait]
             #[automatically_derived]
-            impl #krate::Projection for #self_ty {
+            impl #trait_path for #self_ty {
                 fn name(&self) -> &str {
                     #name
                 }
 
-                fn is_durable(&self) -> bool {
-                    #durable
-                }
+                #durable_fn
 
                 fn handled_event_types(&self) -> &'static [&'static str] {
                     // Each event type's stored names: an enum stored per variant has one
@@ -89,7 +111,8 @@ pub(super) fn projection(
 
                 async fn handle(
                     &mut self,
-                    stored: &#krate::StoredEvent,
+                    stored: &#krate::StoredEvent
+                    #conn_param
                 ) -> ::core::result::Result<(), #krate::BoxError> {
                     let context = #krate::EventContext::new(stored);
                     let _ = &context;
@@ -100,7 +123,7 @@ pub(super) fn projection(
                             ::core::result::Result::Ok(())
                         }
                         raw => {
-                            if #krate::Projection::handled_event_types(self).contains(&raw.event_type()) {
+                            if <Self as #trait_path>::handled_event_types(self).contains(&raw.event_type()) {
                                 #krate::__private::undecodable(#name, raw)
                             } else {
                                 ::core::result::Result::Ok(())

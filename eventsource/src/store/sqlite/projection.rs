@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures::StreamExt;
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::watch;
@@ -18,37 +17,24 @@ use crate::bus::{BusFilter, BusRecvError, EventBus};
 use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::panics::catch_unwind;
+use crate::projection::TransactionalProjection;
 use crate::store::schema_state::Need;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
 use crate::subscription::RetryPolicy;
 
-/// A read model kept in the event store's own SQLite database.
+/// A read model kept in the event store's own SQLite database: a
+/// [`TransactionalProjection`] on a [`SqliteConnection`], implemented for every one.
 ///
 /// Its handler writes through `conn`, a connection inside the transaction that also saves
 /// the checkpoint (and any dead letter): a batch is committed whole or not at all. The
 /// handler must not use the store itself meanwhile: the transaction holds the database's
-/// write lock (and, on `:memory:`, the pool's only connection).
-#[async_trait]
-pub trait SqliteProjection: Send + 'static {
-    /// The projection's name (its checkpoint and dead letters are kept under the name the
-    /// runner is given).
-    fn name(&self) -> &str;
+/// write lock (and, on `:memory:`, the pool's only connection). Write one with
+/// `#[projection]` and handlers taking `conn: &mut SqliteConnection`, or implement
+/// `TransactionalProjection<SqliteConnection>`.
+pub trait SqliteProjection: TransactionalProjection<SqliteConnection> {}
 
-    /// The event types it handles.
-    fn handled_event_types(&self) -> &'static [&'static str];
-
-    /// Applies one event to the read model, writing through `conn`.
-    ///
-    /// # Errors
-    /// The handler's error: its writes for this event are rolled back, it is retried by
-    /// the policy, then dead-lettered (in the same transaction).
-    async fn handle(
-        &mut self,
-        event: &StoredEvent,
-        conn: &mut SqliteConnection,
-    ) -> Result<(), BoxError>;
-}
+impl<P: TransactionalProjection<SqliteConnection>> SqliteProjection for P {}
 
 /// A running [`SqliteProjectionRunner`].
 #[derive(Debug)]
