@@ -96,7 +96,7 @@ pub use outbox::{
     BusOutboxPublisher, OutboxEntry, OutboxPublisher, OutboxRelay, OutboxRelayHandle,
     OutboxRetention, OutboxStats, OutboxStatus, OutboxStore, PublishFailure, RelayRound,
 };
-pub use projection::{EventContext, Projection, TransactionalProjection};
+pub use projection::{BatchReport, EventContext, Projection, TransactionalProjection};
 pub use registry::{EventRegistration, EventRegistry};
 pub use repository::{AggregateRepository, CommandError, EventPublisher};
 pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore, SnapshotStrategy};
@@ -108,11 +108,14 @@ pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore, SnapshotStrat
 pub use sqlx;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use store::postgres::{PostgresEventBus, PostgresEventStore, PostgresStoreOptions};
+pub use store::postgres::{
+    PostgresEventBus, PostgresEventStore, PostgresProjection, PostgresProjectionHandle,
+    PostgresProjectionRunner, PostgresStoreOptions,
+};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::sqlite::{
-    BatchReport, PayloadFormat, SqliteEventStore, SqliteProjection, SqliteProjectionHandle,
+    PayloadFormat, SqliteEventStore, SqliteProjection, SqliteProjectionHandle,
     SqliteProjectionRunner, SqliteStoreOptions,
 };
 pub use store::{
@@ -225,6 +228,14 @@ pub use eventsource_macros::aggregate;
 /// dead-lettered). An optional `#[reset] async fn(&mut self)` clears the read model for
 /// rebuilds. Events of other types are skipped without being looked at, and a
 /// subscription reads only the handled types from the store.
+///
+/// A handler may also take the transaction's connection, `conn: &mut SqliteConnection`
+/// or `&mut PgConnection` (after the event, before or after the context): the read model
+/// is then written in the store's own transaction, and the macro implements
+/// [`TransactionalProjection<C>`](TransactionalProjection) instead of [`Projection`],
+/// run exactly once by `SqliteProjectionRunner` or `PostgresProjectionRunner`. Every
+/// handler, and the `#[reset]` (`async fn(&mut self, conn: &mut C)`), then takes the same
+/// connection type.
 ///
 /// | argument | type | default | meaning |
 /// |---|---|---|---|

@@ -2,6 +2,8 @@
 //! `#[projection]` on an `impl` block whose `#[handles]` async methods each take one event
 //! type; a [`crate::SubscriptionManager`] feeds it from the store.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -190,6 +192,23 @@ pub trait TransactionalProjection<C: Send + ?Sized>: Send + 'static {
         )
         .into())
     }
+}
+
+/// What one batch of a [`TransactionalProjection`]'s runner did (its read-model writes,
+/// dead letters and checkpoint committed in one transaction).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Events applied.
+    pub applied: u64,
+    /// Events dead-lettered.
+    pub dead_lettered: u64,
+    /// The checkpoint after the batch.
+    pub position: u64,
+    /// `true` when the batch reached the head of the store.
+    pub caught_up: bool,
+    /// When a handler failed and will be retried: the batch ended before that event,
+    /// and the runner waits this long (outside any transaction) before trying again.
+    pub retry_after: Option<Duration>,
 }
 
 /// The return types a `#[handles]` method may have: `()` or `Result<(), E>`.

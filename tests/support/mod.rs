@@ -108,7 +108,6 @@ pub async fn postgres_fixture() -> Option<Fixture> {
     })
 }
 
-/// What a fixture function returns: a fixture, or none when its backend is unavailable.
 impl eventsource::testing::conformance::ConformanceFixture for Fixture {
     fn store(&self) -> Option<Arc<dyn EventStore>> {
         Some(self.store.clone())

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
+use sqlx::PgConnection;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -53,6 +54,76 @@ fn decode_row(row: &PgRow) -> Result<Checkpoint> {
     })
 }
 
+/// Saves a checkpoint's progress through `conn` (inside a transaction, for a
+/// transactional projection's batch).
+pub(super) async fn save_progress_on(
+    conn: &mut PgConnection,
+    table: &str,
+    projection_name: &str,
+    position: u64,
+    last_event: Option<(Uuid, &str)>,
+    processed: u64,
+) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO {table} AS c \
+             (projection_name, global_position, last_event_id, last_event_type, events_processed, \
+              last_processed_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, now(), now(), now()) \
+         ON CONFLICT (projection_name) DO UPDATE SET \
+             global_position = excluded.global_position, \
+             last_event_id = COALESCE(excluded.last_event_id, c.last_event_id), \
+             last_event_type = COALESCE(excluded.last_event_type, c.last_event_type), \
+             events_processed = c.events_processed + excluded.events_processed, \
+             last_processed_at = excluded.last_processed_at, \
+             updated_at = excluded.updated_at"
+    ))
+    .bind(projection_name)
+    .bind(to_i64(position))
+    .bind(last_event.map(|(id, _)| id))
+    .bind(last_event.map(|(_, t)| t))
+    .bind(to_i64(processed))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("save_checkpoint"))?;
+    Ok(())
+}
+
+/// The checkpoint's position through `conn` (0 when it has none). With `lock`, inside a
+/// transaction, the row is created when missing and locked until the transaction ends,
+/// so that two runners of one name take turns instead of applying a batch twice.
+pub(super) async fn position_on(
+    conn: &mut PgConnection,
+    table: &str,
+    projection_name: &str,
+    lock: bool,
+) -> Result<u64> {
+    if lock {
+        sqlx::query(&format!(
+            "INSERT INTO {table} (projection_name, global_position, events_processed, created_at, updated_at) \
+             VALUES ($1, 0, 0, now(), now()) ON CONFLICT (projection_name) DO NOTHING"
+        ))
+        .bind(projection_name)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error("get_checkpoint"))?;
+    }
+    let position: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT global_position FROM {table} WHERE projection_name = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    ))
+    .bind(projection_name)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error("get_checkpoint"))?;
+    match position {
+        None => Ok(0),
+        Some(p) => u64::try_from(p).map_err(|_| Error::InvalidCheckpoint {
+            projection: projection_name.to_owned(),
+            detail: format!("it is at position {p}"),
+        }),
+    }
+}
+
 #[async_trait]
 impl CheckpointStore for PostgresEventStore {
     async fn get_checkpoint(&self, projection_name: &str) -> Result<Option<Checkpoint>> {
@@ -76,29 +147,20 @@ impl CheckpointStore for PostgresEventStore {
         processed: u64,
     ) -> Result<()> {
         self.ready(Need::Table("projection_checkpoints")).await?;
-        let table = &self.tables.checkpoints;
-        sqlx::query(&format!(
-            "INSERT INTO {table} AS c \
-                 (projection_name, global_position, last_event_id, last_event_type, events_processed, \
-                  last_processed_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, now(), now(), now()) \
-             ON CONFLICT (projection_name) DO UPDATE SET \
-                 global_position = excluded.global_position, \
-                 last_event_id = COALESCE(excluded.last_event_id, c.last_event_id), \
-                 last_event_type = COALESCE(excluded.last_event_type, c.last_event_type), \
-                 events_processed = c.events_processed + excluded.events_processed, \
-                 last_processed_at = excluded.last_processed_at, \
-                 updated_at = excluded.updated_at"
-        ))
-        .bind(projection_name)
-        .bind(to_i64(position))
-        .bind(last_event.map(|(id, _)| id))
-        .bind(last_event.map(|(_, t)| t))
-        .bind(to_i64(processed))
-        .execute(&self.pool)
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db_error("save_checkpoint"))?;
+        save_progress_on(
+            &mut conn,
+            &self.tables.checkpoints,
+            projection_name,
+            position,
+            last_event,
+            processed,
+        )
         .await
-        .map_err(db_error("save_checkpoint"))?;
-        Ok(())
     }
 
     async fn get_all_checkpoints(&self) -> Result<Vec<Checkpoint>> {

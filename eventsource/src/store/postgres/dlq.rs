@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
+use sqlx::PgConnection;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -64,30 +65,43 @@ fn decode(row: &PgRow) -> Result<DeadLetter> {
     })
 }
 
+/// Records a dead letter through `conn` (inside a transactional projection's batch).
+pub(super) async fn add_failed_event_on(
+    conn: &mut PgConnection,
+    table: &str,
+    failed: &FailedEvent,
+) -> Result<i64> {
+    sqlx::query_scalar(&format!(
+        "INSERT INTO {table} AS d (event_id, projection_name, event_type, global_position, event_data, \
+             error_message, retry_count, first_failed_at, last_failed_at, status) \
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, now(), now(), 'failed') \
+         ON CONFLICT (event_id, projection_name) DO UPDATE SET \
+             error_message = excluded.error_message, retry_count = excluded.retry_count, \
+             last_failed_at = excluded.last_failed_at, status = 'failed', resolved_at = NULL, resolved_by = NULL \
+         RETURNING id"
+    ))
+    .bind(failed.event_id)
+    .bind(&failed.projection_name)
+    .bind(&failed.event_type)
+    .bind(to_i64(failed.global_position))
+    .bind(failed.event_data.to_string())
+    .bind(&failed.error)
+    .bind(i32::try_from(failed.retry_count).unwrap_or(i32::MAX))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error("add_failed_event"))
+}
+
 #[async_trait]
 impl DeadLetterStore for PostgresEventStore {
     async fn add_failed_event(&self, failed: FailedEvent) -> Result<i64> {
         self.ready(Need::Table("dead_letter_queue")).await?;
-        let table = &self.tables.dead_letters;
-        sqlx::query_scalar(&format!(
-            "INSERT INTO {table} AS d (event_id, projection_name, event_type, global_position, event_data, \
-                 error_message, retry_count, first_failed_at, last_failed_at, status) \
-             VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, now(), now(), 'failed') \
-             ON CONFLICT (event_id, projection_name) DO UPDATE SET \
-                 error_message = excluded.error_message, retry_count = excluded.retry_count, \
-                 last_failed_at = excluded.last_failed_at, status = 'failed', resolved_at = NULL, resolved_by = NULL \
-             RETURNING id"
-        ))
-        .bind(failed.event_id)
-        .bind(&failed.projection_name)
-        .bind(&failed.event_type)
-        .bind(to_i64(failed.global_position))
-        .bind(failed.event_data.to_string())
-        .bind(&failed.error)
-        .bind(i32::try_from(failed.retry_count).unwrap_or(i32::MAX))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error("add_failed_event"))
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(db_error("add_failed_event"))?;
+        add_failed_event_on(&mut conn, &self.tables.dead_letters, &failed).await
     }
 
     async fn get_failed_events(

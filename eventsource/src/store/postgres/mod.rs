@@ -43,6 +43,7 @@ mod events;
 #[cfg(feature = "sqlite")]
 mod import;
 mod outbox;
+mod projection;
 mod reads;
 mod row;
 mod schema;
@@ -51,6 +52,7 @@ mod tables;
 mod timestamp;
 
 pub use bus::PostgresEventBus;
+pub use projection::{PostgresProjection, PostgresProjectionHandle, PostgresProjectionRunner};
 use tables::Tables;
 
 /// The schema used when none is configured.

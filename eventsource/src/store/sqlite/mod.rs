@@ -34,9 +34,7 @@ mod events;
 mod fields;
 mod native;
 pub use options::SqliteStoreOptions;
-pub use projection::{
-    BatchReport, SqliteProjection, SqliteProjectionHandle, SqliteProjectionRunner,
-};
+pub use projection::{SqliteProjection, SqliteProjectionHandle, SqliteProjectionRunner};
 pub use python::PayloadFormat;
 mod options;
 mod outbox;

@@ -17,7 +17,7 @@ use crate::bus::{BusFilter, BusRecvError, EventBus};
 use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::panics::catch_unwind;
-use crate::projection::TransactionalProjection;
+use crate::projection::{BatchReport, TransactionalProjection};
 use crate::store::schema_state::Need;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
@@ -56,22 +56,6 @@ impl<P: SqliteProjection> SqliteProjectionHandle<P> {
             message: format!("the projection task panicked: {e}"),
         })
     }
-}
-
-/// What one batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchReport {
-    /// Events applied.
-    pub applied: u64,
-    /// Events dead-lettered.
-    pub dead_lettered: u64,
-    /// The checkpoint after the batch.
-    pub position: u64,
-    /// `true` when the batch reached the head of the store.
-    pub caught_up: bool,
-    /// When a handler failed and will be retried: the batch ended before that event,
-    /// and the runner waits this long (outside any transaction) before trying again.
-    pub retry_after: Option<Duration>,
 }
 
 /// Runs a [`SqliteProjection`] over its store's events in batches, each one transaction

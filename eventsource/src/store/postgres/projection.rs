@@ -1,0 +1,398 @@
+//! Exactly-once read models in the event store's PostgreSQL schema: a
+//! [`PostgresProjection`] writes its read model through the same transaction that moves
+//! its checkpoint, so after a crash at any point every event is applied exactly once.
+//! The twin of the SQLite runner (`store/sqlite/projection.rs`).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use sqlx::{Connection, PgConnection};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::checkpoint::{position_on, save_progress_on};
+use super::dlq::add_failed_event_on;
+use super::{db_error, PostgresEventStore};
+use crate::bus::{BusFilter, BusRecvError, EventBus};
+use crate::dlq::FailedEvent;
+use crate::error::{BoxError, Error, Result};
+use crate::panics::catch_unwind;
+use crate::projection::{BatchReport, TransactionalProjection};
+use crate::store::schema_state::Need;
+use crate::store::{EventStore, ReadOptions};
+use crate::stored::StoredEvent;
+use crate::subscription::RetryPolicy;
+
+/// A read model kept in the event store's own PostgreSQL database: a
+/// [`TransactionalProjection`] on a [`PgConnection`], implemented for every one.
+///
+/// Its handler writes through `conn`, a connection inside the transaction that also saves
+/// the checkpoint (and any dead letter): a batch is committed whole or not at all. Write
+/// one with `#[projection]` and handlers taking `conn: &mut PgConnection`, or implement
+/// `TransactionalProjection<PgConnection>`.
+pub trait PostgresProjection: TransactionalProjection<PgConnection> {}
+
+impl<P: TransactionalProjection<PgConnection>> PostgresProjection for P {}
+
+/// A running [`PostgresProjectionRunner`].
+#[derive(Debug)]
+pub struct PostgresProjectionHandle<P> {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<PostgresProjectionRunner<P>>,
+}
+
+impl<P: PostgresProjection> PostgresProjectionHandle<P> {
+    /// Stops after the batch in progress (committed or rolled back whole) and returns
+    /// the runner.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] if the task panicked outside a handler (a
+    /// handler's panic is caught, rolled back and dead-lettered like an error).
+    pub async fn stop(self) -> Result<PostgresProjectionRunner<P>> {
+        self.stop.send_replace(true);
+        self.task.await.map_err(|e| Error::InvalidConfiguration {
+            message: format!("the projection task panicked: {e}"),
+        })
+    }
+}
+
+/// Runs a [`PostgresProjection`] over its store's events in batches, each one transaction
+/// holding the read-model writes, the dead letters and the checkpoint.
+///
+/// Runners of one name take turns: each batch locks its checkpoint row, and one that
+/// finds the checkpoint moved by another fails with [`Error::InvalidConfiguration`]
+/// rather than apply events twice.
+#[derive(Debug)]
+pub struct PostgresProjectionRunner<P> {
+    store: PostgresEventStore,
+    projection: P,
+    name: String,
+    batch_size: u64,
+    retry: RetryPolicy,
+    /// The event that failed last, and its failed attempts so far.
+    failing: Option<(Uuid, u32)>,
+}
+
+impl<P: PostgresProjection> PostgresProjectionRunner<P> {
+    /// A runner for `projection` under `name`: batches of 100, the default retry policy.
+    pub fn new(store: PostgresEventStore, projection: P, name: impl Into<String>) -> Self {
+        PostgresProjectionRunner {
+            store,
+            projection,
+            name: name.into(),
+            batch_size: 100,
+            retry: RetryPolicy::default(),
+            failing: None,
+        }
+    }
+
+    /// Events per batch (and per transaction).
+    pub fn batch_size(mut self, batch_size: u64) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Retries of a failing handler.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// Runs batches until the head of the store; returns the events applied.
+    ///
+    /// # Errors
+    /// Database errors (the batch in progress is rolled back and nothing is lost).
+    pub async fn catch_up(&mut self) -> Result<u64> {
+        let mut applied = 0;
+        loop {
+            let report = self.run_batch().await?;
+            applied += report.applied;
+            if let Some(wait) = report.retry_after {
+                tokio::time::sleep(wait).await;
+            } else if report.caught_up {
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// Runs in a task: catches up, then applies new events as they come, woken by `bus`
+    /// (any published event) and by polling every `poll_interval`; errors are logged
+    /// and retried. [`PostgresProjectionHandle::stop`] ends it after the batch in progress,
+    /// also in the middle of a catch-up.
+    pub fn spawn(
+        mut self,
+        bus: Option<&dyn EventBus>,
+        poll_interval: Duration,
+    ) -> PostgresProjectionHandle<P> {
+        let (stop, mut stopped) = watch::channel(false);
+        let mut wake = bus.map(|bus| bus.subscribe(BusFilter::All));
+        let task = tokio::spawn(async move {
+            loop {
+                if *stopped.borrow() {
+                    break;
+                }
+                let wait = match self.run_batch().await {
+                    Ok(report) if report.retry_after.is_some() => report.retry_after,
+                    // More to read: the next batch at once (after the stop check).
+                    Ok(report) if !report.caught_up => continue,
+                    Ok(_) => None,
+                    Err(error) => {
+                        tracing::warn!(projection = %self.name, %error, "projection batch failed; retrying");
+                        Some(poll_interval)
+                    }
+                };
+                let woken = async {
+                    match (wait, wake.as_mut()) {
+                        (Some(_), _) | (None, None) => std::future::pending::<bool>().await,
+                        (None, Some(wake)) => {
+                            wake.recv().await.is_err_and(|e| e == BusRecvError::Closed)
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    _ = tokio::time::sleep(wait.unwrap_or(poll_interval)) => {}
+                    closed = woken => {
+                        if closed {
+                            // The bus is gone: polling only, from now on.
+                            wake = None;
+                        }
+                    }
+                }
+            }
+            self
+        });
+        PostgresProjectionHandle { stop, task }
+    }
+
+    /// Reads the next batch after the checkpoint and applies it in one transaction.
+    ///
+    /// # Errors
+    /// Database errors; [`Error::InvalidConfiguration`] when another runner moved the
+    /// checkpoint meanwhile (nothing of this batch is committed).
+    pub async fn run_batch(&mut self) -> Result<BatchReport> {
+        const OP: &str = "run_projection";
+        self.store
+            .ready(Need::Table("projection_checkpoints"))
+            .await?;
+        self.store.ready(Need::Table("dead_letter_queue")).await?;
+        let start = {
+            let mut conn = self.store.pool.acquire().await.map_err(db_error(OP))?;
+            position_on(&mut conn, &self.store.tables.checkpoints, &self.name, false).await?
+        };
+        let head = self.store.get_global_position().await?;
+        if start > head {
+            return Err(Error::InvalidCheckpoint {
+                projection: self.name.clone(),
+                detail: format!("it is at position {start}, beyond the store's head {head}"),
+            });
+        }
+        let options = ReadOptions::new()
+            .from_position(start)
+            .limit(self.batch_size)
+            // With the names the handled types were renamed from.
+            .event_types(
+                self.projection
+                    .handled_event_types()
+                    .iter()
+                    .flat_map(|name| crate::EventRegistry::global().stored_names(name)),
+            );
+        let mut items: Vec<Result<StoredEvent>> = self.store.read_all(options).collect().await;
+        // A failed read (not a corrupt row, which is dead-lettered): fail before taking
+        // the checkpoint lock.
+        let failed = items.iter().position(|item| {
+            item.as_ref()
+                .is_err_and(|e| FailedEvent::for_corrupt_row(&self.name, e).is_none())
+        });
+        if let Some(Err(error)) = failed.map(|i| items.swap_remove(i)) {
+            return Err(error);
+        }
+
+        let mut tx = self.store.pool.begin().await.map_err(db_error(OP))?;
+        match self.apply_batch(&mut tx, items, start, head).await {
+            Ok(report) => {
+                tx.commit().await.map_err(db_error(OP))?;
+                Ok(report)
+            }
+            Err(error) => {
+                // Ended here, so that the connection goes back to the pool outside any
+                // transaction.
+                let _ = tx.rollback().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The statements of one batch, inside its transaction.
+    async fn apply_batch(
+        &mut self,
+        tx: &mut PgConnection,
+        items: Vec<Result<StoredEvent>>,
+        start: u64,
+        head: u64,
+    ) -> Result<BatchReport> {
+        // Rows at no position (reported at 0, on top of the limit) do not count: the
+        // batch is caught up when it read fewer placed rows than asked.
+        let read = items
+            .iter()
+            .filter(|item| {
+                !matches!(
+                    item,
+                    Err(Error::CorruptEvent {
+                        global_position: 0,
+                        ..
+                    })
+                )
+            })
+            .count() as u64;
+        // Locks the checkpoint row until the batch commits: a second runner waits here.
+        if position_on(&mut *tx, &self.store.tables.checkpoints, &self.name, true).await? != start {
+            return Err(Error::InvalidConfiguration {
+                message: format!("another runner is applying projection `{}`", self.name),
+            });
+        }
+        let mut report = BatchReport {
+            position: start,
+            ..BatchReport::default()
+        };
+        let mut last_event = None;
+        // The events a split upcaster made of one row share its position: they are
+        // applied inside a savepoint of their own, so that a retry stopping among them
+        // undoes the row's writes and checkpoints before it (exactly once).
+        let positions: Vec<Option<u64>> = items
+            .iter()
+            .map(|item| item.as_ref().ok().map(|e| e.global_position))
+            .collect();
+        let mut row: Option<RowSavepoint> = None;
+        for (i, item) in items.into_iter().enumerate() {
+            match item {
+                Ok(event) => {
+                    let at = Some(event.global_position);
+                    let shared_row = positions.get(i + 1) == Some(&at);
+                    if shared_row && row.is_none() {
+                        sqlx::query("SAVEPOINT eventsource_row")
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error("run_projection"))?;
+                        row = Some(RowSavepoint {
+                            report,
+                            last_event: last_event.clone(),
+                        });
+                    }
+                    match self.apply(&event, &mut *tx).await? {
+                        Applied::Yes => report.applied += 1,
+                        Applied::DeadLettered => report.dead_lettered += 1,
+                        Applied::RetryAfter(wait) => {
+                            if let Some(before) = row.take() {
+                                sqlx::query("ROLLBACK TO eventsource_row; RELEASE eventsource_row")
+                                    .execute(&mut *tx)
+                                    .await
+                                    .map_err(db_error("run_projection"))?;
+                                (report, last_event) = (before.report, before.last_event);
+                            }
+                            report.retry_after = Some(wait);
+                            break;
+                        }
+                    }
+                    report.position = event.global_position;
+                    last_event = Some((event.event_id(), event.event_type().to_owned()));
+                    if !shared_row && row.take().is_some() {
+                        sqlx::query("RELEASE eventsource_row")
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error("run_projection"))?;
+                    }
+                }
+                Err(error) => {
+                    let letter = FailedEvent::for_corrupt_row(&self.name, &error).ok_or(error)?;
+                    tracing::warn!(projection = %self.name, position = letter.global_position, reason = %letter.error, "unreadable event dead-lettered");
+                    report.position = letter.global_position;
+                    add_failed_event_on(&mut *tx, &self.store.tables.dead_letters, &letter).await?;
+                    report.dead_lettered += 1;
+                }
+            }
+        }
+        report.caught_up = report.retry_after.is_none() && read < self.batch_size;
+        if report.caught_up {
+            report.position = report.position.max(head);
+        }
+        let last = last_event
+            .as_ref()
+            .map(|(id, t): &(Uuid, String)| (*id, t.as_str()));
+        save_progress_on(
+            &mut *tx,
+            &self.store.tables.checkpoints,
+            &self.name,
+            report.position,
+            last,
+            report.applied,
+        )
+        .await?;
+        Ok(report)
+    }
+
+    /// Applies one event inside a savepoint, by the retry policy; `false` when it was
+    /// dead-lettered.
+    async fn apply(&mut self, event: &StoredEvent, conn: &mut PgConnection) -> Result<Applied> {
+        const OP: &str = "run_projection";
+        // A nested transaction is a savepoint: committed with the batch, or rolled back
+        // alone.
+        let mut savepoint = conn.begin().await.map_err(db_error(OP))?;
+        // A panic counts as a failure: its writes are rolled back with the savepoint.
+        let error: BoxError =
+            match catch_unwind(self.projection.handle(event, &mut savepoint)).await {
+                Ok(Ok(())) => {
+                    savepoint.commit().await.map_err(db_error(OP))?;
+                    // Only the failing event's success ends its count (a retry inside a
+                    // split row applies the row's earlier events again first).
+                    if self.failing.is_some_and(|(id, _)| id == event.event_id()) {
+                        self.failing = None;
+                    }
+                    return Ok(Applied::Yes);
+                }
+                Ok(Err(error)) => error,
+                Err(panic) => format!("handler {panic}").into(),
+            };
+        // Undo this attempt's writes, keep the batch's.
+        savepoint.rollback().await.map_err(db_error(OP))?;
+        let attempt = match self.failing {
+            Some((id, attempts)) if id == event.event_id() => attempts + 1,
+            _ => 1,
+        };
+        if attempt < self.retry.max_attempts {
+            // Retried in a later batch, after a backoff spent outside the transaction
+            // (which holds the checkpoint row's lock).
+            self.failing = Some((event.event_id(), attempt));
+            return Ok(Applied::RetryAfter(self.retry.backoff(attempt)));
+        }
+        self.failing = None;
+        tracing::warn!(projection = %self.name, position = event.global_position, %error, "event dead-lettered");
+        add_failed_event_on(
+            conn,
+            &self.store.tables.dead_letters,
+            &FailedEvent::for_event(&self.name, event, &error.to_string(), attempt),
+        )
+        .await?;
+        Ok(Applied::DeadLettered)
+    }
+}
+
+/// What a batch had done before the row whose events it is applying in a savepoint.
+struct RowSavepoint {
+    report: BatchReport,
+    last_event: Option<(Uuid, String)>,
+}
+
+/// The outcome of one attempt at one event.
+enum Applied {
+    Yes,
+    DeadLettered,
+    /// Failed; the batch ends before this event and it is tried again after the wait.
+    RetryAfter(Duration),
+}
