@@ -40,6 +40,8 @@ pub(crate) mod page;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod runner;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod schema_state;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod sql;
@@ -50,6 +52,8 @@ mod validate;
 
 pub use memory::InMemoryEventStore;
 pub use options::{GetEventsOptions, ReadDirection, ReadOptions};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use runner::ProjectionRunnerHandle;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use validate::clamp_timestamp;
 #[cfg(feature = "sqlite")]

@@ -7,18 +7,17 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sqlx::{Connection, PgConnection};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::checkpoint::{position_on, save_progress_on};
 use super::dlq::add_failed_event_on;
 use super::{db_error, PostgresEventStore};
-use crate::bus::{BusFilter, BusRecvError, EventBus};
+use crate::bus::EventBus;
 use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::panics::catch_unwind;
 use crate::projection::{BatchReport, TransactionalProjection};
+use crate::store::runner::{self, Applied, ProjectionRunnerHandle, RunBatches};
 use crate::store::schema_state::Need;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
@@ -36,26 +35,7 @@ pub trait PostgresProjection: TransactionalProjection<PgConnection> {}
 impl<P: TransactionalProjection<PgConnection>> PostgresProjection for P {}
 
 /// A running [`PostgresProjectionRunner`].
-#[derive(Debug)]
-pub struct PostgresProjectionHandle<P> {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<PostgresProjectionRunner<P>>,
-}
-
-impl<P: PostgresProjection> PostgresProjectionHandle<P> {
-    /// Stops after the batch in progress (committed or rolled back whole) and returns
-    /// the runner.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfiguration`] if the task panicked outside a handler (a
-    /// handler's panic is caught, rolled back and dead-lettered like an error).
-    pub async fn stop(self) -> Result<PostgresProjectionRunner<P>> {
-        self.stop.send_replace(true);
-        self.task.await.map_err(|e| Error::InvalidConfiguration {
-            message: format!("the projection task panicked: {e}"),
-        })
-    }
-}
+pub type PostgresProjectionHandle<P> = ProjectionRunnerHandle<PostgresProjectionRunner<P>>;
 
 /// Runs a [`PostgresProjection`] over its store's events in batches, each one transaction
 /// holding the read-model writes, the dead letters and the checkpoint.
@@ -109,16 +89,7 @@ impl<P: PostgresProjection> PostgresProjectionRunner<P> {
     /// # Errors
     /// Database errors (the batch in progress is rolled back and nothing is lost).
     pub async fn catch_up(&mut self) -> Result<u64> {
-        let mut applied = 0;
-        loop {
-            let report = self.run_batch().await?;
-            applied += report.applied;
-            if let Some(wait) = report.retry_after {
-                tokio::time::sleep(wait).await;
-            } else if report.caught_up {
-                return Ok(applied);
-            }
-        }
+        runner::catch_up(self).await
     }
 
     /// Runs in a task: catches up, then applies new events as they come, woken by `bus`
@@ -126,49 +97,11 @@ impl<P: PostgresProjection> PostgresProjectionRunner<P> {
     /// and retried. [`PostgresProjectionHandle::stop`] ends it after the batch in progress,
     /// also in the middle of a catch-up.
     pub fn spawn(
-        mut self,
+        self,
         bus: Option<&dyn EventBus>,
         poll_interval: Duration,
     ) -> PostgresProjectionHandle<P> {
-        let (stop, mut stopped) = watch::channel(false);
-        let mut wake = bus.map(|bus| bus.subscribe(BusFilter::All));
-        let task = tokio::spawn(async move {
-            loop {
-                if *stopped.borrow() {
-                    break;
-                }
-                let wait = match self.run_batch().await {
-                    Ok(report) if report.retry_after.is_some() => report.retry_after,
-                    // More to read: the next batch at once (after the stop check).
-                    Ok(report) if !report.caught_up => continue,
-                    Ok(_) => None,
-                    Err(error) => {
-                        tracing::warn!(projection = %self.name, %error, "projection batch failed; retrying");
-                        Some(poll_interval)
-                    }
-                };
-                let woken = async {
-                    match (wait, wake.as_mut()) {
-                        (Some(_), _) | (None, None) => std::future::pending::<bool>().await,
-                        (None, Some(wake)) => {
-                            wake.recv().await.is_err_and(|e| e == BusRecvError::Closed)
-                        }
-                    }
-                };
-                tokio::select! {
-                    _ = stopped.changed() => break,
-                    _ = tokio::time::sleep(wait.unwrap_or(poll_interval)) => {}
-                    closed = woken => {
-                        if closed {
-                            // The bus is gone: polling only, from now on.
-                            wake = None;
-                        }
-                    }
-                }
-            }
-            self
-        });
-        PostgresProjectionHandle { stop, task }
+        runner::spawn(self, bus, poll_interval)
     }
 
     /// Reads the next batch after the checkpoint and applies it in one transaction.
@@ -389,10 +322,12 @@ struct RowSavepoint {
     last_event: Option<(Uuid, String)>,
 }
 
-/// The outcome of one attempt at one event.
-enum Applied {
-    Yes,
-    DeadLettered,
-    /// Failed; the batch ends before this event and it is tried again after the wait.
-    RetryAfter(Duration),
+impl<P: PostgresProjection> RunBatches for PostgresProjectionRunner<P> {
+    fn runner_name(&self) -> &str {
+        &self.name
+    }
+
+    async fn next_batch(&mut self) -> Result<BatchReport> {
+        self.run_batch().await
+    }
 }

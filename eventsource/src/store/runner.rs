@@ -1,0 +1,119 @@
+//! What the exactly-once projection runners of the SQL backends share: catching up, the
+//! spawned loop (woken by a bus and by polling, stopped between batches) and its handle,
+//! and the outcome of one attempt at one event. Each backend keeps its own batch (its
+//! transaction, checkpoint lock and statements): `store/sqlite/projection.rs` and
+//! `store/postgres/projection.rs`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::bus::{BusFilter, BusRecvError, EventBus};
+use crate::error::{Error, Result};
+use crate::projection::BatchReport;
+
+/// A runner of batches, each committed whole or not at all.
+pub(crate) trait RunBatches: Send + 'static {
+    /// The name its checkpoint is kept under (for logs).
+    fn runner_name(&self) -> &str;
+
+    /// Reads the next batch after the checkpoint and applies it in one transaction.
+    fn next_batch(&mut self) -> impl Future<Output = Result<BatchReport>> + Send;
+}
+
+/// Runs batches until the head of the store, waiting out retry backoffs between them
+/// (outside any transaction); returns the events applied.
+pub(crate) async fn catch_up<R: RunBatches>(runner: &mut R) -> Result<u64> {
+    let mut applied = 0;
+    loop {
+        let report = runner.next_batch().await?;
+        applied += report.applied;
+        if let Some(wait) = report.retry_after {
+            tokio::time::sleep(wait).await;
+        } else if report.caught_up {
+            return Ok(applied);
+        }
+    }
+}
+
+/// A runner running in a task (`spawn` of `SqliteProjectionRunner` or
+/// `PostgresProjectionRunner`).
+#[derive(Debug)]
+pub struct ProjectionRunnerHandle<R> {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<R>,
+}
+
+impl<R> ProjectionRunnerHandle<R> {
+    /// Stops after the batch in progress (committed or rolled back whole) and returns
+    /// the runner.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] if the task panicked outside a handler (a
+    /// handler's panic is caught, rolled back and dead-lettered like an error).
+    pub async fn stop(self) -> Result<R> {
+        self.stop.send_replace(true);
+        self.task.await.map_err(|e| Error::InvalidConfiguration {
+            message: format!("the projection task panicked: {e}"),
+        })
+    }
+}
+
+/// Runs `runner` in a task: catches up, then applies new events as they come, woken by
+/// `bus` (any published event) and by polling every `poll_interval`; errors are logged
+/// and retried.
+pub(crate) fn spawn<R: RunBatches>(
+    mut runner: R,
+    bus: Option<&dyn EventBus>,
+    poll_interval: Duration,
+) -> ProjectionRunnerHandle<R> {
+    let (stop, mut stopped) = watch::channel(false);
+    let mut wake = bus.map(|bus| bus.subscribe(BusFilter::All));
+    let task = tokio::spawn(async move {
+        loop {
+            if *stopped.borrow() {
+                break;
+            }
+            let wait = match runner.next_batch().await {
+                Ok(report) if report.retry_after.is_some() => report.retry_after,
+                // More to read: the next batch at once (after the stop check).
+                Ok(report) if !report.caught_up => continue,
+                Ok(_) => None,
+                Err(error) => {
+                    tracing::warn!(projection = %runner.runner_name(), %error, "projection batch failed; retrying");
+                    Some(poll_interval)
+                }
+            };
+            let woken = async {
+                match (wait, wake.as_mut()) {
+                    (Some(_), _) | (None, None) => std::future::pending::<bool>().await,
+                    (None, Some(wake)) => {
+                        wake.recv().await.is_err_and(|e| e == BusRecvError::Closed)
+                    }
+                }
+            };
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = tokio::time::sleep(wait.unwrap_or(poll_interval)) => {}
+                closed = woken => {
+                    if closed {
+                        // The bus is gone: polling only, from now on.
+                        wake = None;
+                    }
+                }
+            }
+        }
+        runner
+    });
+    ProjectionRunnerHandle { stop, task }
+}
+
+/// The outcome of one attempt at one event.
+pub(crate) enum Applied {
+    Yes,
+    DeadLettered,
+    /// Failed; the batch ends before this event and it is tried again after the wait.
+    RetryAfter(Duration),
+}
