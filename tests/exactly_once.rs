@@ -358,3 +358,79 @@ async fn a_handler_that_fails_once_is_retried_outside_the_write_lock() {
         3
     );
 }
+
+/// A durable read model with no `#[reset]`: it cannot be rebuilt.
+#[derive(Debug, Default)]
+struct NoReset;
+
+#[projection(name = "no-reset")]
+impl NoReset {
+    #[handles]
+    async fn created(&mut self, _event: &TaskCreated, conn: &mut SqliteConnection) {
+        let _ = conn;
+    }
+}
+
+#[tokio::test]
+async fn a_rebuild_resets_and_replays_in_order_with_progress() {
+    const EVENTS: u64 = 25;
+    let dir = TempDir::new();
+    let store = open(&dir.file("events.db")).await;
+    for i in 0..EVENTS {
+        store
+            .append_events(
+                Uuid::new_v4(),
+                "Task",
+                vec![created(&i.to_string())],
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+    }
+    let mut runner =
+        SqliteProjectionRunner::new(store.clone(), AppliedCounter::default(), "applied")
+            .batch_size(10);
+    assert_eq!(runner.catch_up().await.unwrap(), EVENTS);
+    // The read model drifts (a bug, a hand edit): the rebuild starts it over.
+    sqlx::query("UPDATE applied SET times = 7 WHERE title = '3'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let applied = runner.rebuild(|p| seen.push(p)).await.unwrap();
+    assert_eq!(applied, EVENTS);
+    let rows: Vec<i64> = sqlx::query_scalar("SELECT times FROM applied")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len() as u64, EVENTS);
+    assert!(rows.iter().all(|t| *t == 1), "{rows:?}");
+    let positions: Vec<u64> = seen.iter().map(|p| p.position).collect();
+    assert_eq!(positions, [10, 20, 25]);
+    let last = seen.last().unwrap();
+    assert_eq!(
+        (last.head, last.applied, last.dead_lettered),
+        (EVENTS, EVENTS, 0)
+    );
+    assert_eq!(
+        eventsource::CheckpointStore::get_position(&store, "applied")
+            .await
+            .unwrap(),
+        Some(EVENTS)
+    );
+
+    // Without a #[reset]: refused, and nothing changed.
+    let mut no_reset = SqliteProjectionRunner::new(store.clone(), NoReset, "no-reset");
+    no_reset.catch_up().await.unwrap();
+    let refused = no_reset.rebuild(|_| {}).await;
+    assert!(
+        matches!(&refused, Err(eventsource::Error::ResetFailed { projection, .. }) if projection == "no-reset"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        eventsource::CheckpointStore::get_position(&store, "no-reset")
+            .await
+            .unwrap(),
+        Some(EVENTS)
+    );
+}

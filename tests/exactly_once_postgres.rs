@@ -308,3 +308,31 @@ async fn kill_9_between_events_applies_every_event_exactly_once() {
         Some(EVENTS as u64)
     );
 }
+
+#[tokio::test]
+async fn a_rebuild_resets_and_replays_in_order_with_progress() {
+    const EVENTS: u64 = 25;
+    let Some(server) = postgres::server() else {
+        return;
+    };
+    let store = open(server.url(), &fresh_schema()).await;
+    append(&store, EVENTS as usize).await;
+    let mut runner =
+        PostgresProjectionRunner::new(store.clone(), counter(&store), "applied").batch_size(10);
+    assert_eq!(runner.catch_up().await.unwrap(), EVENTS);
+    sqlx::query(&format!(
+        "UPDATE {}.applied SET times = 7 WHERE title = '3'",
+        store.schema()
+    ))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    assert_eq!(runner.rebuild(|p| seen.push(p)).await.unwrap(), EVENTS);
+    assert_eq!(applied(&store).await, (EVENTS as i64, 0));
+    let positions: Vec<u64> = seen.iter().map(|p| p.position).collect();
+    assert_eq!(positions, [10, 20, 25]);
+    let last = seen.last().unwrap();
+    assert_eq!((last.head, last.applied), (EVENTS, EVENTS));
+    assert_eq!(store.get_position("applied").await.unwrap(), Some(EVENTS));
+}

@@ -88,6 +88,18 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A durable read model's `#[reset]` failed (or it has none) at the start of a
+    /// rebuild; its transaction was rolled back, so the read model and the checkpoint are
+    /// as they were.
+    #[error("the read model of `{projection}` could not be reset, nothing was changed: {source}")]
+    ResetFailed {
+        /// The projection (runner) name.
+        projection: String,
+        /// The reset's error.
+        #[source]
+        source: BoxError,
+    },
+
     /// A projection's handler failed on an event.
     #[error("projection `{projection}` failed on `{event_type}` at global position {global_position}: {source}")]
     HandlerFailed {

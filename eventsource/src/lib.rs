@@ -118,13 +118,13 @@ pub use store::sqlite::{
     PayloadFormat, SqliteEventStore, SqliteProjection, SqliteProjectionHandle,
     SqliteProjectionRunner, SqliteStoreOptions,
 };
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
-pub use store::ProjectionRunnerHandle;
 pub use store::{
     AppendResult, EventStore, EventTypeCount, ExpectedVersion, GetEventsOptions,
     InMemoryEventStore, ReadDirection, ReadOptions, ReplayedEvent, StoredEventStream, StreamId,
 };
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use store::{ProjectionRunnerHandle, RebuildProgress};
 pub use stored::{EventStream, StoredEvent};
 pub use subscription::{
     RetryPolicy, StartFrom, Subscription, SubscriptionConfig, SubscriptionHealth,

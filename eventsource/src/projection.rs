@@ -204,6 +204,8 @@ pub struct BatchReport {
     pub dead_lettered: u64,
     /// The checkpoint after the batch.
     pub position: u64,
+    /// The store's head position when the batch was read.
+    pub head: u64,
     /// `true` when the batch reached the head of the store.
     pub caught_up: bool,
     /// When a handler failed and will be retried: the batch ended before that event,

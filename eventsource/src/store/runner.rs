@@ -21,6 +21,63 @@ pub(crate) trait RunBatches: Send + 'static {
 
     /// Reads the next batch after the checkpoint and applies it in one transaction.
     fn next_batch(&mut self) -> impl Future<Output = Result<BatchReport>> + Send;
+
+    /// Clears the read model (the projection's reset) and its checkpoint, in one
+    /// transaction.
+    fn reset_read_model(&mut self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// How far a rebuild has come, after each batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildProgress {
+    /// The position applied up to.
+    pub position: u64,
+    /// The store's head when the batch was read: the rebuild is done at it.
+    pub head: u64,
+    /// Events applied since the rebuild began.
+    pub applied: u64,
+    /// Events dead-lettered since the rebuild began.
+    pub dead_lettered: u64,
+}
+
+/// Clears the read model and its checkpoint in one transaction, then catches up from the
+/// beginning, telling `progress` after every batch; returns the events applied.
+pub(crate) async fn rebuild<R: RunBatches>(
+    runner: &mut R,
+    mut progress: impl FnMut(RebuildProgress) + Send,
+) -> Result<u64> {
+    runner.reset_read_model().await?;
+    let mut done = RebuildProgress {
+        position: 0,
+        head: 0,
+        applied: 0,
+        dead_lettered: 0,
+    };
+    loop {
+        let report = runner.next_batch().await?;
+        done.position = report.position;
+        done.head = report.head.max(report.position);
+        done.applied += report.applied;
+        done.dead_lettered += report.dead_lettered;
+        progress(done);
+        if let Some(wait) = report.retry_after {
+            tokio::time::sleep(wait).await;
+        } else if report.caught_up {
+            return Ok(done.applied);
+        }
+    }
+}
+
+/// The error of a failed reset: the store's own, or the projection's as
+/// [`Error::ResetFailed`].
+pub(crate) fn reset_failed(projection: &str, error: crate::error::BoxError) -> Error {
+    match error.downcast::<Error>() {
+        Ok(error) => *error,
+        Err(source) => Error::ResetFailed {
+            projection: projection.to_owned(),
+            source,
+        },
+    }
 }
 
 /// Runs batches until the head of the store, waiting out retry backoffs between them

@@ -16,7 +16,7 @@ use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::panics::catch_unwind;
 use crate::projection::{BatchReport, TransactionalProjection};
-use crate::store::runner::{self, Applied, ProjectionRunnerHandle, RunBatches};
+use crate::store::runner::{self, Applied, ProjectionRunnerHandle, RebuildProgress, RunBatches};
 use crate::store::schema_state::Need;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
@@ -92,6 +92,19 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         runner::catch_up(self).await
     }
 
+    /// Rebuilds the read model: its `#[reset]` and the checkpoint's removal in one
+    /// transaction (all or nothing), then a catch-up from the first event, with
+    /// `progress` told after every batch (what a progress bar draws). Dead letters of
+    /// the projection are kept; an event that fails again updates its dead letter.
+    /// Returns the events applied.
+    ///
+    /// # Errors
+    /// [`Error::ResetFailed`] when the projection's reset fails or it has none (nothing
+    /// is changed); then as [`catch_up`](Self::catch_up).
+    pub async fn rebuild(&mut self, progress: impl FnMut(RebuildProgress) + Send) -> Result<u64> {
+        runner::rebuild(self, progress).await
+    }
+
     /// Runs in a task: catches up, then applies new events as they come, woken by `bus`
     /// (any published event) and by polling every `poll_interval`; errors are logged
     /// and retried. [`SqliteProjectionHandle::stop`] ends it after the batch in progress,
@@ -102,6 +115,35 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         poll_interval: Duration,
     ) -> SqliteProjectionHandle<P> {
         runner::spawn(self, bus, poll_interval)
+    }
+
+    /// The projection's reset and the checkpoint's removal, in one transaction.
+    async fn reset_in_transaction(&mut self) -> Result<()> {
+        const OP: &str = "rebuild_projection";
+        self.store
+            .ready(OP, Need::Table("projection_checkpoints"), true)
+            .await?;
+        let mut tx = self
+            .store
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error(OP))?;
+        if let Err(error) = self.projection.reset(&mut tx).await {
+            let _ = tx.rollback().await;
+            return Err(runner::reset_failed(&self.name, error));
+        }
+        let deleted = sqlx::query("DELETE FROM projection_checkpoints WHERE projection_name = ?")
+            .bind(&self.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(OP));
+        if let Err(error) = deleted {
+            let _ = tx.rollback().await;
+            return Err(error);
+        }
+        self.failing = None;
+        tx.commit().await.map_err(db_error(OP))
     }
 
     /// Reads the next batch after the checkpoint and applies it in one transaction.
@@ -195,6 +237,7 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         }
         let mut report = BatchReport {
             position: start,
+            head,
             ..BatchReport::default()
         };
         let mut last_event = None;
@@ -323,5 +366,9 @@ impl<P: SqliteProjection> RunBatches for SqliteProjectionRunner<P> {
 
     async fn next_batch(&mut self) -> Result<BatchReport> {
         self.run_batch().await
+    }
+
+    async fn reset_read_model(&mut self) -> Result<()> {
+        self.reset_in_transaction().await
     }
 }
