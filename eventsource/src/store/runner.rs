@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use crate::bus::{BusFilter, BusRecvError, EventBus};
 use crate::error::{Error, Result};
 use crate::projection::BatchReport;
+use crate::subscription::RetryPolicy;
 
 /// A runner of batches, each committed whole or not at all.
 pub(crate) trait RunBatches: Send + 'static {
@@ -165,6 +167,40 @@ pub(crate) fn spawn<R: RunBatches>(
         runner
     });
     ProjectionRunnerHandle { stop, task }
+}
+
+/// The attempts at the event that failed last: which event, and how often so far.
+#[derive(Debug, Default)]
+pub(crate) struct Attempts(Option<(Uuid, u32)>);
+
+impl Attempts {
+    /// `event_id` succeeded: only the failing event's success ends its count (a retry
+    /// inside a split row applies the row's earlier events again first).
+    pub(crate) fn succeeded(&mut self, event_id: Uuid) {
+        if self.0.is_some_and(|(id, _)| id == event_id) {
+            self.0 = None;
+        }
+    }
+
+    /// `event_id` failed: what to do about it by `retry`, and its attempts so far.
+    pub(crate) fn failed(&mut self, event_id: Uuid, retry: &RetryPolicy) -> (Applied, u32) {
+        let attempt = match self.0 {
+            Some((id, attempts)) if id == event_id => attempts + 1,
+            _ => 1,
+        };
+        if attempt < retry.max_attempts {
+            // Retried in a later batch, after a backoff spent outside the transaction.
+            self.0 = Some((event_id, attempt));
+            return (Applied::RetryAfter(retry.backoff(attempt)), attempt);
+        }
+        self.0 = None;
+        (Applied::DeadLettered, attempt)
+    }
+
+    /// Forgets the count (a rebuild starts over).
+    pub(crate) fn clear(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// The outcome of one attempt at one event.

@@ -65,6 +65,10 @@ impl PgServer {
     }
 
     /// A store in a fresh, initialized schema.
+    ///
+    /// # Panics
+    /// When the server refuses the connection or the schema cannot be created (the test
+    /// fails with the store's error).
     pub async fn store(&self) -> PostgresEventStore {
         let store = self
             .options()
@@ -275,6 +279,11 @@ fn unavailable() -> Option<PgServer> {
 }
 
 /// The server shared by the tests of this process, started on first use.
+///
+/// # Panics
+/// When the binaries are there but the cluster does not start (`initdb` or `pg_ctl`
+/// fails; the message names the server log), and without any server when
+/// `EVENTSOURCE_REQUIRE_POSTGRES=1`.
 pub fn server() -> Option<&'static PgServer> {
     static SERVER: OnceLock<Option<PgServer>> = OnceLock::new();
     SERVER

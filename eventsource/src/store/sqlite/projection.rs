@@ -16,7 +16,9 @@ use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::panics::catch_unwind;
 use crate::projection::{BatchReport, TransactionalProjection};
-use crate::store::runner::{self, Applied, ProjectionRunnerHandle, RebuildProgress, RunBatches};
+use crate::store::runner::{
+    self, Applied, Attempts, ProjectionRunnerHandle, RebuildProgress, RunBatches,
+};
 use crate::store::schema_state::Need;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
@@ -50,8 +52,8 @@ pub struct SqliteProjectionRunner<P> {
     name: String,
     batch_size: u64,
     retry: RetryPolicy,
-    /// The event that failed last, and its failed attempts so far.
-    failing: Option<(Uuid, u32)>,
+    /// The attempts at the event that failed last.
+    failing: Attempts,
 }
 
 impl<P: SqliteProjection> SqliteProjectionRunner<P> {
@@ -63,7 +65,7 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             name: name.into(),
             batch_size: 100,
             retry: RetryPolicy::default(),
-            failing: None,
+            failing: Attempts::default(),
         }
     }
 
@@ -142,7 +144,7 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             let _ = tx.rollback().await;
             return Err(error);
         }
-        self.failing = None;
+        self.failing.clear();
         tx.commit().await.map_err(db_error(OP))
     }
 
@@ -320,11 +322,7 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             match catch_unwind(self.projection.handle(event, &mut savepoint)).await {
                 Ok(Ok(())) => {
                     savepoint.commit().await.map_err(db_error(OP))?;
-                    // Only the failing event's success ends its count (a retry inside a
-                    // split row applies the row's earlier events again first).
-                    if self.failing.is_some_and(|(id, _)| id == event.event_id()) {
-                        self.failing = None;
-                    }
+                    self.failing.succeeded(event.event_id());
                     return Ok(Applied::Yes);
                 }
                 Ok(Err(error)) => error,
@@ -332,17 +330,10 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             };
         // Undo this attempt's writes, keep the batch's.
         savepoint.rollback().await.map_err(db_error(OP))?;
-        let attempt = match self.failing {
-            Some((id, attempts)) if id == event.event_id() => attempts + 1,
-            _ => 1,
-        };
-        if attempt < self.retry.max_attempts {
-            // Retried in a later batch, after a backoff spent outside the transaction
-            // (which holds the database's write lock).
-            self.failing = Some((event.event_id(), attempt));
-            return Ok(Applied::RetryAfter(self.retry.backoff(attempt)));
+        let (applied, attempt) = self.failing.failed(event.event_id(), &self.retry);
+        if !matches!(applied, Applied::DeadLettered) {
+            return Ok(applied);
         }
-        self.failing = None;
         tracing::warn!(projection = %self.name, position = event.global_position, %error, "event dead-lettered");
         add_failed_event_on(
             conn,

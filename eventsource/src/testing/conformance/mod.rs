@@ -23,6 +23,9 @@
 //! others here), registered under names in `eventsource.conformance.*` so that they
 //! cannot collide with yours; `events.lock` never lists them.
 //!
+//! Each check is a test assertion: a store error, or a result other than the expected
+//! one, panics with it (the test fails), as `assert!` and `unwrap` do in any test.
+//!
 //! What is checked: appends and read back with every envelope field, batch versions and
 //! positions, the expected-version rules, idempotent event ids (also racing, also into two
 //! streams), a rejected batch leaving nothing, stale appends failing alone among
