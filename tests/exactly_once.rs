@@ -6,11 +6,13 @@
 mod support;
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource::prelude::*;
 use eventsource::{
-    BoxError, DeadLetterStore, RetryPolicy, SqliteEventStore, SqliteProjectionRunner,
+    BoxError, DeadLetterStatus, DeadLetterStore, Error, RetryPolicy, SqliteEventStore,
+    SqliteProjectionRunner, SubscriptionState,
 };
 use sqlx::SqliteConnection;
 use support::{created, TaskCreated, TempDir};
@@ -130,6 +132,8 @@ async fn a_failing_event_is_rolled_back_and_dead_lettered_in_the_batch() {
 }
 
 const CHILD_DB: &str = "EVENTSOURCE_TEST_EXACTLY_ONCE_DB";
+/// Set for a child that runs the read model under a `SubscriptionManager`.
+const CHILD_UNDER_MANAGER: &str = "EVENTSOURCE_TEST_EXACTLY_ONCE_UNDER_MANAGER";
 
 /// Run by `kill_9_between_events_applies_every_event_exactly_once`: applies the read
 /// model slowly, in small batches, until caught up; prints DONE.
@@ -144,13 +148,45 @@ async fn exactly_once_child() {
         delay: Duration::from_millis(2),
         ..AppliedCounter::default()
     };
-    let mut runner = SqliteProjectionRunner::new(store, projection, "applied").batch_size(7);
-    runner.catch_up().await.unwrap();
+    let runner = SqliteProjectionRunner::new(store.clone(), projection, "applied").batch_size(7);
+    if std::env::var(CHILD_UNDER_MANAGER).is_ok_and(|v| !v.is_empty()) {
+        // The same runner under a SubscriptionManager: started, caught up, stopped.
+        let manager = SubscriptionManager::new(
+            Arc::new(store.clone()),
+            Arc::new(InMemoryEventBus::new()),
+            Arc::new(store.clone()),
+        )
+        .with_dead_letters(Arc::new(store.clone()));
+        let config = SubscriptionConfig::new().batch_size(7);
+        let applied = manager.subscribe_durable(runner, config).await.unwrap();
+        manager.start().await.unwrap();
+        let head = store.get_global_position().await.unwrap();
+        applied
+            .wait_for(head, Duration::from_secs(60))
+            .await
+            .unwrap();
+        manager.stop().await;
+    } else {
+        let mut runner = runner;
+        runner.catch_up().await.unwrap();
+    }
     println!("DONE");
 }
 
 #[tokio::test]
 async fn kill_9_between_events_applies_every_event_exactly_once() {
+    kill_9_and_restart(false).await;
+}
+
+#[tokio::test]
+async fn kill_9_under_the_subscription_manager_applies_every_event_exactly_once() {
+    kill_9_and_restart(true).await;
+}
+
+/// Kills a child applying the read model (directly, or under a manager) five times at
+/// different moments, checking after each that no event was applied twice and the
+/// checkpoint moved with the read model; then lets one finish.
+async fn kill_9_and_restart(under_manager: bool) {
     const EVENTS: usize = 400;
     let dir = TempDir::new();
     let path = dir.file("events.db");
@@ -174,6 +210,7 @@ async fn kill_9_between_events_applies_every_event_exactly_once() {
                 "--test-threads=1",
             ])
             .env(CHILD_DB, &path)
+            .env(CHILD_UNDER_MANAGER, if under_manager { "1" } else { "" })
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -433,4 +470,234 @@ async fn a_rebuild_resets_and_replays_in_order_with_progress() {
             .unwrap(),
         Some(EVENTS)
     );
+}
+
+async fn append_titles(store: &SqliteEventStore, titles: &[&str]) -> u64 {
+    let mut last = 0;
+    for title in titles {
+        last = store
+            .append_events(
+                Uuid::new_v4(),
+                "Task",
+                vec![created(title)],
+                ExpectedVersion::Any,
+            )
+            .await
+            .unwrap()
+            .global_position;
+    }
+    last
+}
+
+async fn titles(store: &SqliteEventStore) -> Vec<String> {
+    sqlx::query_scalar("SELECT title FROM applied ORDER BY title")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+}
+
+fn manager_of(store: &SqliteEventStore) -> SubscriptionManager {
+    SubscriptionManager::new(
+        Arc::new(store.clone()),
+        Arc::new(InMemoryEventBus::new()),
+        Arc::new(store.clone()),
+    )
+    .with_dead_letters(Arc::new(store.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_manager_a_durable_read_model_waits_reports_and_replays_its_dead_letters() {
+    let dir = TempDir::new();
+    let store = open(&dir.file("events.db")).await;
+    append_titles(&store, &["a", "poison", "b"]).await;
+    let projection = AppliedCounter {
+        fail_title: Some("poison".into()),
+        ..AppliedCounter::default()
+    };
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(1),
+        ..RetryPolicy::default()
+    };
+    let manager = manager_of(&store);
+    let runner = SqliteProjectionRunner::new(store.clone(), projection, "applied");
+    let config = SubscriptionConfig::new().batch_size(2).retry(retry);
+    let applied = manager.subscribe_durable(runner, config).await.unwrap();
+    manager.start().await.unwrap();
+
+    applied.wait_for(3, Duration::from_secs(10)).await.unwrap();
+    match applied.wait_for(2, Duration::from_secs(1)).await {
+        Err(Error::DeadLettered {
+            subscription,
+            position,
+            error,
+            ..
+        }) => {
+            assert_eq!((subscription.as_str(), position), ("applied", 2));
+            assert!(error.contains("cannot apply poison"), "{error}");
+        }
+        other => panic!("expected DeadLettered, got {other:?}"),
+    }
+    assert_eq!(titles(&store).await, ["a", "b"]);
+    let health = applied.health();
+    assert_eq!(
+        (
+            health.events_processed,
+            health.events_failed,
+            health.position
+        ),
+        (2, 1, 3)
+    );
+    assert!(health
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.contains("poison")));
+    assert_eq!(manager.health(), [health]);
+
+    // Live: woken by the bus, committed with its checkpoint.
+    let next = append_titles(&store, &["c"]).await;
+    manager
+        .wait_for(next, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(titles(&store).await, ["a", "b", "c"]);
+    assert_eq!(applied.health().state, SubscriptionState::Live);
+    let lag = manager.lag("applied").await.unwrap().unwrap();
+    assert_eq!(lag.events_behind, 0);
+
+    // The fix, then the replay: applied once, in one transaction with its resolution.
+    applied.runner().lock().await.projection_mut().fail_title = None;
+    let letter = manager
+        .dead_letters()
+        .get_failed_events(Some("applied"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(letter.len(), 1);
+    applied.replay_dead_letter(letter[0].id).await.unwrap();
+    assert_eq!(titles(&store).await, ["a", "b", "c", "poison"]);
+    let resolved = store.get_failed_event(letter[0].id).await.unwrap().unwrap();
+    assert_eq!(resolved.status, DeadLetterStatus::Resolved);
+    assert_eq!(resolved.resolution.as_deref(), Some("replayed"));
+    // Twice would apply it twice: refused.
+    assert!(matches!(
+        applied.replay_dead_letter(letter[0].id).await,
+        Err(Error::InvalidInput { .. })
+    ));
+    manager.stop().await;
+    assert_eq!(applied.health().state, SubscriptionState::Stopped);
+    // Restarted, it goes on from its checkpoint: nothing applied again.
+    manager.start().await.unwrap();
+    let last = append_titles(&store, &["d"]).await;
+    applied
+        .wait_for(last, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let times: i64 = sqlx::query_scalar("SELECT MAX(times) FROM applied")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!((titles(&store).await.len(), times), (5, 1));
+    manager.stop().await;
+}
+
+#[tokio::test]
+async fn a_replay_fails_loudly_and_keeps_the_dead_letter() {
+    let dir = TempDir::new();
+    let store = open(&dir.file("events.db")).await;
+    append_titles(&store, &["a", "poison"]).await;
+    let projection = AppliedCounter {
+        fail_title: Some("poison".into()),
+        ..AppliedCounter::default()
+    };
+    let mut runner = SqliteProjectionRunner::new(store.clone(), projection, "applied")
+        .retry(RetryPolicy::no_retry());
+    // A dead letter of an event the read model has not reached: refused (the runner
+    // applies it when it gets there).
+    let events: Vec<StoredEvent> = {
+        use futures::StreamExt;
+        store
+            .read_all(ReadOptions::new())
+            .map(Result::unwrap)
+            .collect()
+            .await
+    };
+    let id = store
+        .add_failed_event(eventsource::FailedEvent::for_event(
+            "applied", &events[1], "early", 1,
+        ))
+        .await
+        .unwrap();
+    let refused = runner.replay_dead_letter(id).await;
+    assert!(
+        matches!(&refused, Err(Error::InvalidInput { message }) if message.contains("before the event")),
+        "{refused:?}"
+    );
+    // Caught up, the poison is dead-lettered again (the same letter); a replay that fails
+    // again writes nothing and counts the attempt.
+    runner.catch_up().await.unwrap();
+    let before = store.get_failed_event(id).await.unwrap().unwrap();
+    match runner.replay_dead_letter(id).await {
+        Err(Error::HandlerFailed {
+            projection,
+            global_position,
+            ..
+        }) => assert_eq!((projection.as_str(), global_position), ("applied", 2)),
+        other => panic!("expected HandlerFailed, got {other:?}"),
+    }
+    let after = store.get_failed_event(id).await.unwrap().unwrap();
+    assert_eq!(after.failed.retry_count, before.failed.retry_count + 1);
+    assert_eq!(after.status, DeadLetterStatus::Failed);
+    assert_eq!(titles(&store).await, ["a"]);
+    // Another projection's dead letter is not this one's to replay.
+    let other = store
+        .add_failed_event(eventsource::FailedEvent::for_event(
+            "other", &events[0], "x", 1,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(
+        runner.replay_dead_letter(other).await,
+        Err(Error::InvalidInput { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_manager_refuses_a_durable_start_it_cannot_keep() {
+    let dir = TempDir::new();
+    let store = open(&dir.file("events.db")).await;
+    append_titles(&store, &["a"]).await;
+    let manager = manager_of(&store);
+    let runner =
+        || SqliteProjectionRunner::new(store.clone(), AppliedCounter::default(), "applied");
+    let refused = manager
+        .subscribe_durable(
+            runner(),
+            SubscriptionConfig::new().start_from(StartFrom::Beginning),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::InvalidConfiguration { message }) if message.contains("rebuild")),
+        "{refused:?}"
+    );
+    // A checkpoint beyond the head (another database's): start says so, nothing runs.
+    eventsource::CheckpointStore::save_progress(&store, "applied", 99, None, 0)
+        .await
+        .unwrap();
+    manager
+        .subscribe_durable(runner(), SubscriptionConfig::new())
+        .await
+        .unwrap();
+    assert!(matches!(
+        manager.start().await,
+        Err(Error::InvalidCheckpoint { .. })
+    ));
+    assert_eq!(manager.health()[0].state, SubscriptionState::Pending);
+    assert!(titles(&store).await.is_empty());
+    assert!(matches!(
+        manager
+            .subscribe_durable(runner(), SubscriptionConfig::new())
+            .await,
+        Err(Error::InvalidConfiguration { .. })
+    ));
+    manager.stop().await;
 }

@@ -8,6 +8,7 @@
 mod support;
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource::prelude::*;
@@ -103,7 +104,7 @@ async fn append(store: &PostgresEventStore, count: usize) {
 }
 
 /// (rows, rows applied more than once).
-async fn applied(store: &PostgresEventStore) -> (i64, i64) {
+async fn applied_rows(store: &PostgresEventStore) -> (i64, i64) {
     sqlx::query_as(&format!(
         "SELECT COUNT(*), COUNT(*) FILTER (WHERE times > 1) FROM {}.applied",
         store.schema()
@@ -213,7 +214,7 @@ async fn two_runners_of_one_name_take_turns_and_apply_each_event_once() {
     );
     let refused = first.unwrap() + second.unwrap();
     assert_eq!(
-        applied(&store).await,
+        applied_rows(&store).await,
         (EVENTS as i64, 0),
         "every event once ({refused} batches refused)"
     );
@@ -225,6 +226,8 @@ async fn two_runners_of_one_name_take_turns_and_apply_each_event_once() {
 
 const CHILD_URL: &str = "EVENTSOURCE_TEST_EXACTLY_ONCE_PG_URL";
 const CHILD_SCHEMA: &str = "EVENTSOURCE_TEST_EXACTLY_ONCE_PG_SCHEMA";
+/// Set for a child that runs the read model under a `SubscriptionManager`.
+const CHILD_UNDER_MANAGER: &str = "EVENTSOURCE_TEST_EXACTLY_ONCE_PG_UNDER_MANAGER";
 
 /// Run by `kill_9_between_events_applies_every_event_exactly_once`: applies the read
 /// model slowly, in small batches, until caught up; prints DONE.
@@ -239,13 +242,45 @@ async fn exactly_once_child() {
         delay: Duration::from_millis(2),
         ..counter(&store)
     };
-    let mut runner = PostgresProjectionRunner::new(store, projection, "applied").batch_size(7);
-    runner.catch_up().await.unwrap();
+    let runner = PostgresProjectionRunner::new(store.clone(), projection, "applied").batch_size(7);
+    if std::env::var(CHILD_UNDER_MANAGER).is_ok_and(|v| !v.is_empty()) {
+        // The same runner under a SubscriptionManager: started, caught up, stopped.
+        let manager = SubscriptionManager::new(
+            Arc::new(store.clone()),
+            Arc::new(InMemoryEventBus::new()),
+            Arc::new(store.clone()),
+        )
+        .with_dead_letters(Arc::new(store.clone()));
+        let config = SubscriptionConfig::new().batch_size(7);
+        let applied = manager.subscribe_durable(runner, config).await.unwrap();
+        manager.start().await.unwrap();
+        let head = store.get_global_position().await.unwrap();
+        applied
+            .wait_for(head, Duration::from_secs(60))
+            .await
+            .unwrap();
+        manager.stop().await;
+    } else {
+        let mut runner = runner;
+        runner.catch_up().await.unwrap();
+    }
     println!("DONE");
 }
 
 #[tokio::test]
 async fn kill_9_between_events_applies_every_event_exactly_once() {
+    kill_9_and_restart(false).await;
+}
+
+#[tokio::test]
+async fn kill_9_under_the_subscription_manager_applies_every_event_exactly_once() {
+    kill_9_and_restart(true).await;
+}
+
+/// Kills a child applying the read model (directly, or under a manager) five times at
+/// different moments, checking after each that no event was applied twice and the
+/// checkpoint moved with the read model; then lets one finish.
+async fn kill_9_and_restart(under_manager: bool) {
     const EVENTS: usize = 400;
     let Some(server) = postgres::server() else {
         return;
@@ -264,6 +299,7 @@ async fn kill_9_between_events_applies_every_event_exactly_once() {
             ])
             .env(CHILD_URL, server.url())
             .env(CHILD_SCHEMA, &schema)
+            .env(CHILD_UNDER_MANAGER, if under_manager { "1" } else { "" })
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -280,7 +316,7 @@ async fn kill_9_between_events_applies_every_event_exactly_once() {
             kills += 1;
         }
         running.wait().unwrap();
-        let (rows, doubled) = applied(&store).await;
+        let (rows, doubled) = applied_rows(&store).await;
         assert_eq!(doubled, 0, "after {kills} kills");
         let position = store.get_position("applied").await.unwrap().unwrap_or(0);
         assert_eq!(
@@ -299,7 +335,7 @@ async fn kill_9_between_events_applies_every_event_exactly_once() {
     let finished = child().wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&finished.stdout).contains("DONE"));
     assert_eq!(
-        applied(&store).await,
+        applied_rows(&store).await,
         (EVENTS as i64, 0),
         "every event applied, each exactly once"
     );
@@ -329,10 +365,90 @@ async fn a_rebuild_resets_and_replays_in_order_with_progress() {
     .unwrap();
     let mut seen = Vec::new();
     assert_eq!(runner.rebuild(|p| seen.push(p)).await.unwrap(), EVENTS);
-    assert_eq!(applied(&store).await, (EVENTS as i64, 0));
+    assert_eq!(applied_rows(&store).await, (EVENTS as i64, 0));
     let positions: Vec<u64> = seen.iter().map(|p| p.position).collect();
     assert_eq!(positions, [10, 20, 25]);
     let last = seen.last().unwrap();
     assert_eq!((last.head, last.applied), (EVENTS, EVENTS));
     assert_eq!(store.get_position("applied").await.unwrap(), Some(EVENTS));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_manager_a_durable_read_model_waits_reports_and_replays_its_dead_letters() {
+    let Some(server) = postgres::server() else {
+        return;
+    };
+    let store = open(server.url(), &fresh_schema()).await;
+    for title in ["a", "poison", "b"] {
+        store
+            .append_events(
+                Uuid::new_v4(),
+                "Task",
+                vec![created(title)],
+                ExpectedVersion::Any,
+            )
+            .await
+            .unwrap();
+    }
+    let projection = AppliedCounter {
+        fail_title: Some("poison".into()),
+        ..counter(&store)
+    };
+    let manager = SubscriptionManager::new(
+        Arc::new(store.clone()),
+        Arc::new(InMemoryEventBus::new()),
+        Arc::new(store.clone()),
+    )
+    .with_dead_letters(Arc::new(store.clone()));
+    let config = SubscriptionConfig::new().batch_size(2).retry(RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(1),
+        ..RetryPolicy::default()
+    });
+    let runner = PostgresProjectionRunner::new(store.clone(), projection, "applied");
+    let applied = manager.subscribe_durable(runner, config).await.unwrap();
+    manager.start().await.unwrap();
+    applied.wait_for(3, Duration::from_secs(10)).await.unwrap();
+    assert!(matches!(
+        applied.wait_for(2, Duration::from_secs(1)).await,
+        Err(Error::DeadLettered { position: 2, .. })
+    ));
+    let health = applied.health();
+    assert_eq!((health.events_processed, health.events_failed), (2, 1));
+    assert_eq!(applied_rows(&store).await, (2, 0));
+
+    applied.runner().lock().await.projection_mut().fail_title = None;
+    let letters = store
+        .get_failed_events(Some("applied"), None, 10)
+        .await
+        .unwrap();
+    applied.replay_dead_letter(letters[0].id).await.unwrap();
+    assert_eq!(applied_rows(&store).await, (3, 0), "replayed once");
+    assert!(matches!(
+        applied.replay_dead_letter(letters[0].id).await,
+        Err(Error::InvalidInput { .. })
+    ));
+    let saved = store
+        .append_events(
+            Uuid::new_v4(),
+            "Task",
+            vec![created("c")],
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .unwrap();
+    applied
+        .wait_for(saved.global_position, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(applied_rows(&store).await, (4, 0));
+    assert_eq!(
+        manager
+            .lag("applied")
+            .await
+            .unwrap()
+            .map(|l| l.events_behind),
+        Some(0)
+    );
+    manager.stop().await;
 }

@@ -241,25 +241,7 @@ pub async fn replay_dead_letter(
         .await?
         .ok_or(Error::DeadLetterNotFound { id })?;
     let position = letter.failed.global_position;
-    // One row (all its events, when a split upcaster makes several of it).
-    let mut events = store.read_all(
-        ReadOptions::new()
-            .from_position(position.saturating_sub(1))
-            .limit(1),
-    );
-    let mut found = None;
-    while let Some(event) = events.next().await {
-        let event = event?;
-        if event.global_position != position {
-            break;
-        }
-        if event.event_id() == letter.failed.event_id {
-            found = Some(event);
-            break;
-        }
-    }
-    drop(events);
-    let event = found.ok_or(Error::DeadLetterNotFound { id })?;
+    let event = dead_lettered_event(store, &letter).await?;
     // A panic is a failure like an error: recorded on the dead letter.
     let handled = match catch_unwind(projection.handle(&event)).await {
         Ok(result) => result,
@@ -280,6 +262,34 @@ pub async fn replay_dead_letter(
             })
         }
     }
+}
+
+/// The event of `letter`, read back from the store.
+///
+/// # Errors
+/// [`Error::DeadLetterNotFound`] when the store has no such event at its position; errors
+/// of the store.
+pub(crate) async fn dead_lettered_event(
+    store: &dyn EventStore,
+    letter: &DeadLetter,
+) -> Result<StoredEvent> {
+    let position = letter.failed.global_position;
+    // One row (all its events, when a split upcaster makes several of it).
+    let mut events = store.read_all(
+        ReadOptions::new()
+            .from_position(position.saturating_sub(1))
+            .limit(1),
+    );
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if event.global_position != position {
+            break;
+        }
+        if event.event_id() == letter.failed.event_id {
+            return Ok(event);
+        }
+    }
+    Err(Error::DeadLetterNotFound { id: letter.id })
 }
 
 /// Dead letters in process memory.

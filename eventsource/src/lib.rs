@@ -96,7 +96,9 @@ pub use outbox::{
     BusOutboxPublisher, OutboxEntry, OutboxPublisher, OutboxRelay, OutboxRelayHandle,
     OutboxRetention, OutboxStats, OutboxStatus, OutboxStore, PublishFailure, RelayRound,
 };
-pub use projection::{BatchReport, EventContext, Projection, TransactionalProjection};
+pub use projection::{
+    BatchDeadLetter, BatchReport, EventContext, Projection, TransactionalProjection,
+};
 pub use registry::{EventRegistration, EventRegistry};
 pub use repository::{AggregateRepository, CommandError, EventPublisher};
 pub use snapshot::{InMemorySnapshotStore, Snapshot, SnapshotStore, SnapshotStrategy};
@@ -127,8 +129,8 @@ pub use store::{
 pub use store::{ProjectionRunnerHandle, RebuildProgress};
 pub use stored::{EventStream, StoredEvent};
 pub use subscription::{
-    RetryPolicy, StartFrom, Subscription, SubscriptionConfig, SubscriptionHealth,
-    SubscriptionManager, SubscriptionState,
+    DurableRunner, DurableSubscription, RetryPolicy, StartFrom, Subscription, SubscriptionConfig,
+    SubscriptionHealth, SubscriptionManager, SubscriptionState,
 };
 pub use transform::{copy_transform, TransformOptions, TransformProgress, TransformReport};
 

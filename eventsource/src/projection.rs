@@ -196,7 +196,7 @@ pub trait TransactionalProjection<C: Send + ?Sized>: Send + 'static {
 
 /// What one batch of a [`TransactionalProjection`]'s runner did (its read-model writes,
 /// dead letters and checkpoint committed in one transaction).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchReport {
     /// Events applied.
     pub applied: u64,
@@ -211,6 +211,23 @@ pub struct BatchReport {
     /// When a handler failed and will be retried: the batch ended before that event,
     /// and the runner waits this long (outside any transaction) before trying again.
     pub retry_after: Option<Duration>,
+    /// With [`retry_after`](Self::retry_after): the handler's error.
+    pub retry_error: Option<String>,
+    /// The events this batch dead-lettered, in order (their dead letters are committed
+    /// with it).
+    pub dead_letters: Vec<BatchDeadLetter>,
+}
+
+/// An event a batch dead-lettered: the handler failed on it as often as the retry policy
+/// allows, or its row could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchDeadLetter {
+    /// Its global position.
+    pub global_position: u64,
+    /// Its event type.
+    pub event_type: String,
+    /// Why.
+    pub error: String,
 }
 
 /// The return types a `#[handles]` method may have: `()` or `Result<(), E>`.

@@ -12,8 +12,12 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::bus::{BusFilter, BusRecvError, EventBus};
-use crate::error::{Error, Result};
-use crate::projection::BatchReport;
+use crate::checkpoint::CheckpointStore;
+use crate::dlq::{dead_lettered_event, DeadLetter, DeadLetterStatus, DeadLetterStore};
+use crate::error::{BoxError, Error, Result};
+use crate::projection::{BatchDeadLetter, BatchReport};
+use crate::store::EventStore;
+use crate::stored::StoredEvent;
 use crate::subscription::RetryPolicy;
 
 /// A runner of batches, each committed whole or not at all.
@@ -182,8 +186,15 @@ impl Attempts {
         }
     }
 
-    /// `event_id` failed: what to do about it by `retry`, and its attempts so far.
-    pub(crate) fn failed(&mut self, event_id: Uuid, retry: &RetryPolicy) -> (Applied, u32) {
+    /// `event` failed with `error`: what to do about it by `retry`, and its attempts so
+    /// far.
+    pub(crate) fn failed(
+        &mut self,
+        event: &StoredEvent,
+        error: &str,
+        retry: &RetryPolicy,
+    ) -> (Applied, u32) {
+        let event_id = event.event_id();
         let attempt = match self.0 {
             Some((id, attempts)) if id == event_id => attempts + 1,
             _ => 1,
@@ -191,10 +202,18 @@ impl Attempts {
         if attempt < retry.max_attempts {
             // Retried in a later batch, after a backoff spent outside the transaction.
             self.0 = Some((event_id, attempt));
-            return (Applied::RetryAfter(retry.backoff(attempt)), attempt);
+            return (
+                Applied::RetryAfter(retry.backoff(attempt), error.to_owned()),
+                attempt,
+            );
         }
         self.0 = None;
-        (Applied::DeadLettered, attempt)
+        let letter = BatchDeadLetter {
+            global_position: event.global_position,
+            event_type: event.event_type().to_owned(),
+            error: error.to_owned(),
+        };
+        (Applied::DeadLettered(letter), attempt)
     }
 
     /// Forgets the count (a rebuild starts over).
@@ -206,7 +225,99 @@ impl Attempts {
 /// The outcome of one attempt at one event.
 pub(crate) enum Applied {
     Yes,
-    DeadLettered,
-    /// Failed; the batch ends before this event and it is tried again after the wait.
-    RetryAfter(Duration),
+    DeadLettered(BatchDeadLetter),
+    /// Failed with this error; the batch ends before this event and it is tried again
+    /// after the wait.
+    RetryAfter(Duration, String),
+}
+
+/// The dead letter `id` and its event, for a replay into the durable read model `name`:
+/// it must be one of `name`'s, and not resolved (its event may be applied already).
+pub(crate) async fn replay_target(
+    store: &dyn EventStore,
+    dead_letters: &dyn DeadLetterStore,
+    name: &str,
+    id: i64,
+) -> Result<(DeadLetter, StoredEvent)> {
+    let letter = dead_letters
+        .get_failed_event(id)
+        .await?
+        .ok_or(Error::DeadLetterNotFound { id })?;
+    if letter.failed.projection_name != name {
+        return Err(Error::InvalidInput {
+            message: format!(
+                "dead letter {id} is of projection `{}`, not `{name}`",
+                letter.failed.projection_name
+            ),
+        });
+    }
+    if letter.status == DeadLetterStatus::Resolved {
+        return Err(Error::InvalidInput {
+            message: format!(
+                "dead letter {id} is resolved already ({}): replaying it could apply its event twice",
+                letter.resolution.as_deref().unwrap_or("no resolution noted")
+            ),
+        });
+    }
+    let event = dead_lettered_event(store, &letter).await?;
+    Ok((letter, event))
+}
+
+/// The checkpoint of `name`, refused when it is beyond the head of `store`.
+pub(crate) async fn trusted_checkpoint(
+    store: &dyn EventStore,
+    checkpoints: &dyn CheckpointStore,
+    name: &str,
+) -> Result<u64> {
+    let saved = checkpoints.get_position(name).await?.unwrap_or(0);
+    let head = store.get_global_position().await?;
+    if saved > head {
+        return Err(Error::InvalidCheckpoint {
+            projection: name.to_owned(),
+            detail: format!("it is at position {saved}, beyond the store's head {head}"),
+        });
+    }
+    Ok(saved)
+}
+
+/// Refuses to replay the event at `position` into a read model checkpointed before it:
+/// the runner applies it when it gets there.
+pub(crate) fn check_replay_position(
+    name: &str,
+    id: i64,
+    position: u64,
+    checkpoint: u64,
+) -> Result<()> {
+    if checkpoint < position {
+        return Err(Error::InvalidInput {
+            message: format!(
+                "dead letter {id}: projection `{name}` is at position {checkpoint}, before the event at {position}; \
+                 it applies the event when it gets there, so a replay now could apply it twice"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Notes a failed replay on its dead letter (one more attempt, the new error) and
+/// returns the error to report.
+pub(crate) async fn replay_failed(
+    dead_letters: &dyn DeadLetterStore,
+    letter: DeadLetter,
+    event: &StoredEvent,
+    source: BoxError,
+) -> Error {
+    let mut failed = letter.failed;
+    failed.retry_count = failed.retry_count.saturating_add(1);
+    failed.error = source.to_string();
+    let projection = failed.projection_name.clone();
+    if let Err(error) = dead_letters.add_failed_event(failed).await {
+        return error;
+    }
+    Error::HandlerFailed {
+        projection,
+        event_type: event.event_type().to_owned(),
+        global_position: event.global_position,
+        source,
+    }
 }

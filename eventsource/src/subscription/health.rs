@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Mutex};
 
 use super::config::SubscriptionConfig;
+use super::durable::DurableRunner;
 use crate::error::{Error, Result};
 use crate::projection::Projection;
 
@@ -75,13 +76,22 @@ struct DeadLettered {
     error: String,
 }
 
+/// What handles a subscription's events.
+#[derive(Clone)]
+pub(super) enum Handler {
+    /// A projection whose read model the manager hands each event.
+    Projection(Arc<Mutex<dyn Projection>>),
+    /// A runner committing each batch with its checkpoint in its own database.
+    Durable(Arc<Mutex<dyn DurableRunner>>),
+}
+
 /// What a subscription's task shares with its handles and its manager.
 pub(super) struct Shared {
     pub(super) name: String,
     pub(super) handled: &'static [&'static str],
     pub(super) durable: bool,
     pub(super) config: SubscriptionConfig,
-    pub(super) projection: Arc<Mutex<dyn Projection>>,
+    pub(super) handler: Handler,
     /// The position handled up to; also changed (to itself) when the state becomes
     /// terminal, so that waiters wake up.
     pub(super) position: watch::Sender<u64>,
@@ -99,7 +109,7 @@ impl Shared {
     pub(super) fn new(
         name: String,
         config: SubscriptionConfig,
-        projection: Arc<Mutex<dyn Projection>>,
+        handler: Handler,
         handled: &'static [&'static str],
         durable: bool,
     ) -> Self {
@@ -119,7 +129,7 @@ impl Shared {
             handled,
             durable,
             config,
-            projection,
+            handler,
             position: watch::channel(0).0,
             dead_lettered: StdMutex::new(BTreeMap::new()),
             started: StdMutex::new(false),

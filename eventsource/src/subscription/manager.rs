@@ -9,8 +9,11 @@ use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
 use super::config::{StartFrom, SubscriptionConfig};
+use super::durable::{DurableRunner, DurableSubscription};
+use super::durable_worker::DurableWorker;
 use super::handle::Subscription;
-use super::health::{Shared, SubscriptionHealth, SubscriptionState};
+use super::handled_types::check_handled_types;
+use super::health::{Handler, Shared, SubscriptionHealth, SubscriptionState};
 use super::worker::Worker;
 use crate::bus::{BusFilter, EventBus};
 use crate::checkpoint::{lag_metrics, CheckpointStore, LagMetrics};
@@ -136,21 +139,73 @@ impl SubscriptionManager {
         }
         let durable = projection.is_durable();
         let projection = Arc::new(Mutex::new(projection));
-        let dynamic: Arc<Mutex<dyn Projection>> = projection.clone();
-        let shared = Arc::new(Shared::new(name.clone(), config, dynamic, handled, durable));
+        let handler = Handler::Projection(projection.clone());
+        let shared = Arc::new(Shared::new(name, config, handler, handled, durable));
+        self.add(shared.clone()).await?;
+        Ok(Subscription { shared, projection })
+    }
+
+    /// Adds a durable read model: `runner` (a `SqliteProjectionRunner` or
+    /// `PostgresProjectionRunner`) commits each batch's read-model writes, dead letters
+    /// and checkpoint in one transaction of its own database, so every event is applied
+    /// exactly once whatever crashes; the manager runs it as it runs any projection (from
+    /// [`start`](Self::start), woken by the bus, stopped by [`stop`](Self::stop)) with
+    /// the same health, `wait_for`, retries and dead letters. Its name is the runner's,
+    /// and it resumes from the checkpoint in its database.
+    ///
+    /// The config's batch size and retry policy replace the runner's; its poll interval
+    /// applies. Its dead letters are written to the runner's database, whatever
+    /// [`with_dead_letters`](Self::with_dead_letters) says (give the manager the same
+    /// store to see them through [`dead_letters`](Self::dead_letters)).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] for a bad config, a start other than
+    /// [`StartFrom::Checkpoint`] (a durable read model goes on from its own checkpoint;
+    /// rebuild it to start over), a handled type no registered event is named, or a name
+    /// already subscribed.
+    pub async fn subscribe_durable<R: DurableRunner>(
+        &self,
+        mut runner: R,
+        config: SubscriptionConfig,
+    ) -> Result<DurableSubscription<R>> {
+        config.check()?;
+        let name = runner.name().to_owned();
+        if config.start_from != StartFrom::Checkpoint {
+            return Err(Error::InvalidConfiguration {
+                message: format!(
+                    "durable subscription `{name}` starts from {:?}: a durable read model goes on from \
+                     the checkpoint committed with it (StartFrom::Checkpoint); to start over, rebuild it",
+                    config.start_from
+                ),
+            });
+        }
+        let handled = runner.handled_event_types();
+        if !config.allow_unregistered_types {
+            check_handled_types(&name, &name, handled)?;
+        }
+        runner.configure(config.batch_size as u64, config.retry);
+        let runner = Arc::new(Mutex::new(runner));
+        let handler = Handler::Durable(runner.clone());
+        let shared = Arc::new(Shared::new(name, config, handler, handled, true));
+        self.add(shared.clone()).await?;
+        Ok(DurableSubscription { shared, runner })
+    }
+
+    /// Registers a subscription, and starts it if the manager is running.
+    async fn add(&self, shared: Arc<Shared>) -> Result<()> {
         {
             let mut subscriptions = self.subscriptions();
-            if subscriptions.iter().any(|s| s.name == name) {
+            if subscriptions.iter().any(|s| s.name == shared.name) {
                 return Err(Error::InvalidConfiguration {
-                    message: format!("a subscription named `{name}` exists already"),
+                    message: format!("a subscription named `{}` exists already", shared.name),
                 });
             }
-            subscriptions.push(shared.clone());
+            subscriptions.push(shared);
         }
         if self.is_running() {
             self.spawn_pending().await?;
         }
-        Ok(Subscription { shared, projection })
+        Ok(())
     }
 
     fn is_running(&self) -> bool {
@@ -187,6 +242,32 @@ impl SubscriptionManager {
         let mut tasks = self.tasks.lock().await;
         let mut first_error = None;
         for shared in pending {
+            if let Handler::Durable(runner) = &shared.handler {
+                let runner = runner.clone();
+                // Its checkpoint is committed with the read model: always the start.
+                let checkpoint = runner.lock().await.checkpoint().await;
+                match checkpoint {
+                    Ok(position) => {
+                        let worker = DurableWorker {
+                            runner,
+                            wake: Some(self.bus.subscribe(BusFilter::All)),
+                            stop: self.stop.subscribe(),
+                            shared: shared.clone(),
+                            position,
+                        };
+                        shared.set_state(SubscriptionState::CatchingUp);
+                        tasks.push(spawn_guarded(shared, worker.run()));
+                    }
+                    Err(error) => {
+                        *shared
+                            .started
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) = false;
+                        first_error.get_or_insert(error);
+                    }
+                }
+                continue;
+            }
             // A restart in this process goes on where it stopped, into the same read
             // model; the configured start applies to the first run.
             let resumed = shared
@@ -215,7 +296,11 @@ impl SubscriptionManager {
             };
             // Not stopped any more from here on: a `wait_for` right after `start` waits.
             shared.set_state(SubscriptionState::CatchingUp);
+            let Handler::Projection(projection) = shared.handler.clone() else {
+                continue;
+            };
             let worker = Worker {
+                projection,
                 store: self.store.clone(),
                 checkpoints: self.checkpoints.clone(),
                 dead_letters: self.dead_letters.clone(),
@@ -223,31 +308,14 @@ impl SubscriptionManager {
                 // appended after that read cannot be missed.
                 wake: Some(self.bus.subscribe(BusFilter::All)),
                 stop: self.stop.subscribe(),
-                shared,
+                shared: shared.clone(),
                 position,
                 reader: None,
                 failures: 0,
                 batch_error: None,
                 unsaved: resumed.is_some(),
             };
-            let span = tracing::debug_span!("subscription", subscription = %worker.shared.name);
-            let shared = worker.shared.clone();
-            tasks.push(tokio::spawn(tracing::Instrument::instrument(
-                async move {
-                    // A panic outside the handlers (a store, a checkpoint or dead-letter
-                    // store of the user's) ends the task, loudly: the health says so and
-                    // waiters wake up.
-                    if let Err(panic) = catch_unwind(worker.run()).await {
-                        tracing::error!(subscription = %shared.name, %panic, "the subscription task panicked");
-                        // What the read model has is handled, checkpointed or not.
-                        let published = *shared.position.borrow();
-                        shared.position.send_replace(shared.handled().max(published));
-                        shared.note_error(format!("the subscription task {panic}"));
-                        shared.end(SubscriptionState::Failed);
-                    }
-                },
-                span,
-            )));
+            tasks.push(spawn_guarded(shared, worker.run()));
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -304,11 +372,17 @@ impl SubscriptionManager {
     /// # Errors
     /// Errors of the stores.
     pub async fn lag(&self, name: &str) -> Result<Option<LagMetrics>> {
-        let handled = self
+        let found = self
             .subscriptions()
             .iter()
             .find(|s| s.name == name)
-            .map(|s| s.handled);
+            .map(|s| (s.handled, s.handler.clone()));
+        let handled = match found {
+            // From the checkpoint in its own database.
+            Some((_, Handler::Durable(runner))) => return runner.lock().await.lag().await,
+            Some((handled, Handler::Projection(_))) => Some(handled),
+            None => None,
+        };
         lag_metrics(
             self.checkpoints.as_ref(),
             self.store.as_ref(),
@@ -317,6 +391,31 @@ impl SubscriptionManager {
         )
         .await
     }
+}
+
+/// Runs a subscription's task; a panic outside the handlers (a store, a checkpoint or
+/// dead-letter store of the user's) ends it, loudly: the health says so and waiters wake
+/// up.
+fn spawn_guarded(
+    shared: Arc<Shared>,
+    run: impl std::future::Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    let span = tracing::debug_span!("subscription", subscription = %shared.name);
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            if let Err(panic) = catch_unwind(run).await {
+                tracing::error!(subscription = %shared.name, %panic, "the subscription task panicked");
+                // What the read model has is handled, checkpointed or not.
+                let published = *shared.position.borrow();
+                shared
+                    .position
+                    .send_replace(shared.handled().max(published));
+                shared.note_error(format!("the subscription task {panic}"));
+                shared.end(SubscriptionState::Failed);
+            }
+        },
+        span,
+    ))
 }
 
 /// Where a subscription starts, by its config.
@@ -369,46 +468,4 @@ async fn start_position(
             }
         }
     })
-}
-
-/// Refuses a projection that handles an event type no registered Rust type is named,
-/// suggesting the registered name closest to it.
-fn check_handled_types(projection: &str, subscription: &str, handled: &[&str]) -> Result<()> {
-    let registry = crate::EventRegistry::global();
-    let Some(unknown) = handled.iter().find(|t| registry.versions(t).is_empty()) else {
-        return Ok(());
-    };
-    let closest = registry
-        .registered_types()
-        .into_iter()
-        .map(|r| r.name())
-        .map(|t| (edit_distance(&t.to_lowercase(), &unknown.to_lowercase()), t))
-        .filter(|(d, _)| *d <= 3)
-        .min();
-    let hint = closest.map_or_else(String::new, |(_, t)| format!(" (did you mean `{t}`?)"));
-    Err(Error::InvalidConfiguration {
-        message: format!(
-            "projection `{projection}` (subscription `{subscription}`) handles `{unknown}`, \
-             which no registered event type is named{hint}; to handle unregistered types \
-             as raw JSON on purpose, use SubscriptionConfig::allow_unregistered_types(true)"
-        ),
-    })
-}
-
-/// The Levenshtein distance of two short names.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }

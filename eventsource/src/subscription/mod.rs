@@ -18,18 +18,25 @@
 //! | `config` | [`StartFrom`], [`RetryPolicy`], [`SubscriptionConfig`] |
 //! | `health` | [`SubscriptionState`], [`SubscriptionHealth`], waiting for a position |
 //! | `handle` | [`Subscription`], the caller's handle |
+//! | `durable` | [`DurableRunner`], [`DurableSubscription`]: exactly-once read models in their own database |
+//! | `durable_worker` | one durable subscription's task: run committed batches, publish them |
+//! | `handled_types` | the subscribe-time check of the handled event types |
 //! | `manager` | [`SubscriptionManager`] |
 //! | `worker` | one subscription's task: read, handle, dead-letter, checkpoint |
 //! | `batches` | the task that reads batches ahead of the handler |
 
 mod batches;
 mod config;
+mod durable;
+mod durable_worker;
 mod handle;
+mod handled_types;
 mod health;
 mod manager;
 mod worker;
 
 pub use config::{RetryPolicy, StartFrom, SubscriptionConfig};
+pub use durable::{DurableRunner, DurableSubscription};
 pub use handle::Subscription;
 pub use health::{SubscriptionHealth, SubscriptionState};
 pub use manager::SubscriptionManager;

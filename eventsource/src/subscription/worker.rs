@@ -20,6 +20,7 @@ use crate::stored::StoredEvent;
 
 /// One subscription's task.
 pub(super) struct Worker {
+    pub(super) projection: Arc<tokio::sync::Mutex<dyn Projection>>,
     pub(super) store: Arc<dyn EventStore>,
     pub(super) checkpoints: Arc<dyn CheckpointStore>,
     pub(super) dead_letters: Arc<dyn DeadLetterStore>,
@@ -38,6 +39,50 @@ pub(super) struct Worker {
     /// or this run resumed in the same process): the next batch saves it even when it
     /// handles nothing, and the subscription is not back to health before it has.
     pub(super) unsaved: bool,
+}
+
+/// Reports a failed batch (the `failures`th in a row): logged, noted in the health, the
+/// state `Retrying`; returns the backoff to wait before the next.
+pub(super) fn batch_failed(shared: &Shared, error: &Error, failures: u32) -> std::time::Duration {
+    let name = &shared.name;
+    if error.is_transient() {
+        tracing::warn!(subscription = %name, %error, failures, "subscription batch failed (transient); retrying");
+    } else {
+        tracing::error!(subscription = %name, %error, failures, "subscription batch failed; retrying");
+    }
+    shared.note_error(error.to_string());
+    shared.set_state(SubscriptionState::Retrying);
+    shared.config.retry.backoff(failures)
+}
+
+/// Waits for a wake-up from `wake`, the poll interval, or `stop`; `true` when stopping.
+pub(super) async fn pause(
+    wake: &mut Option<BusSubscription>,
+    stop: &mut watch::Receiver<bool>,
+    shared: &Shared,
+) -> bool {
+    let poll = tokio::time::sleep(shared.config.poll_interval);
+    let woken = async {
+        match wake.as_mut() {
+            Some(wake) => match wake.recv().await {
+                Ok(_) => None,
+                Err(BusRecvError::Lagged { missed }) => Some(Ok(missed)),
+                Err(BusRecvError::Closed) => Some(Err(())),
+            },
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = stop.wait_for(|stopping| *stopping) => return true,
+        _ = poll => {}
+        outcome = woken => match outcome {
+            Some(Ok(missed)) => shared.health().bus_messages_missed += missed,
+            // The bus is gone: polling only, from now on.
+            Some(Err(())) => *wake = None,
+            None => {}
+        },
+    }
+    *stop.borrow()
 }
 
 /// How a batch ended.
@@ -96,17 +141,8 @@ impl Worker {
                 }
                 Err(error) => {
                     self.failures = self.failures.saturating_add(1);
-                    let failures = self.failures;
-                    if error.is_transient() {
-                        tracing::warn!(subscription = %name, %error, failures, "subscription batch failed (transient); retrying");
-                    } else {
-                        tracing::error!(subscription = %name, %error, failures, "subscription batch failed; retrying");
-                    }
-                    let message = error.to_string();
-                    self.shared.note_error(message.clone());
-                    self.batch_error = Some(message);
-                    self.shared.set_state(SubscriptionState::Retrying);
-                    let backoff = self.shared.config.retry.backoff(failures);
+                    let backoff = batch_failed(&self.shared, &error, self.failures);
+                    self.batch_error = Some(error.to_string());
                     tokio::select! {
                         _ = self.stop.wait_for(|stopping| *stopping) => break,
                         _ = tokio::time::sleep(backoff) => {}
@@ -123,28 +159,7 @@ impl Worker {
 
     /// Waits for a wake-up, the poll interval, or stop; `true` when stopping.
     async fn pause(&mut self) -> bool {
-        let poll = tokio::time::sleep(self.shared.config.poll_interval);
-        let woken = async {
-            match self.wake.as_mut() {
-                Some(wake) => match wake.recv().await {
-                    Ok(_) => None,
-                    Err(BusRecvError::Lagged { missed }) => Some(Ok(missed)),
-                    Err(BusRecvError::Closed) => Some(Err(())),
-                },
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = self.stop.wait_for(|stopping| *stopping) => return true,
-            _ = poll => {}
-            outcome = woken => match outcome {
-                Some(Ok(missed)) => self.shared.health().bus_messages_missed += missed,
-                // The bus is gone: polling only, from now on.
-                Some(Err(())) => self.wake = None,
-                None => {}
-            },
-        }
-        *self.stop.borrow()
+        pause(&mut self.wake, &mut self.stop, &self.shared).await
     }
 
     /// Reads and handles one batch after `position`, then saves the checkpoint.
@@ -178,7 +193,7 @@ impl Worker {
         // is checkpointed before that row.
         let mut before_row = start;
         {
-            let mut projection = self.shared.projection.lock().await;
+            let mut projection = self.projection.lock().await;
             for item in items {
                 match item {
                     Ok(event) => {

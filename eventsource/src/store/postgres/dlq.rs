@@ -92,6 +92,26 @@ pub(super) async fn add_failed_event_on(
     .map_err(db_error("add_failed_event"))
 }
 
+/// Resolves the failed dead letter `id` in `table` on one connection, so that it can
+/// share the transaction of a replay; `false` when it is not failed (or not there).
+pub(super) async fn resolve_on(
+    conn: &mut PgConnection,
+    table: &str,
+    id: i64,
+    resolution: &str,
+) -> Result<bool> {
+    let done = sqlx::query(&format!(
+        "UPDATE {table} SET status = 'resolved', resolved_at = now(), resolved_by = $2 \
+         WHERE id = $1 AND status = 'failed'"
+    ))
+    .bind(id)
+    .bind(resolution)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("mark_resolved"))?;
+    Ok(done.rows_affected() == 1)
+}
+
 #[async_trait]
 impl DeadLetterStore for PostgresEventStore {
     async fn add_failed_event(&self, failed: FailedEvent) -> Result<i64> {

@@ -94,6 +94,26 @@ pub(super) async fn add_failed_event_on(
     .map_err(db_error("add_failed_event"))
 }
 
+/// Resolves the failed dead letter `id` on one connection, so that it can share the
+/// transaction of a replay; `false` when it is not failed (or not there).
+pub(super) async fn resolve_on(
+    conn: &mut SqliteConnection,
+    id: i64,
+    resolution: &str,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE dead_letter_queue SET status = 'resolved', resolved_at = ?, resolved_by = ? \
+         WHERE id = ? AND status = 'failed'",
+    )
+    .bind(format_timestamp(now()))
+    .bind(resolution)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("mark_resolved"))?;
+    Ok(done.rows_affected() == 1)
+}
+
 #[async_trait]
 impl DeadLetterStore for SqliteEventStore {
     async fn add_failed_event(&self, failed: FailedEvent) -> Result<i64> {

@@ -9,20 +9,23 @@ use sqlx::{Connection, SqliteConnection};
 use uuid::Uuid;
 
 use super::checkpoint::{position_on, save_progress_on};
-use super::dlq::add_failed_event_on;
+use super::dlq::{add_failed_event_on, resolve_on};
 use super::{db_error, SqliteEventStore};
+use async_trait::async_trait;
+
 use crate::bus::EventBus;
+use crate::checkpoint::{lag_metrics, LagMetrics};
 use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::panics::catch_unwind;
-use crate::projection::{BatchReport, TransactionalProjection};
+use crate::projection::{BatchDeadLetter, BatchReport, TransactionalProjection};
 use crate::store::runner::{
     self, Applied, Attempts, ProjectionRunnerHandle, RebuildProgress, RunBatches,
 };
 use crate::store::schema_state::Need;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
-use crate::subscription::RetryPolicy;
+use crate::subscription::{DurableRunner, RetryPolicy};
 
 /// A read model kept in the event store's own SQLite database: a
 /// [`TransactionalProjection`] on a [`SqliteConnection`], implemented for every one.
@@ -86,6 +89,12 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         &self.projection
     }
 
+    /// The projection, to change its own settings between batches (its read model is in
+    /// the database).
+    pub fn projection_mut(&mut self) -> &mut P {
+        &mut self.projection
+    }
+
     /// Runs batches until the head of the store; returns the events applied.
     ///
     /// # Errors
@@ -117,6 +126,65 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
         poll_interval: Duration,
     ) -> SqliteProjectionHandle<P> {
         runner::spawn(self, bus, poll_interval)
+    }
+
+    /// Hands the event of the dead letter `id` to the projection again, in one
+    /// transaction with the dead letter's resolution (as `"replayed"`): the read model
+    /// gets it exactly once. When the handler fails (or panics) again, nothing of the
+    /// attempt is written and the dead letter records one more attempt and the new error.
+    ///
+    /// # Errors
+    /// [`Error::DeadLetterNotFound`]; [`Error::InvalidInput`] when the dead letter is of
+    /// another projection, resolved already, or of an event the read model has not
+    /// reached yet (the runner applies it when it gets there); [`Error::HandlerFailed`]
+    /// when the handler fails again; database errors.
+    pub async fn replay_dead_letter(&mut self, id: i64) -> Result<()> {
+        const OP: &str = "replay_dead_letter";
+        self.store
+            .ready(OP, Need::Table("projection_checkpoints"), true)
+            .await?;
+        let (letter, event) =
+            runner::replay_target(&self.store, &self.store, &self.name, id).await?;
+        let mut tx = self
+            .store
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error(OP))?;
+        match self.replay_in(&mut tx, id, &event).await {
+            Ok(Ok(())) => tx.commit().await.map_err(db_error(OP)),
+            Ok(Err(source)) => {
+                let _ = tx.rollback().await;
+                Err(runner::replay_failed(&self.store, letter, &event, source).await)
+            }
+            Err(error) => {
+                let _ = tx.rollback().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// A replay's statements inside its transaction: the checks, the resolution, the
+    /// handler (whose own failure is the inner error).
+    async fn replay_in(
+        &mut self,
+        tx: &mut SqliteConnection,
+        id: i64,
+        event: &StoredEvent,
+    ) -> Result<std::result::Result<(), BoxError>> {
+        let checkpoint = position_on(&mut *tx, &self.name).await?;
+        runner::check_replay_position(&self.name, id, event.global_position, checkpoint)?;
+        if !resolve_on(&mut *tx, id, "replayed").await? {
+            return Err(Error::InvalidInput {
+                message: format!("dead letter {id} was resolved meanwhile"),
+            });
+        }
+        Ok(
+            match catch_unwind(self.projection.handle(event, &mut *tx)).await {
+                Ok(result) => result,
+                Err(panic) => Err(format!("handler {panic}").into()),
+            },
+        )
     }
 
     /// The projection's reset and the checkpoint's removal, in one transaction.
@@ -262,14 +330,17 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
                             .await
                             .map_err(db_error("run_projection"))?;
                         row = Some(RowSavepoint {
-                            report,
+                            report: report.clone(),
                             last_event: last_event.clone(),
                         });
                     }
                     match self.apply(&event, &mut *tx).await? {
                         Applied::Yes => report.applied += 1,
-                        Applied::DeadLettered => report.dead_lettered += 1,
-                        Applied::RetryAfter(wait) => {
+                        Applied::DeadLettered(letter) => {
+                            report.dead_lettered += 1;
+                            report.dead_letters.push(letter);
+                        }
+                        Applied::RetryAfter(wait, error) => {
                             if let Some(before) = row.take() {
                                 sqlx::query("ROLLBACK TO eventsource_row; RELEASE eventsource_row")
                                     .execute(&mut *tx)
@@ -278,6 +349,7 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
                                 (report, last_event) = (before.report, before.last_event);
                             }
                             report.retry_after = Some(wait);
+                            report.retry_error = Some(error);
                             break;
                         }
                     }
@@ -296,6 +368,11 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
                     report.position = letter.global_position;
                     add_failed_event_on(&mut *tx, &letter).await?;
                     report.dead_lettered += 1;
+                    report.dead_letters.push(BatchDeadLetter {
+                        global_position: letter.global_position,
+                        event_type: letter.event_type,
+                        error: letter.error,
+                    });
                 }
             }
         }
@@ -330,17 +407,18 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             };
         // Undo this attempt's writes, keep the batch's.
         savepoint.rollback().await.map_err(db_error(OP))?;
-        let (applied, attempt) = self.failing.failed(event.event_id(), &self.retry);
-        if !matches!(applied, Applied::DeadLettered) {
+        let message = error.to_string();
+        let (applied, attempt) = self.failing.failed(event, &message, &self.retry);
+        if !matches!(applied, Applied::DeadLettered(_)) {
             return Ok(applied);
         }
         tracing::warn!(projection = %self.name, position = event.global_position, %error, "event dead-lettered");
         add_failed_event_on(
             conn,
-            &FailedEvent::for_event(&self.name, event, &error.to_string(), attempt),
+            &FailedEvent::for_event(&self.name, event, &message, attempt),
         )
         .await?;
-        Ok(Applied::DeadLettered)
+        Ok(applied)
     }
 }
 
@@ -361,5 +439,38 @@ impl<P: SqliteProjection> RunBatches for SqliteProjectionRunner<P> {
 
     async fn reset_read_model(&mut self) -> Result<()> {
         self.reset_in_transaction().await
+    }
+}
+
+#[async_trait]
+impl<P: SqliteProjection> DurableRunner for SqliteProjectionRunner<P> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn handled_event_types(&self) -> &'static [&'static str] {
+        self.projection.handled_event_types()
+    }
+
+    fn configure(&mut self, batch_size: u64, retry: RetryPolicy) {
+        self.batch_size = batch_size.max(1);
+        self.retry = retry;
+    }
+
+    async fn checkpoint(&mut self) -> Result<u64> {
+        runner::trusted_checkpoint(&self.store, &self.store, &self.name).await
+    }
+
+    async fn run_batch(&mut self) -> Result<BatchReport> {
+        SqliteProjectionRunner::run_batch(self).await
+    }
+
+    async fn lag(&mut self) -> Result<Option<LagMetrics>> {
+        let handled = self.projection.handled_event_types();
+        lag_metrics(&self.store, &self.store, &self.name, Some(handled)).await
+    }
+
+    async fn replay_dead_letter(&mut self, id: i64) -> Result<()> {
+        SqliteProjectionRunner::replay_dead_letter(self, id).await
     }
 }
