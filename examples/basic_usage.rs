@@ -44,8 +44,10 @@ async fn create_and_use(db: &Path, out: &mut dyn Write) -> Result<(), Box<dyn Er
             })],
             ExpectedVersion::NoStream, // New aggregate
         )
-        .await?;
-    writeln!(out, "Success: {}", result.success)?;
+        .await;
+    // A conflict or a failure is the `Err`: success is the `Ok`.
+    writeln!(out, "Success: {}", result.is_ok())?;
+    let result = result?;
     writeln!(out, "New version: {}", result.new_version)?;
     writeln!(out, "Global position: {}", result.global_position)?;
 

@@ -54,8 +54,10 @@ async fn run(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     });
     let result = store
         .append_events(task_id, "Task", vec![created], ExpectedVersion::NoStream)
-        .await?;
-    writeln!(out, "  Success: {}", result.success)?;
+        .await;
+    // A conflict or a failure is the `Err`: success is the `Ok`.
+    writeln!(out, "  Success: {}", result.is_ok())?;
+    let result = result?;
     writeln!(out, "  New version: {}", result.new_version)?;
     writeln!(out, "  Global position: {}", result.global_position)?;
 

@@ -17,7 +17,7 @@ use uuid::Uuid;
 async fn function_exists(store: &PostgresEventStore) -> bool {
     sqlx::query_scalar::<_, i64>(
         "SELECT COUNT(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-         WHERE n.nspname = $1 AND p.proname = 'eventsource_append_v1'",
+         WHERE n.nspname = $1 AND p.proname = 'eventsource_append_v2'",
     )
     .bind(store.schema())
     .fetch_one(store.pool())
@@ -37,7 +37,7 @@ async fn a_schema_without_the_append_function_appends_statement_by_statement() {
         "initialize() creates the append function"
     );
     sqlx::query(&format!(
-        "DROP FUNCTION \"{}\".eventsource_append_v1",
+        "DROP FUNCTION \"{}\".eventsource_append_v2",
         store.schema()
     ))
     .execute(store.pool())
@@ -56,6 +56,7 @@ async fn a_schema_without_the_append_function_appends_statement_by_statement() {
         .await
         .unwrap();
     assert_eq!(again.new_version, 1);
+    assert!(again.already_stored);
     store.initialize().await.unwrap();
     assert!(function_exists(&store).await);
     store

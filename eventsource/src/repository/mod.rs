@@ -300,10 +300,9 @@ impl<A: Aggregate> AggregateRepository<A> {
     async fn save_inner(&self, root: &mut AggregateRoot<A>) -> Result<AppendResult> {
         if !root.has_uncommitted_events() {
             return Ok(AppendResult {
-                success: true,
                 new_version: root.version(),
                 global_position: 0,
-                conflict: false,
+                already_stored: false,
             });
         }
         let committed = root.committed_version();

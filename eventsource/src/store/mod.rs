@@ -118,17 +118,20 @@ impl fmt::Display for ExpectedVersion {
 
 /// The outcome of [`EventStore::append_events`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// A returned result means the events are stored: a conflict is
+/// [`Error::OptimisticLock`], not a flag (eventsource-py's `success` and `conflict` are
+/// the `Ok` and the error here).
 pub struct AppendResult {
-    /// `true` when the events are stored (including a retried batch that was already).
-    pub success: bool,
     /// The stream's version after the append.
     pub new_version: u64,
     /// The global position of the last event of the batch (of the store, for an empty
     /// batch).
     pub global_position: u64,
-    /// Kept for parity with eventsource-py's `AppendResult`: `append_events` reports a
-    /// conflict as [`Error::OptimisticLock`], so a returned result always has `false`.
-    pub conflict: bool,
+    /// `true` when every event of the (non-empty) batch was stored already, in this
+    /// stream, by an earlier call: a retried batch whose acknowledgement was lost, for
+    /// which nothing was written and the version check was skipped.
+    pub already_stored: bool,
 }
 
 /// The stream of one aggregate: `"<aggregate id>:<aggregate type>"` as text.

@@ -241,10 +241,9 @@ impl EventStore for InMemoryEventStore {
                         .and_then(|e| state.ids.get(&e.event_id))
                         .map_or(state.events.len() as u64, |i| *i as u64 + 1);
                     return Ok(AppendResult {
-                        success: true,
                         new_version: current,
                         global_position,
-                        conflict: false,
+                        already_stored: !events.is_empty(),
                     });
                 }
                 AppendPlan::Write { fresh } => fresh,
@@ -295,10 +294,9 @@ impl EventStore for InMemoryEventStore {
                 }
             }
             Ok(AppendResult {
-                success: true,
                 new_version: version,
                 global_position: state.events.len() as u64,
-                conflict: false,
+                already_stored: false,
             })
         })
     }

@@ -1,7 +1,7 @@
 //! Appends to a [`PostgresEventStore`].
 //!
 //! An append, or a group of concurrent appends (group commit, see
-//! [`crate::store::group_commit`]), is one call of the schema's `eventsource_append_v1`
+//! [`crate::store::group_commit`]), is one call of the schema's `eventsource_append_v2`
 //! function, created by `initialize()`: one statement, one round trip, its own
 //! transaction. The function takes the schema's append lock, then plans and writes each
 //! append of the group in order, exactly as the statement-by-statement path does (event
@@ -241,10 +241,9 @@ impl PostgresEventStore {
                         }
                     };
                     return Ok(Written::Nothing(AppendResult {
-                        success: true,
                         new_version: current,
                         global_position,
-                        conflict: false,
+                        already_stored: !events.is_empty(),
                     }));
                 }
                 AppendPlan::Write { fresh } => fresh,
@@ -273,10 +272,9 @@ impl PostgresEventStore {
             let global_position = positions.last().copied().map_or(0, to_u64);
             self.notify(&mut *tx, global_position).await?;
             Ok(Written::Yes(AppendResult {
-                success: true,
                 new_version: current + batch.len() as u64,
                 global_position,
-                conflict: false,
+                already_stored: false,
             }))
         }
         .await;

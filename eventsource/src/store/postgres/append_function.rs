@@ -1,4 +1,4 @@
-//! The schema's append function, `eventsource_append_v1` (see [`super::append`]): its
+//! The schema's append function, `eventsource_append_v2` (see [`super::append`]): its
 //! definition, created by `initialize()`, and one call of it for a group of appends.
 
 use std::sync::atomic::Ordering;
@@ -17,16 +17,22 @@ use crate::store::{AppendResult, ExpectedVersion};
 /// what the previous holder of the append lock committed.
 const NOT_READ_COMMITTED: &str = "ES001";
 
+/// The append function's name. Its version moves when its answers change meaning (v2:
+/// outcome 3), so that processes of an older version, calling the older function, go on
+/// reading answers they understand while a newer one initializes the schema.
+pub(super) const APPEND_FUNCTION: &str = "eventsource_append_v2";
+
 /// The schema's append function (`CREATE OR REPLACE`, run by `initialize()`).
 ///
 /// Per request `r` it takes the events `lo..hi` of the flat event arrays and answers one
-/// row: outcome 0 (written or already stored: version and position), 1 (the expected
-/// version does not match: the stream's version), 2 (an event id is stored in another
-/// stream: that id and its position).
+/// row: outcome 0 (written: version and position), 1 (the expected version does not
+/// match: the stream's version), 2 (an event id is stored in another stream: that id and
+/// its position), 3 (every event stored already in this stream, a retried batch: version
+/// and position).
 pub(super) fn append_function(tables: &Tables) -> String {
     let (class, object) = tables.append_lock;
     format!(
-        r#"CREATE OR REPLACE FUNCTION "{schema}".eventsource_append_v1(
+        r#"CREATE OR REPLACE FUNCTION "{schema}".{function}(
     r_aggregate_ids uuid[], r_aggregate_types text[], r_expected_kinds int2[],
     r_expected_versions int8[], r_counts int4[],
     e_ids uuid[], e_types text[], e_type_versions int4[], e_tenants uuid[], e_actors text[],
@@ -53,7 +59,7 @@ DECLARE
     poss int8[];
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'eventsource_append_v1 needs READ COMMITTED, not %',
+        RAISE EXCEPTION '{function} needs READ COMMITTED, not %',
             current_setting('transaction_isolation') USING ERRCODE = '{not_read_committed}';
     END IF;
     PERFORM pg_advisory_xact_lock({class}, {object});
@@ -128,7 +134,7 @@ BEGIN
             WHERE NOT EXISTS (SELECT 1 FROM {events} e WHERE e.event_id = b.id);
         IF fresh = 0 AND hi >= lo THEN
             -- A retried batch, every event stored in this stream: nothing to write.
-            o_outcome := 0; o_version := cur;
+            o_outcome := 3; o_version := cur;
             SELECT e.global_position INTO o_position FROM {events} e WHERE e.event_id = e_ids[hi];
             RETURN NEXT; lo := hi + 1; CONTINUE;
         END IF;
@@ -175,6 +181,7 @@ $fn$"#,
         events = tables.events,
         channel = tables.channel,
         not_read_committed = NOT_READ_COMMITTED,
+        function = APPEND_FUNCTION,
     )
 }
 
@@ -251,7 +258,7 @@ impl PostgresEventStore {
             }
         }
         let sql = format!(
-            "SELECT o_outcome, o_version, o_position, o_event FROM \"{}\".eventsource_append_v1(\
+            "SELECT o_outcome, o_version, o_position, o_event FROM \"{}\".{APPEND_FUNCTION}(\
              $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             self.tables.schema
         );
@@ -339,11 +346,10 @@ fn answer(request: &AppendRequest, row: &sqlx::postgres::PgRow) -> Result<Append
     let version: i64 = row.try_get(1).map_err(field)?;
     let position: i64 = row.try_get(2).map_err(field)?;
     match outcome {
-        0 => Ok(AppendResult {
-            success: true,
+        0 | 3 => Ok(AppendResult {
             new_version: to_u64(version),
             global_position: to_u64(position),
-            conflict: false,
+            already_stored: outcome == 3,
         }),
         1 => Err(Error::OptimisticLock {
             aggregate_id: request.aggregate_id,

@@ -160,9 +160,10 @@ async fn append_function_exists(
 ) -> Result<bool> {
     let found: Option<i32> = sqlx::query_scalar(
         "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-         WHERE n.nspname = $1 AND p.proname = 'eventsource_append_v1' AND p.pronargs = 18",
+         WHERE n.nspname = $1 AND p.proname = $2 AND p.pronargs = 18",
     )
     .bind(&store.tables.schema)
+    .bind(super::append_function::APPEND_FUNCTION)
     .fetch_optional(conn)
     .await
     .map_err(db_error("initialize"))?;

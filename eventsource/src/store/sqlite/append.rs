@@ -192,10 +192,9 @@ impl SqliteEventStore {
                     }
                 };
                 return Ok(Written::Nothing(AppendResult {
-                    success: true,
                     new_version: current,
                     global_position,
-                    conflict: false,
+                    already_stored: !events.is_empty(),
                 }));
             }
             AppendPlan::Write { fresh } => fresh,
@@ -248,10 +247,9 @@ impl SqliteEventStore {
             }
         }
         Ok(Written::Yes(AppendResult {
-            success: true,
             new_version: version,
             global_position,
-            conflict: false,
+            already_stored: false,
         }))
     }
 

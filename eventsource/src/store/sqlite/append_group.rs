@@ -141,10 +141,9 @@ pub(super) fn plan_group<'a>(
                     .and_then(|last| stored.get(&last.event_id))
                     .map_or(0, |found| found.position);
                 outcomes.push(Some(Ok(AppendResult {
-                    success: true,
                     new_version: current,
                     global_position,
-                    conflict: false,
+                    already_stored: !request.events.is_empty(),
                 })));
                 continue;
             }
@@ -194,10 +193,9 @@ pub(super) fn plan_group<'a>(
             written.push((index, last.event.event_id));
         }
         outcomes.push(Some(Ok(AppendResult {
-            success: true,
             new_version: version,
             global_position: 0,
-            conflict: false,
+            already_stored: false,
         })));
     }
     GroupPlan {

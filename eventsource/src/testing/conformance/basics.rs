@@ -41,8 +41,7 @@ pub async fn append_and_read_back(store: Store) {
         .append_events(id, "Task", vec![event], ExpectedVersion::NoStream)
         .await
         .unwrap();
-    assert!(result.success);
-    assert!(!result.conflict);
+    assert!(!result.already_stored);
     assert_eq!(result.new_version, 1);
     assert_eq!(result.global_position, 1);
 
@@ -247,7 +246,11 @@ pub async fn idempotent_event_ids(store: Store) {
         .append_events(id, "Task", batch.clone(), ExpectedVersion::NoStream)
         .await
         .unwrap();
-    assert!(again.success);
+    assert!(
+        again.already_stored,
+        "nothing written: the batch was stored already"
+    );
+    assert!(!first.already_stored);
     assert_eq!(again.new_version, 2);
     assert_eq!(again.global_position, first.global_position);
     assert_eq!(store.get_global_position().await.unwrap(), 2);
@@ -265,6 +268,7 @@ pub async fn idempotent_event_ids(store: Store) {
         .await
         .unwrap();
     assert_eq!(mixed.new_version, 3);
+    assert!(!mixed.already_stored, "one of its events was new");
     let stream = store
         .get_events(id, "Task", GetEventsOptions::default())
         .await

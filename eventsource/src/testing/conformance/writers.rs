@@ -42,7 +42,7 @@ pub async fn stale_appends_fail_alone(store: Store) {
                         .await;
                     match (stale, result) {
                         (false, Ok(result)) => {
-                            assert!(result.success);
+                            assert!(!result.already_stored, "{title}");
                             assert_eq!(result.new_version, version + 1, "{title}");
                             assert!(result.global_position > 0, "{title}");
                             version += 1;
