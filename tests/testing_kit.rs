@@ -456,6 +456,34 @@ async fn the_full_stack_runs_commands_into_a_projection() {
     stack.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_stack_runs_on_postgres_from_the_harness() {
+    let Some(server) = eventsource::testing::postgres::server() else {
+        return;
+    };
+    let store = Arc::new(server.store().await);
+    let stack = FullStack::<KitBook, _, _>::start_on(store, OnLoan::default())
+        .await
+        .unwrap();
+    let dune = Uuid::new_v4();
+    stack.repo.execute(dune, |b| b.add("Dune")).await.unwrap();
+    stack.repo.execute(dune, |b| b.lend("ada")).await.unwrap();
+    stack.settle().await.unwrap();
+    assert_eq!(
+        stack.projection.projection().lock().await.books[&dune],
+        "ada"
+    );
+    assert_eq!(
+        stack
+            .store
+            .get_stream_version(dune, "KitBook")
+            .await
+            .unwrap(),
+        2
+    );
+    stack.stop().await;
+}
+
 /// The kit's conformance suite, stamped as a user would for a store of theirs.
 mod conformance_on_a_temp_sqlite_file {
     async fn fresh() -> Option<eventsource::testing::TempSqliteStore> {

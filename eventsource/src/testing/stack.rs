@@ -69,9 +69,10 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// stack.stop().await;
 /// # Ok(()) }
 /// ```
-pub struct FullStack<A: Aggregate, P: Projection> {
-    /// The store (SQLite, `:memory:`).
-    pub store: Arc<SqliteEventStore>,
+pub struct FullStack<A: Aggregate, P: Projection, S: EventStore + 'static = SqliteEventStore> {
+    /// The store (SQLite `:memory:` from [`start`](Self::start), or the one given to
+    /// [`start_on`](Self::start_on)).
+    pub store: Arc<S>,
     /// The bus the repository publishes to and the manager is woken by.
     pub bus: Arc<InMemoryEventBus>,
     /// The checkpoints of the subscription.
@@ -84,7 +85,7 @@ pub struct FullStack<A: Aggregate, P: Projection> {
     pub projection: Subscription<P>,
 }
 
-impl<A: Aggregate, P: Projection> fmt::Debug for FullStack<A, P> {
+impl<A: Aggregate, P: Projection, S: EventStore + 'static> fmt::Debug for FullStack<A, P, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FullStack")
             .field("aggregate_type", &A::AGGREGATE_TYPE)
@@ -95,14 +96,26 @@ impl<A: Aggregate, P: Projection> fmt::Debug for FullStack<A, P> {
 }
 
 impl<A: Aggregate, P: Projection> FullStack<A, P> {
-    /// Opens the store, subscribes `projection` (from the beginning, under its name) and
-    /// starts the manager.
+    /// Opens a SQLite `:memory:` store, subscribes `projection` (from the beginning,
+    /// under its name) and starts the manager.
     ///
     /// # Errors
     /// Opening the store, or subscribing and starting.
     pub async fn start(projection: P) -> Result<Self> {
         let store = Arc::new(SqliteEventStore::open(":memory:").await?);
         store.initialize().await?;
+        Self::start_on(store, projection).await
+    }
+}
+
+impl<A: Aggregate, P: Projection, S: EventStore + 'static> FullStack<A, P, S> {
+    /// The same stack on `store`, initialized already: a PostgreSQL store of the test
+    /// harness (`eventsource::testing::postgres::server()`), a file store, your own
+    /// backend.
+    ///
+    /// # Errors
+    /// Subscribing and starting.
+    pub async fn start_on(store: Arc<S>, projection: P) -> Result<Self> {
         let bus = Arc::new(InMemoryEventBus::new());
         let checkpoints = Arc::new(InMemoryCheckpointStore::new());
         let manager = SubscriptionManager::new(store.clone(), bus.clone(), checkpoints.clone());
