@@ -319,3 +319,66 @@ async fn a_spawned_relay_publishes_to_the_bus_and_stops() {
         assert!(store.get_pending_events(10).await.unwrap().is_empty());
     }
 }
+
+#[tokio::test]
+async fn failed_entries_go_back_to_the_end_of_the_queue() {
+    for (backend, store) in stores_with_outbox().await {
+        for title in ["a", "b", "c", "d"] {
+            store
+                .append_events(
+                    Uuid::new_v4(),
+                    "Task",
+                    vec![created(title)],
+                    ExpectedVersion::NoStream,
+                )
+                .await
+                .unwrap();
+        }
+        store.increment_retry(1, "broker down").await.unwrap();
+        store.mark_failed(1).await.unwrap();
+        store.mark_failed(2).await.unwrap();
+        store.mark_failed(3).await.unwrap();
+        store.mark_published(4).await.unwrap();
+        // Only failed ones, only those named.
+        assert_eq!(
+            store.retry_failed(Some(&[2, 4, 99])).await.unwrap(),
+            1,
+            "{backend}"
+        );
+        let pending = store.get_pending_events(10).await.unwrap();
+        assert_eq!(
+            pending
+                .iter()
+                .map(|e| (e.id, e.global_position))
+                .collect::<Vec<_>>(),
+            [(5, 2)],
+            "{backend}: entry 2 is back, as entry 5"
+        );
+        assert_eq!(store.retry_failed(None).await.unwrap(), 2, "{backend}");
+        let pending = store.get_pending_events(10).await.unwrap();
+        let ids: Vec<(i64, u64, u32, Option<&str>)> = pending
+            .iter()
+            .map(|e| {
+                (
+                    e.id,
+                    e.global_position,
+                    e.retry_count,
+                    e.last_error.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [(5, 2, 0, None), (6, 1, 0, None), (7, 3, 0, None)],
+            "{backend}"
+        );
+        assert_eq!(pending[1].event_data, serde_json::json!({"title": "a"}));
+        let stats = store.stats().await.unwrap();
+        assert_eq!(
+            (stats.pending, stats.published, stats.failed),
+            (3, 1, 0),
+            "{backend}"
+        );
+        assert_eq!(store.retry_failed(None).await.unwrap(), 0, "{backend}");
+    }
+}

@@ -250,6 +250,17 @@ pub trait OutboxStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`crate::Error::OutboxEntryNotFound`]; database errors.
     async fn mark_failed(&self, id: i64) -> Result<()>;
+
+    /// Puts failed entries back in the queue, for a relay to publish again: those of
+    /// `ids` that are failed, or every failed entry (`None`). Each goes to the back of
+    /// the queue as a new pending entry (a new id; the same event, data and creation
+    /// time; no retries counted, no error), replacing the failed one in one transaction,
+    /// so that relays that scan from a floor below every pending entry still find it.
+    /// Returns how many were put back; ids that are not failed entries are passed over.
+    ///
+    /// # Errors
+    /// Database errors (nothing is changed).
+    async fn retry_failed(&self, ids: Option<&[i64]>) -> Result<u64>;
 }
 
 /// Outbox rows as a store read them, each with its id when that column reads: the

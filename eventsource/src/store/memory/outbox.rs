@@ -121,4 +121,28 @@ impl OutboxStore for InMemoryEventStore {
     async fn mark_failed(&self, id: i64) -> Result<()> {
         self.outbox_entry(id, |entry| entry.status = OutboxStatus::Failed)
     }
+
+    async fn retry_failed(&self, ids: Option<&[i64]>) -> Result<u64> {
+        let mut state = self.write();
+        let failed: Vec<i64> = state
+            .outbox
+            .values()
+            .filter(|e| e.status == OutboxStatus::Failed)
+            .filter(|e| ids.is_none_or(|ids| ids.contains(&e.id)))
+            .map(|e| e.id)
+            .collect();
+        for id in &failed {
+            let Some(mut entry) = state.outbox.remove(id) else {
+                continue;
+            };
+            state.last_outbox_id += 1;
+            entry.id = state.last_outbox_id;
+            entry.status = OutboxStatus::Pending;
+            entry.retry_count = 0;
+            entry.last_error = None;
+            entry.published_at = None;
+            state.outbox.insert(entry.id, entry);
+        }
+        Ok(failed.len() as u64)
+    }
 }

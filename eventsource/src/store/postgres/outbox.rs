@@ -404,4 +404,42 @@ impl OutboxStore for PostgresEventStore {
         self.update_outbox(id, "mark_failed", "status = 'failed'")
             .await
     }
+
+    async fn retry_failed(&self, ids: Option<&[i64]>) -> Result<u64> {
+        const OP: &str = "retry_failed";
+        self.ready(Need::Table("event_outbox")).await?;
+        let table = &self.tables.outbox;
+        let filter = "status = 'failed' AND ($1::int8[] IS NULL OR id = ANY($1))";
+        // Under the append lock, as every insert into the outbox: the new ids follow
+        // commits, above every relay's floor (see `outbox_floor`).
+        let mut tx = self.begin_append().await?;
+        self.lock_appends(&mut tx).await?;
+        let moved = async {
+            let inserted = sqlx::query(&format!(
+                "INSERT INTO {table} (event_id, event_type, aggregate_id, aggregate_type, tenant_id, \
+                     global_position, event_data, created_at, status) \
+                 SELECT event_id, event_type, aggregate_id, aggregate_type, tenant_id, global_position, \
+                     event_data, created_at, 'pending' FROM {table} WHERE {filter} ORDER BY id"
+            ))
+            .bind(ids)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&format!("DELETE FROM {table} WHERE {filter}"))
+                .bind(ids)
+                .execute(&mut *tx)
+                .await?;
+            Ok::<u64, sqlx::Error>(inserted.rows_affected())
+        }
+        .await;
+        match moved {
+            Ok(moved) => {
+                tx.commit().await.map_err(db_error(OP))?;
+                Ok(moved)
+            }
+            Err(error) => {
+                let _ = tx.rollback().await;
+                Err(db_error(OP)(error))
+            }
+        }
+    }
 }

@@ -299,6 +299,47 @@ impl OutboxStore for SqliteEventStore {
         }
         Ok(())
     }
+
+    async fn retry_failed(&self, ids: Option<&[i64]>) -> Result<u64> {
+        const OP: &str = "retry_failed";
+        self.ready(OP, Need::Table("event_outbox"), true).await?;
+        // The ids as a JSON array (all failed entries when none is given).
+        let chosen = ids.map(|ids| serde_json::Value::from(ids.to_vec()).to_string());
+        let filter =
+            "status = 'failed' AND (?1 IS NULL OR id IN (SELECT value FROM json_each(?1)))";
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error(OP))?;
+        let moved = async {
+            let inserted = sqlx::query(&format!(
+                "INSERT INTO event_outbox (event_id, event_type, aggregate_id, aggregate_type, tenant_id, \
+                     global_position, event_data, created_at, status) \
+                 SELECT event_id, event_type, aggregate_id, aggregate_type, tenant_id, global_position, \
+                     event_data, created_at, 'pending' FROM event_outbox WHERE {filter} ORDER BY id"
+            ))
+            .bind(&chosen)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&format!("DELETE FROM event_outbox WHERE {filter}"))
+                .bind(&chosen)
+                .execute(&mut *tx)
+                .await?;
+            Ok::<u64, sqlx::Error>(inserted.rows_affected())
+        }
+        .await;
+        match moved {
+            Ok(moved) => {
+                tx.commit().await.map_err(db_error(OP))?;
+                Ok(moved)
+            }
+            Err(error) => {
+                let _ = tx.rollback().await;
+                Err(db_error(OP)(error))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
