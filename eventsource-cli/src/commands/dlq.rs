@@ -1,0 +1,156 @@
+//! `dlq list | show | stats | resolve`.
+
+use std::io::Write;
+
+use eventsource::{DeadLetter, DeadLetterStatus};
+use serde_json::{json, Value};
+
+use crate::args::{DlqAction, LetterStatus};
+use crate::error::CliError;
+use crate::output::Out;
+use crate::target::{Access, Target};
+use crate::Outcome;
+
+fn letter_json(letter: &DeadLetter) -> Value {
+    json!({
+        "id": letter.id,
+        "projection": letter.failed.projection_name,
+        "event_id": letter.failed.event_id,
+        "event_type": letter.failed.event_type,
+        "global_position": letter.failed.global_position,
+        "error": letter.failed.error,
+        "retry_count": letter.failed.retry_count,
+        "status": letter.status.as_str(),
+        "first_failed_at": letter.first_failed_at,
+        "last_failed_at": letter.last_failed_at,
+        "resolved_at": letter.resolved_at,
+        "resolution": letter.resolution,
+        "event_data": letter.failed.event_data,
+    })
+}
+
+pub(super) async fn run(action: DlqAction, out: &mut dyn Write) -> Result<Outcome, CliError> {
+    match action {
+        DlqAction::List {
+            store,
+            projection,
+            status,
+            limit,
+        } => {
+            let target = Target::open(&store, Access::Read).await?;
+            let mut out = Out::new(out, store.json);
+            let status = status.map(|s| match s {
+                LetterStatus::Failed => DeadLetterStatus::Failed,
+                LetterStatus::Resolved => DeadLetterStatus::Resolved,
+            });
+            let letters = target
+                .dead_letters()
+                .get_failed_events(projection.as_deref(), status, limit)
+                .await?;
+            target.close().await;
+            if letters.is_empty() && !out.json {
+                out.line("no dead letters")?;
+            }
+            for letter in &letters {
+                let mut summary = letter_json(letter);
+                if let Some(object) = summary.as_object_mut() {
+                    object.remove("event_data");
+                }
+                out.either(&summary, || {
+                    format!(
+                        "{:>6}  {:<8}  {:<24} #{:<8} {:<24} {} attempts  {}",
+                        letter.id,
+                        letter.status.as_str(),
+                        letter.failed.projection_name,
+                        letter.failed.global_position,
+                        letter.failed.event_type,
+                        letter.failed.retry_count,
+                        letter.failed.error.lines().next().unwrap_or(""),
+                    )
+                })?;
+            }
+            Ok(Outcome::Ok)
+        }
+        DlqAction::Show { store, id } => {
+            let target = Target::open(&store, Access::Read).await?;
+            let mut out = Out::new(out, store.json);
+            let letter = target.dead_letters().get_failed_event(id).await?;
+            target.close().await;
+            let letter = letter.ok_or(eventsource::Error::DeadLetterNotFound { id })?;
+            if out.json {
+                out.record(&letter_json(&letter))?;
+                return Ok(Outcome::Ok);
+            }
+            let f = &letter.failed;
+            out.line(format!(
+                "dead letter {}  ({})",
+                letter.id,
+                letter.status.as_str()
+            ))?;
+            out.line(format!("projection   {}", f.projection_name))?;
+            out.line(format!(
+                "event        {} {} at position {}",
+                f.event_type, f.event_id, f.global_position
+            ))?;
+            out.line(format!("attempts     {}", f.retry_count))?;
+            out.line(format!(
+                "first failed {}",
+                letter.first_failed_at.to_rfc3339()
+            ))?;
+            out.line(format!(
+                "last failed  {}",
+                letter.last_failed_at.to_rfc3339()
+            ))?;
+            if let Some(at) = letter.resolved_at {
+                out.line(format!(
+                    "resolved     {} ({})",
+                    at.to_rfc3339(),
+                    letter.resolution.as_deref().unwrap_or("")
+                ))?;
+            }
+            out.line("error")?;
+            for line in f.error.lines() {
+                out.line(format!("    {line}"))?;
+            }
+            out.line("event data")?;
+            let data = serde_json::to_string_pretty(&f.event_data).unwrap_or_default();
+            for line in data.lines() {
+                out.line(format!("    {line}"))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        DlqAction::Stats(store) => {
+            let target = Target::open(&store, Access::Read).await?;
+            let mut out = Out::new(out, store.json);
+            let stats = target.dead_letters().get_statistics().await?;
+            target.close().await;
+            if out.json {
+                out.record(&json!({
+                    "total": stats.total,
+                    "failed": stats.failed,
+                    "resolved": stats.resolved,
+                    "failed_by_projection": stats.failed_by_projection,
+                }))?;
+                return Ok(Outcome::Ok);
+            }
+            out.line(format!("total     {}", stats.total))?;
+            out.line(format!("failed    {}", stats.failed))?;
+            out.line(format!("resolved  {}", stats.resolved))?;
+            for (projection, failed) in &stats.failed_by_projection {
+                out.line(format!("  {projection:<30} {failed:>8} failed"))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        DlqAction::Resolve { store, id, note } => {
+            let target = Target::open(&store, Access::Write).await?;
+            let mut out = Out::new(out, store.json);
+            let resolved = target.dead_letters().mark_resolved(id, &note).await;
+            target.close().await;
+            resolved?;
+            out.either(&json!({ "id": id, "resolved": true, "note": note }), || {
+                format!("dead letter {id} resolved: {note}")
+            })?;
+            Ok(Outcome::Ok)
+        }
+    }
+}
