@@ -3,11 +3,14 @@
 //! a copy, `--follow` seeing an event appended by another process, export then import,
 //! and bad stores giving exit 2 and one clear line.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{eventsource, fails, json_lines, ok, stderr, stdout};
 use eventsource::prelude::*;
 use eventsource::sqlx;
 use eventsource::testing::TempDir;
@@ -18,57 +21,6 @@ use uuid::Uuid;
 const ORDER: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0001);
 const CUSTOMER: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0002);
 const CORRELATION: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_00c0);
-
-fn eventsource(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eventsource"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the eventsource binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Runs a command that must succeed; its standard output.
-fn ok(args: &[&str]) -> String {
-    let output = eventsource(args);
-    assert!(
-        output.status.success(),
-        "eventsource {args:?} exited {:?}: {}",
-        output.status.code(),
-        stderr(&output)
-    );
-    stdout(&output)
-}
-
-/// The JSON lines of a command that must succeed.
-fn json_lines(args: &[&str]) -> Vec<Value> {
-    ok(args)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
-        .collect()
-}
-
-/// A command that must fail with `code` and one line on standard error containing
-/// `says`.
-fn fails(args: &[&str], code: i32, says: &str) {
-    let output = eventsource(args);
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "eventsource {args:?}: {}",
-        stderr(&output)
-    );
-    let err = stderr(&output);
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.contains(says), "eventsource {args:?} said: {err}");
-}
 
 /// A store of five events in two streams (an order placed, paid and shipped by a chain
 /// of causes in one correlation; a customer registered and renamed), a checkpoint, a

@@ -2,34 +2,15 @@
 //! kit's harness): `migrate` from a SQLite file with its report, then the inspection
 //! commands and `verify` on the PostgreSQL schema, damage found there, and an import.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::Path;
+
+use common::{eventsource, json_lines};
 use eventsource::prelude::*;
 use eventsource::testing::{postgres, TempDir};
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-fn eventsource(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eventsource"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the eventsource binary runs")
-}
-
-fn json_lines(args: &[&str]) -> Vec<Value> {
-    let output = eventsource(args);
-    assert!(
-        output.status.success(),
-        "eventsource {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
 
 async fn sqlite_with_events(path: &Path, count: usize) {
     let store = SqliteEventStore::open(path).await.unwrap();

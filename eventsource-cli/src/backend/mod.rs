@@ -87,6 +87,34 @@ pub(crate) async fn orphan_outbox_entries(target: &Target) -> Result<Vec<OrphanE
     }
 }
 
+impl From<(String, String, i64, i64)> for SnapshotAhead {
+    fn from(
+        (aggregate_id, aggregate_type, snapshot_version, stream_version): (
+            String,
+            String,
+            i64,
+            i64,
+        ),
+    ) -> Self {
+        SnapshotAhead {
+            aggregate_id,
+            aggregate_type,
+            snapshot_version,
+            stream_version,
+        }
+    }
+}
+
+impl From<(i64, String, i64)> for OrphanEntry {
+    fn from((id, event_id, global_position): (i64, String, i64)) -> Self {
+        OrphanEntry {
+            id,
+            event_id,
+            global_position,
+        }
+    }
+}
+
 /// A database error of one of these queries, as the library's typed error.
 fn query_failed(operation: &'static str) -> impl Fn(eventsource::sqlx::Error) -> CliError {
     move |error| {

@@ -114,17 +114,7 @@ pub(super) async fn snapshots_ahead(
     .fetch_all(store.pool())
     .await
     .map_err(query_failed("verify"))?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(aggregate_id, aggregate_type, snapshot_version, stream_version)| SnapshotAhead {
-                aggregate_id,
-                aggregate_type,
-                snapshot_version,
-                stream_version,
-            },
-        )
-        .collect())
+    Ok(rows.into_iter().map(SnapshotAhead::from).collect())
 }
 
 pub(super) async fn orphan_outbox_entries(
@@ -140,12 +130,5 @@ pub(super) async fn orphan_outbox_entries(
     .fetch_all(store.pool())
     .await
     .map_err(query_failed("verify"))?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, event_id, global_position)| OrphanEntry {
-            id,
-            event_id,
-            global_position,
-        })
-        .collect())
+    Ok(rows.into_iter().map(OrphanEntry::from).collect())
 }

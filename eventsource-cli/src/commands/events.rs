@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use eventsource::{ReadOptions, StoredEvent};
+use eventsource::{EventStore, ReadOptions, StoredEvent};
 use futures::StreamExt;
 
 use super::{is_unreadable_row, print_event, print_unreadable};
@@ -44,6 +44,52 @@ fn wanted(args: &EventsArgs, event: &StoredEvent) -> bool {
             .is_none_or(|p| event.global_position <= p)
 }
 
+/// Where a listing is: the last position read (forward), the events printed.
+struct Progress {
+    position: u64,
+    printed: u64,
+    limit: u64,
+}
+
+/// Prints what one read after `progress.position` brings, up to the limit.
+async fn print_read(
+    store: &dyn EventStore,
+    args: &EventsArgs,
+    out: &mut Out<'_>,
+    progress: &mut Progress,
+) -> Result<(), CliError> {
+    let backward = args.direction == Direction::Backward;
+    let mut events = store.read_all(options(args, progress.position));
+    while progress.printed < progress.limit {
+        let Some(item) = events.next().await else {
+            break;
+        };
+        let at = match item {
+            Ok(event) => {
+                if wanted(args, &event) {
+                    print_event(out, &event, "")?;
+                    progress.printed += 1;
+                }
+                event.global_position
+            }
+            Err(error) if is_unreadable_row(&error) => {
+                print_unreadable(out, &error)?;
+                match error {
+                    eventsource::Error::CorruptEvent {
+                        global_position, ..
+                    } => global_position,
+                    _ => 0,
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if !backward {
+            progress.position = progress.position.max(at);
+        }
+    }
+    out.flush()
+}
+
 pub(super) async fn run(args: &EventsArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
     if args.follow && args.direction == Direction::Backward {
         return Err(CliError::Usage(
@@ -53,76 +99,24 @@ pub(super) async fn run(args: &EventsArgs, out: &mut dyn Write) -> Result<Outcom
     let target = Target::open(&args.store, Access::Read).await?;
     let mut out = Out::new(out, args.store.json);
     let store = target.events();
-    let backward = args.direction == Direction::Backward;
     // Backward, 0 is the end.
-    let start = args.from.unwrap_or(0);
-    let mut printed = 0u64;
-    let mut position = start;
-    let limit = args.limit.unwrap_or(u64::MAX);
-    {
-        let mut events = store.read_all(options(args, start));
-        while let Some(item) = events.next().await {
-            if printed >= limit {
-                break;
-            }
-            match item {
-                Ok(event) => {
-                    if !backward {
-                        position = position.max(event.global_position);
-                    }
-                    if wanted(args, &event) {
-                        print_event(&mut out, &event, "")?;
-                        printed += 1;
-                    }
-                }
-                Err(error) if is_unreadable_row(&error) => {
-                    print_unreadable(&mut out, &error)?;
-                    if let eventsource::Error::CorruptEvent {
-                        global_position, ..
-                    } = error
-                    {
-                        position = position.max(global_position);
-                    }
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-    }
-    out.flush()?;
-    if !args.follow || printed >= limit {
+    let mut progress = Progress {
+        position: args.from.unwrap_or(0),
+        printed: 0,
+        limit: args.limit.unwrap_or(u64::MAX),
+    };
+    let listed = print_read(store, args, &mut out, &mut progress).await;
+    if listed.is_err() || !args.follow || progress.printed >= progress.limit {
         target.close().await;
-        return Ok(Outcome::Ok);
+        return listed.map(|()| Outcome::Ok);
     }
     // Tail: read what was appended after the last position, again and again, until the
-    // process is stopped (Ctrl-C).
+    // process is stopped (Ctrl-C) or the limit is reached.
     let pause = Duration::from_millis(args.poll_ms.max(10));
-    loop {
+    while progress.printed < progress.limit {
         tokio::time::sleep(pause).await;
-        let mut events = store.read_all(options(args, position));
-        while let Some(item) = events.next().await {
-            match item {
-                Ok(event) => {
-                    position = position.max(event.global_position);
-                    if wanted(args, &event) {
-                        print_event(&mut out, &event, "")?;
-                        printed += 1;
-                    }
-                }
-                Err(error) if is_unreadable_row(&error) => {
-                    print_unreadable(&mut out, &error)?;
-                    if let eventsource::Error::CorruptEvent {
-                        global_position, ..
-                    } = error
-                    {
-                        position = position.max(global_position);
-                    }
-                }
-                Err(error) => return Err(error.into()),
-            }
-            if printed >= limit {
-                return Ok(Outcome::Ok);
-            }
-        }
-        out.flush()?;
+        print_read(store, args, &mut out, &mut progress).await?;
     }
+    target.close().await;
+    Ok(Outcome::Ok)
 }
