@@ -575,6 +575,8 @@ async fn under_the_manager_a_durable_read_model_waits_reports_and_replays_its_de
     assert_eq!(letter.len(), 1);
     applied.replay_dead_letter(letter[0].id).await.unwrap();
     assert_eq!(titles(&store).await, ["a", "b", "c", "poison"]);
+    // Applied now: waiting for it no longer says dead-lettered.
+    applied.wait_for(2, Duration::from_secs(1)).await.unwrap();
     let resolved = store.get_failed_event(letter[0].id).await.unwrap().unwrap();
     assert_eq!(resolved.status, DeadLetterStatus::Resolved);
     assert_eq!(resolved.resolution.as_deref(), Some("replayed"));
@@ -700,4 +702,51 @@ async fn the_manager_refuses_a_durable_start_it_cannot_keep() {
         Err(Error::InvalidConfiguration { .. })
     ));
     manager.stop().await;
+}
+
+#[tokio::test]
+async fn a_rebuild_resolves_the_dead_letters_whose_events_it_applies_again() {
+    let dir = TempDir::new();
+    let store = open(&dir.file("events.db")).await;
+    append_titles(&store, &["a", "poison", "b"]).await;
+    let projection = AppliedCounter {
+        fail_title: Some("poison".into()),
+        ..AppliedCounter::default()
+    };
+    let mut runner = SqliteProjectionRunner::new(store.clone(), projection, "applied")
+        .retry(RetryPolicy::no_retry());
+    runner.catch_up().await.unwrap();
+    let id = store
+        .get_failed_events(Some("applied"), None, 10)
+        .await
+        .unwrap()[0]
+        .id;
+    // Fixed, then rebuilt: the poison is applied by the rebuild, once.
+    runner.projection_mut().fail_title = None;
+    runner.rebuild(|_| {}).await.unwrap();
+    assert_eq!(titles(&store).await, ["a", "b", "poison"]);
+    let letter = store.get_failed_event(id).await.unwrap().unwrap();
+    assert_eq!(
+        (letter.status, letter.resolution.as_deref()),
+        (DeadLetterStatus::Resolved, Some("rebuilt"))
+    );
+    // So it cannot be replayed on top.
+    assert!(matches!(
+        runner.replay_dead_letter(id).await,
+        Err(Error::InvalidInput { .. })
+    ));
+    // An event that fails again in a rebuild is dead-lettered again.
+    runner.projection_mut().fail_title = Some("b".into());
+    runner.rebuild(|_| {}).await.unwrap();
+    let failed = store
+        .get_failed_events(Some("applied"), Some(DeadLetterStatus::Failed), 10)
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].failed.global_position, 3);
+    let times: i64 = sqlx::query_scalar("SELECT MAX(times) FROM applied")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(times, 1);
 }

@@ -97,7 +97,8 @@ pub use outbox::{
     OutboxRetention, OutboxStats, OutboxStatus, OutboxStore, PublishFailure, RelayRound,
 };
 pub use projection::{
-    BatchDeadLetter, BatchReport, EventContext, Projection, TransactionalProjection,
+    BatchDeadLetter, BatchReport, EventContext, Projection, RebuildProgress,
+    TransactionalProjection,
 };
 pub use registry::{EventRegistration, EventRegistry};
 pub use repository::{AggregateRepository, CommandError, EventPublisher};
@@ -120,13 +121,13 @@ pub use store::sqlite::{
     PayloadFormat, SqliteEventStore, SqliteProjection, SqliteProjectionHandle,
     SqliteProjectionRunner, SqliteStoreOptions,
 };
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use store::ProjectionRunnerHandle;
 pub use store::{
     AppendResult, EventStore, EventTypeCount, ExpectedVersion, GetEventsOptions,
     InMemoryEventStore, ReadDirection, ReadOptions, ReplayedEvent, StoredEventStream, StreamId,
 };
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
-pub use store::{ProjectionRunnerHandle, RebuildProgress};
 pub use stored::{EventStream, StoredEvent};
 pub use subscription::{
     DurableRunner, DurableSubscription, RetryPolicy, StartFrom, Subscription, SubscriptionConfig,

@@ -218,6 +218,20 @@ pub struct BatchReport {
     pub dead_letters: Vec<BatchDeadLetter>,
 }
 
+/// How far a rebuild of a durable read model has come, after each batch (what a progress
+/// bar draws).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildProgress {
+    /// The position applied up to.
+    pub position: u64,
+    /// The store's head when the batch was read: the rebuild is done at it.
+    pub head: u64,
+    /// Events applied since the rebuild began.
+    pub applied: u64,
+    /// Events dead-lettered since the rebuild began.
+    pub dead_lettered: u64,
+}
+
 /// An event a batch dead-lettered: the handler failed on it as often as the retry policy
 /// allows, or its row could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,7 +53,7 @@ mod validate;
 pub use memory::InMemoryEventStore;
 pub use options::{GetEventsOptions, ReadDirection, ReadOptions};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use runner::{ProjectionRunnerHandle, RebuildProgress};
+pub use runner::ProjectionRunnerHandle;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use validate::clamp_timestamp;
 #[cfg(feature = "sqlite")]

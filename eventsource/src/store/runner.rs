@@ -15,7 +15,7 @@ use crate::bus::{BusFilter, BusRecvError, EventBus};
 use crate::checkpoint::CheckpointStore;
 use crate::dlq::{dead_lettered_event, DeadLetter, DeadLetterStatus, DeadLetterStore};
 use crate::error::{BoxError, Error, Result};
-use crate::projection::{BatchDeadLetter, BatchReport};
+use crate::projection::{BatchDeadLetter, BatchReport, RebuildProgress};
 use crate::store::EventStore;
 use crate::stored::StoredEvent;
 use crate::subscription::RetryPolicy;
@@ -31,19 +31,6 @@ pub(crate) trait RunBatches: Send + 'static {
     /// Clears the read model (the projection's reset) and its checkpoint, in one
     /// transaction.
     fn reset_read_model(&mut self) -> impl Future<Output = Result<()>> + Send;
-}
-
-/// How far a rebuild has come, after each batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RebuildProgress {
-    /// The position applied up to.
-    pub position: u64,
-    /// The store's head when the batch was read: the rebuild is done at it.
-    pub head: u64,
-    /// Events applied since the rebuild began.
-    pub applied: u64,
-    /// Events dead-lettered since the rebuild began.
-    pub dead_lettered: u64,
 }
 
 /// Clears the read model and its checkpoint in one transaction, then catches up from the
@@ -299,23 +286,11 @@ pub(crate) fn check_replay_position(
     Ok(())
 }
 
-/// Notes a failed replay on its dead letter (one more attempt, the new error) and
-/// returns the error to report.
-pub(crate) async fn replay_failed(
-    dead_letters: &dyn DeadLetterStore,
-    letter: DeadLetter,
-    event: &StoredEvent,
-    source: BoxError,
-) -> Error {
-    let mut failed = letter.failed;
-    failed.retry_count = failed.retry_count.saturating_add(1);
-    failed.error = source.to_string();
-    let projection = failed.projection_name.clone();
-    if let Err(error) = dead_letters.add_failed_event(failed).await {
-        return error;
-    }
+/// The error of a replay whose handler failed again (the backend has counted the
+/// attempt on the letter).
+pub(crate) fn replay_failed(letter: &DeadLetter, event: &StoredEvent, source: BoxError) -> Error {
     Error::HandlerFailed {
-        projection,
+        projection: letter.failed.projection_name.clone(),
         event_type: event.event_type().to_owned(),
         global_position: event.global_position,
         source,

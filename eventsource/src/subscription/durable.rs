@@ -16,7 +16,7 @@ use crate::checkpoint::LagMetrics;
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
-use crate::projection::BatchReport;
+use crate::projection::{BatchReport, RebuildProgress};
 
 /// A read model whose every batch (its read-model writes, dead letters and checkpoint)
 /// commits in one transaction of its own database, so that each event is applied exactly
@@ -57,11 +57,18 @@ pub trait DurableRunner: Send + 'static {
     async fn lag(&mut self) -> Result<Option<LagMetrics>>;
 
     /// Hands the event of the dead letter `id` to the projection again, in one
-    /// transaction with the dead letter's resolution.
+    /// transaction with the dead letter's resolution; returns the event's position.
     ///
     /// # Errors
     /// As the runner's own `replay_dead_letter`.
-    async fn replay_dead_letter(&mut self, id: i64) -> Result<()>;
+    async fn replay_dead_letter(&mut self, id: i64) -> Result<u64>;
+
+    /// Clears the read model and its checkpoint in one transaction, then applies every
+    /// event again, telling `progress` after every batch; returns the events applied.
+    ///
+    /// # Errors
+    /// As the runner's own `rebuild`.
+    async fn rebuild(&mut self, progress: &mut (dyn FnMut(RebuildProgress) + Send)) -> Result<u64>;
 }
 
 /// A handle on a durable read model run by a
@@ -158,6 +165,9 @@ impl<R: DurableRunner> DurableSubscription<R> {
     /// [`Error::InvalidInput`] (another projection's, resolved already, or not reached
     /// yet), [`Error::HandlerFailed`], errors of the database.
     pub async fn replay_dead_letter(&self, id: i64) -> Result<()> {
-        self.runner.lock().await.replay_dead_letter(id).await
+        let position = self.runner.lock().await.replay_dead_letter(id).await?;
+        // Applied now: waiting for it no longer reports it dead-lettered.
+        self.shared.forget_dead_letter(position);
+        Ok(())
     }
 }

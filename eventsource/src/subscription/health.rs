@@ -194,6 +194,14 @@ impl Shared {
         }
     }
 
+    /// Forgets that the event at `position` was dead-lettered (it was replayed).
+    pub(super) fn forget_dead_letter(&self, position: u64) {
+        self.dead_lettered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&position);
+    }
+
     fn dead_letter_at(&self, position: u64) -> Option<DeadLettered> {
         self.dead_lettered
             .lock()

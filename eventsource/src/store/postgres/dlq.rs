@@ -112,6 +112,46 @@ pub(super) async fn resolve_on(
     Ok(done.rows_affected() == 1)
 }
 
+/// Counts a failed replay of the failed dead letter `id` (one more attempt, the new
+/// error); a letter resolved meanwhile is left resolved.
+pub(super) async fn note_failed_replay(
+    store: &PostgresEventStore,
+    id: i64,
+    error: &str,
+) -> Result<()> {
+    sqlx::query(&format!(
+        "UPDATE {} SET retry_count = retry_count + 1, error_message = $2, last_failed_at = now() \
+         WHERE id = $1 AND status = 'failed'",
+        store.tables.dead_letters
+    ))
+    .bind(id)
+    .bind(error)
+    .execute(&store.pool)
+    .await
+    .map_err(db_error("replay_dead_letter"))?;
+    Ok(())
+}
+
+/// Resolves every failed dead letter of `projection` in `table` (as `resolution`) on
+/// one connection: a rebuild hands their events to the projection again.
+pub(super) async fn resolve_all_on(
+    conn: &mut PgConnection,
+    table: &str,
+    projection: &str,
+    resolution: &str,
+) -> Result<()> {
+    sqlx::query(&format!(
+        "UPDATE {table} SET status = 'resolved', resolved_at = now(), resolved_by = $2 \
+         WHERE projection_name = $1 AND status = 'failed'"
+    ))
+    .bind(projection)
+    .bind(resolution)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("rebuild_projection"))?;
+    Ok(())
+}
+
 #[async_trait]
 impl DeadLetterStore for PostgresEventStore {
     async fn add_failed_event(&self, failed: FailedEvent) -> Result<i64> {

@@ -414,23 +414,19 @@ impl OutboxStore for PostgresEventStore {
         // commits, above every relay's floor (see `outbox_floor`).
         let mut tx = self.begin_append().await?;
         self.lock_appends(&mut tx).await?;
-        let moved = async {
-            let inserted = sqlx::query(&format!(
-                "INSERT INTO {table} (event_id, event_type, aggregate_id, aggregate_type, tenant_id, \
-                     global_position, event_data, created_at, status) \
-                 SELECT event_id, event_type, aggregate_id, aggregate_type, tenant_id, global_position, \
-                     event_data, created_at, 'pending' FROM {table} WHERE {filter} ORDER BY id"
-            ))
-            .bind(ids)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(&format!("DELETE FROM {table} WHERE {filter}"))
-                .bind(ids)
-                .execute(&mut *tx)
-                .await?;
-            Ok::<u64, sqlx::Error>(inserted.rows_affected())
-        }
-        .await;
+        // One statement, one snapshot: an entry marked failed meanwhile is neither
+        // deleted nor copied, it stays failed.
+        let moved = sqlx::query(&format!(
+            "WITH moved AS (DELETE FROM {table} WHERE {filter} RETURNING *) \
+             INSERT INTO {table} (event_id, event_type, aggregate_id, aggregate_type, tenant_id, \
+                 global_position, event_data, created_at, status) \
+             SELECT event_id, event_type, aggregate_id, aggregate_type, tenant_id, global_position, \
+                 event_data, created_at, 'pending' FROM moved ORDER BY id"
+        ))
+        .bind(ids)
+        .execute(&mut *tx)
+        .await
+        .map(|done| done.rows_affected());
         match moved {
             Ok(moved) => {
                 tx.commit().await.map_err(db_error(OP))?;

@@ -10,7 +10,7 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use super::checkpoint::{position_on, save_progress_on};
-use super::dlq::{add_failed_event_on, resolve_on};
+use super::dlq::{add_failed_event_on, note_failed_replay, resolve_all_on, resolve_on};
 use super::{db_error, PostgresEventStore};
 use async_trait::async_trait;
 
@@ -19,10 +19,8 @@ use crate::checkpoint::{lag_metrics, LagMetrics};
 use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::panics::catch_unwind;
-use crate::projection::{BatchDeadLetter, BatchReport, TransactionalProjection};
-use crate::store::runner::{
-    self, Applied, Attempts, ProjectionRunnerHandle, RebuildProgress, RunBatches,
-};
+use crate::projection::{BatchDeadLetter, BatchReport, RebuildProgress, TransactionalProjection};
+use crate::store::runner::{self, Applied, Attempts, ProjectionRunnerHandle, RunBatches};
 use crate::store::schema_state::Need;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
@@ -105,8 +103,10 @@ impl<P: PostgresProjection> PostgresProjectionRunner<P> {
 
     /// Rebuilds the read model: its `#[reset]` and the checkpoint's removal in one
     /// transaction (all or nothing), then a catch-up from the first event, with
-    /// `progress` told after every batch (what a progress bar draws). Dead letters of
-    /// the projection are kept; an event that fails again updates its dead letter.
+    /// `progress` told after every batch (what a progress bar draws). The projection's
+    /// failed dead letters are resolved as `"rebuilt"` in the reset's transaction (the
+    /// catch-up hands their events to it again; one that fails again is dead-lettered
+    /// again), so none can be replayed on top of the rebuilt read model.
     /// Returns the events applied.
     ///
     /// # Errors
@@ -132,13 +132,14 @@ impl<P: PostgresProjection> PostgresProjectionRunner<P> {
     /// transaction with the dead letter's resolution (as `"replayed"`): the read model
     /// gets it exactly once. When the handler fails (or panics) again, nothing of the
     /// attempt is written and the dead letter records one more attempt and the new error.
+    /// Returns the event's global position.
     ///
     /// # Errors
     /// [`Error::DeadLetterNotFound`]; [`Error::InvalidInput`] when the dead letter is of
     /// another projection, resolved already, or of an event the read model has not
     /// reached yet (the runner applies it when it gets there); [`Error::HandlerFailed`]
     /// when the handler fails again; database errors.
-    pub async fn replay_dead_letter(&mut self, id: i64) -> Result<()> {
+    pub async fn replay_dead_letter(&mut self, id: i64) -> Result<u64> {
         const OP: &str = "replay_dead_letter";
         self.store
             .ready(Need::Table("projection_checkpoints"))
@@ -147,10 +148,14 @@ impl<P: PostgresProjection> PostgresProjectionRunner<P> {
             runner::replay_target(&self.store, &self.store, &self.name, id).await?;
         let mut tx = self.store.pool.begin().await.map_err(db_error(OP))?;
         match self.replay_in(&mut tx, id, &event).await {
-            Ok(Ok(())) => tx.commit().await.map_err(db_error(OP)),
+            Ok(Ok(())) => {
+                tx.commit().await.map_err(db_error(OP))?;
+                Ok(event.global_position)
+            }
             Ok(Err(source)) => {
                 let _ = tx.rollback().await;
-                Err(runner::replay_failed(&self.store, letter, &event, source).await)
+                note_failed_replay(&self.store, id, &source.to_string()).await?;
+                Err(runner::replay_failed(&letter, &event, source))
             }
             Err(error) => {
                 let _ = tx.rollback().await;
@@ -203,6 +208,15 @@ impl<P: PostgresProjection> PostgresProjectionRunner<P> {
             .execute(&mut *tx)
             .await
             .map_err(db_error(OP))?;
+        // The catch-up hands the dead-lettered events to the projection again: one that
+        // fails again is dead-lettered again; none may be replayed on top.
+        resolve_all_on(
+            &mut tx,
+            &self.store.tables.dead_letters,
+            &self.name,
+            "rebuilt",
+        )
+        .await?;
         self.failing.clear();
         tx.commit().await.map_err(db_error(OP))
     }
@@ -467,7 +481,11 @@ impl<P: PostgresProjection> DurableRunner for PostgresProjectionRunner<P> {
         lag_metrics(&self.store, &self.store, &self.name, Some(handled)).await
     }
 
-    async fn replay_dead_letter(&mut self, id: i64) -> Result<()> {
+    async fn replay_dead_letter(&mut self, id: i64) -> Result<u64> {
         PostgresProjectionRunner::replay_dead_letter(self, id).await
+    }
+
+    async fn rebuild(&mut self, progress: &mut (dyn FnMut(RebuildProgress) + Send)) -> Result<u64> {
+        runner::rebuild(self, progress).await
     }
 }

@@ -114,6 +114,46 @@ pub(super) async fn resolve_on(
     Ok(done.rows_affected() == 1)
 }
 
+/// Counts a failed replay of the failed dead letter `id` (one more attempt, the new
+/// error); a letter resolved meanwhile is left resolved.
+pub(super) async fn note_failed_replay(
+    store: &SqliteEventStore,
+    id: i64,
+    error: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE dead_letter_queue SET retry_count = retry_count + 1, error_message = ?, last_failed_at = ? \
+         WHERE id = ? AND status = 'failed'",
+    )
+    .bind(error)
+    .bind(format_timestamp(now()))
+    .bind(id)
+    .execute(&store.pool)
+    .await
+    .map_err(db_error("replay_dead_letter"))?;
+    Ok(())
+}
+
+/// Resolves every failed dead letter of `projection` (as `resolution`) on one
+/// connection: a rebuild hands their events to the projection again.
+pub(super) async fn resolve_all_on(
+    conn: &mut SqliteConnection,
+    projection: &str,
+    resolution: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE dead_letter_queue SET status = 'resolved', resolved_at = ?, resolved_by = ? \
+         WHERE projection_name = ? AND status = 'failed'",
+    )
+    .bind(format_timestamp(now()))
+    .bind(resolution)
+    .bind(projection)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("rebuild_projection"))?;
+    Ok(())
+}
+
 #[async_trait]
 impl DeadLetterStore for SqliteEventStore {
     async fn add_failed_event(&self, failed: FailedEvent) -> Result<i64> {

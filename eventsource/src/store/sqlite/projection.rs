@@ -9,7 +9,7 @@ use sqlx::{Connection, SqliteConnection};
 use uuid::Uuid;
 
 use super::checkpoint::{position_on, save_progress_on};
-use super::dlq::{add_failed_event_on, resolve_on};
+use super::dlq::{add_failed_event_on, note_failed_replay, resolve_all_on, resolve_on};
 use super::{db_error, SqliteEventStore};
 use async_trait::async_trait;
 
@@ -18,10 +18,8 @@ use crate::checkpoint::{lag_metrics, LagMetrics};
 use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::panics::catch_unwind;
-use crate::projection::{BatchDeadLetter, BatchReport, TransactionalProjection};
-use crate::store::runner::{
-    self, Applied, Attempts, ProjectionRunnerHandle, RebuildProgress, RunBatches,
-};
+use crate::projection::{BatchDeadLetter, BatchReport, RebuildProgress, TransactionalProjection};
+use crate::store::runner::{self, Applied, Attempts, ProjectionRunnerHandle, RunBatches};
 use crate::store::schema_state::Need;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
@@ -105,8 +103,10 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
 
     /// Rebuilds the read model: its `#[reset]` and the checkpoint's removal in one
     /// transaction (all or nothing), then a catch-up from the first event, with
-    /// `progress` told after every batch (what a progress bar draws). Dead letters of
-    /// the projection are kept; an event that fails again updates its dead letter.
+    /// `progress` told after every batch (what a progress bar draws). The projection's
+    /// failed dead letters are resolved as `"rebuilt"` in the reset's transaction (the
+    /// catch-up hands their events to it again; one that fails again is dead-lettered
+    /// again), so none can be replayed on top of the rebuilt read model.
     /// Returns the events applied.
     ///
     /// # Errors
@@ -132,13 +132,14 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
     /// transaction with the dead letter's resolution (as `"replayed"`): the read model
     /// gets it exactly once. When the handler fails (or panics) again, nothing of the
     /// attempt is written and the dead letter records one more attempt and the new error.
+    /// Returns the event's global position.
     ///
     /// # Errors
     /// [`Error::DeadLetterNotFound`]; [`Error::InvalidInput`] when the dead letter is of
     /// another projection, resolved already, or of an event the read model has not
     /// reached yet (the runner applies it when it gets there); [`Error::HandlerFailed`]
     /// when the handler fails again; database errors.
-    pub async fn replay_dead_letter(&mut self, id: i64) -> Result<()> {
+    pub async fn replay_dead_letter(&mut self, id: i64) -> Result<u64> {
         const OP: &str = "replay_dead_letter";
         self.store
             .ready(OP, Need::Table("projection_checkpoints"), true)
@@ -152,10 +153,14 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             .await
             .map_err(db_error(OP))?;
         match self.replay_in(&mut tx, id, &event).await {
-            Ok(Ok(())) => tx.commit().await.map_err(db_error(OP)),
+            Ok(Ok(())) => {
+                tx.commit().await.map_err(db_error(OP))?;
+                Ok(event.global_position)
+            }
             Ok(Err(source)) => {
                 let _ = tx.rollback().await;
-                Err(runner::replay_failed(&self.store, letter, &event, source).await)
+                note_failed_replay(&self.store, id, &source.to_string()).await?;
+                Err(runner::replay_failed(&letter, &event, source))
             }
             Err(error) => {
                 let _ = tx.rollback().await;
@@ -208,6 +213,20 @@ impl<P: SqliteProjection> SqliteProjectionRunner<P> {
             .execute(&mut *tx)
             .await
             .map_err(db_error(OP));
+        // The catch-up hands the dead-lettered events to the projection again: one that
+        // fails again is dead-lettered again; none may be replayed on top.
+        let deleted = match deleted {
+            Ok(_) => self
+                .store
+                .ready(OP, Need::Table("dead_letter_queue"), true)
+                .await
+                .map(|_| ()),
+            Err(error) => Err(error),
+        };
+        let deleted = match deleted {
+            Ok(()) => resolve_all_on(&mut tx, &self.name, "rebuilt").await,
+            Err(error) => Err(error),
+        };
         if let Err(error) = deleted {
             let _ = tx.rollback().await;
             return Err(error);
@@ -470,7 +489,11 @@ impl<P: SqliteProjection> DurableRunner for SqliteProjectionRunner<P> {
         lag_metrics(&self.store, &self.store, &self.name, Some(handled)).await
     }
 
-    async fn replay_dead_letter(&mut self, id: i64) -> Result<()> {
+    async fn replay_dead_letter(&mut self, id: i64) -> Result<u64> {
         SqliteProjectionRunner::replay_dead_letter(self, id).await
+    }
+
+    async fn rebuild(&mut self, progress: &mut (dyn FnMut(RebuildProgress) + Send)) -> Result<u64> {
+        runner::rebuild(self, progress).await
     }
 }
