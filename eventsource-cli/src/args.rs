@@ -65,6 +65,19 @@ pub enum Command {
     /// payloads, known types, snapshots and outbox entries pointing at stored events.
     /// Exit 1 when anything is wrong.
     Verify(VerifyArgs),
+    /// The durable read models of the binary (an application's own, see
+    /// `eventsource_cli::App`): list them with their lag, rebuild one.
+    Projections {
+        /// What to do.
+        #[command(subcommand)]
+        action: ProjectionAction,
+    },
+    /// The code's event types against `events.lock` (in an application's own binary).
+    Schema {
+        /// What to do.
+        #[command(subcommand)]
+        action: SchemaAction,
+    },
     /// Copies a SQLite store into PostgreSQL, resumably, then verifies both hold the same
     /// events.
     Migrate(MigrateArgs),
@@ -219,6 +232,26 @@ pub enum DlqAction {
     },
     /// Counts: total, failed, resolved, failed per projection.
     Stats(StoreArgs),
+    /// Hands dead-lettered events to their read model's fixed handlers again, in
+    /// position order, each in one transaction with its resolution; stops at the first
+    /// that fails again. Needs the read models (an application's own binary).
+    Retry {
+        /// The store.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The dead letters (every failed one of the binary's read models when none is
+        /// given).
+        ids: Vec<i64>,
+        /// Only this read model's.
+        #[arg(long)]
+        projection: Option<String>,
+        /// Only dead letters of events at or before this global position.
+        #[arg(long, value_name = "POSITION")]
+        stop_at: Option<u64>,
+        /// Does it without asking.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Marks a dead letter resolved, with a note of how.
     Resolve {
         /// The store.
@@ -321,4 +354,47 @@ pub struct ImportArgs {
     /// The JSON-lines file `export` wrote (`-` for standard input).
     #[arg(long, short = 'i')]
     pub input: PathBuf,
+}
+
+/// `projections ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectionAction {
+    /// The binary's durable read models on this store, with their checkpoints and lag.
+    List(StoreArgs),
+    /// Clears a read model (its `#[reset]`) and its checkpoint in one transaction, then
+    /// applies every event again, with a progress bar (rate and time left).
+    Rebuild {
+        /// The store.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The read model's name.
+        name: String,
+        /// Does it without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `schema ...`.
+#[derive(Debug, Subcommand)]
+pub enum SchemaAction {
+    /// Compares the binary's event types and snapshot versions with the lock (exit 1 on
+    /// any difference); with `--store`, also lists stored type versions the lock lacks.
+    Check {
+        /// The lock file.
+        #[arg(default_value = "events.lock")]
+        lock: PathBuf,
+        /// Only the Rust types whose path starts with this (`my_crate::`).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// A store whose stored event types are checked against the lock too.
+        #[arg(long)]
+        store: Option<String>,
+        /// The PostgreSQL schema of `--store`.
+        #[arg(long)]
+        schema: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }

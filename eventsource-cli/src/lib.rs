@@ -26,8 +26,9 @@
 //!
 //! The standalone binary knows no event types: it shows payloads as the stored JSON.
 //! Built into a `bin` of your application, whose event types register themselves
-//! (`#[derive(DomainEvent)]`), the same commands decode through your registry, and
-//! `verify` checks that every stored event decodes into its Rust type:
+//! (`#[derive(DomainEvent)]`), the same commands decode through your registry, `verify`
+//! checks that every stored event decodes into its Rust type, and `schema check`
+//! compares your types with `events.lock`:
 //!
 //! ```no_run
 //! // src/bin/eventsource.rs of your application
@@ -35,7 +36,11 @@
 //!     eventsource_cli::main()
 //! }
 //! ```
+//!
+//! [`App`] adds your durable read models, for `projections list`, `projections rebuild`
+//! (with a progress bar) and `dlq retry`, which run them through their own handlers.
 
+mod app;
 mod args;
 mod backend;
 mod commands;
@@ -47,8 +52,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-
+pub use app::App;
 pub use args::Cli;
 pub use error::CliError;
 
@@ -62,47 +66,15 @@ pub enum Outcome {
 }
 
 /// Runs the command line of this process and returns its exit code: what the
-/// `eventsource` binary's `main` is, and what yours can be.
+/// `eventsource` binary's `main` is. In your own binary, [`App`] adds your durable read
+/// models.
 pub fn main() -> ExitCode {
-    main_from(std::env::args_os())
+    App::new().main()
 }
 
 /// Runs the command line `args` (the program's name first) as [`main`] does.
 pub fn main_from(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(error) => {
-            // Help and version go to standard output with 0; usage errors exit 2.
-            let _ = error.print();
-            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("eventsource: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut stdout = std::io::stdout().lock();
-    let outcome = runtime.block_on(run(cli, &mut stdout));
-    let _ = stdout.flush();
-    match outcome {
-        Ok(Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(Outcome::CheckFailed) => ExitCode::from(1),
-        // A reader that went away (`| head`) is not a failure.
-        Err(CliError::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("eventsource: {error}");
-            ExitCode::from(error.exit_code())
-        }
-    }
+    App::new().main_from(args)
 }
 
 /// Runs one parsed command, writing its results to `out`.
@@ -110,5 +82,5 @@ pub fn main_from(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
 /// # Errors
 /// [`CliError`]: usage errors, the library's errors, I/O errors.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CliError> {
-    commands::run(cli.command, out).await
+    App::new().run(cli, out).await
 }

@@ -1,11 +1,14 @@
 //! `dlq list | show | stats | resolve`.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::io::Write;
 
-use eventsource::{DeadLetter, DeadLetterStatus};
+use eventsource::{DeadLetter, DeadLetterStatus, DurableRunner};
 use serde_json::{json, Value};
 
-use crate::args::{DlqAction, LetterStatus};
+use super::confirm;
+use crate::app::App;
+use crate::args::{DlqAction, LetterStatus, StoreArgs};
 use crate::error::CliError;
 use crate::output::Out;
 use crate::target::{Access, Target};
@@ -29,8 +32,19 @@ fn letter_json(letter: &DeadLetter) -> Value {
     })
 }
 
-pub(super) async fn run(action: DlqAction, out: &mut dyn Write) -> Result<Outcome, CliError> {
+pub(super) async fn run(
+    app: &App,
+    action: DlqAction,
+    out: &mut dyn Write,
+) -> Result<Outcome, CliError> {
     match action {
+        DlqAction::Retry {
+            store,
+            ids,
+            projection,
+            stop_at,
+            yes,
+        } => retry(app, &store, &ids, projection.as_deref(), stop_at, yes, out).await,
         DlqAction::List {
             store,
             projection,
@@ -153,4 +167,102 @@ pub(super) async fn run(action: DlqAction, out: &mut dyn Write) -> Result<Outcom
             Ok(Outcome::Ok)
         }
     }
+}
+
+/// Replays failed dead letters through their read models' runners, in position order,
+/// stopping at the first that fails again.
+async fn retry(
+    app: &App,
+    args: &StoreArgs,
+    ids: &[i64],
+    projection: Option<&str>,
+    stop_at: Option<u64>,
+    yes: bool,
+    out: &mut dyn Write,
+) -> Result<Outcome, CliError> {
+    let target = Target::open(args, Access::Write).await?;
+    let mut out = Out::new(out, args.json);
+    let outcome = retry_on(app, &target, ids, projection, stop_at, yes, &mut out).await;
+    target.close().await;
+    outcome
+}
+
+async fn retry_on(
+    app: &App,
+    target: &Target,
+    ids: &[i64],
+    projection: Option<&str>,
+    stop_at: Option<u64>,
+    yes: bool,
+    out: &mut Out<'_>,
+) -> Result<Outcome, CliError> {
+    let names = app.projection_names(target);
+    if names.is_empty() {
+        return Err(CliError::Usage(
+            "dlq retry hands events to their read model's handlers, and this binary has none: \
+             run it from your application's binary (eventsource_cli::App), or resolve by hand with dlq resolve"
+                .into(),
+        ));
+    }
+    let mut letters = Vec::new();
+    if ids.is_empty() {
+        for name in names.iter().filter(|n| projection.is_none_or(|p| p == n.as_str())) {
+            letters.extend(
+                target
+                    .dead_letters()
+                    .get_failed_events(Some(name), Some(DeadLetterStatus::Failed), u64::MAX)
+                    .await?,
+            );
+        }
+    } else {
+        for id in ids {
+            let letter = target.dead_letters().get_failed_event(*id).await?;
+            letters.push(letter.ok_or(eventsource::Error::DeadLetterNotFound { id: *id })?);
+        }
+    }
+    letters.retain(|l| {
+        stop_at.is_none_or(|p| l.failed.global_position <= p)
+            && projection.is_none_or(|p| l.failed.projection_name == p)
+    });
+    letters.sort_by_key(|l| (l.failed.global_position, l.id));
+    if letters.is_empty() {
+        out.either(&json!({ "replayed": 0 }), || "no dead letters to retry".to_owned())?;
+        return Ok(Outcome::Ok);
+    }
+    confirm(
+        &format!(
+            "Hand {} dead-lettered events to their read models again (each in one transaction with its resolution)?",
+            letters.len()
+        ),
+        yes,
+    )?;
+    let mut runners: HashMap<String, Box<dyn DurableRunner>> = HashMap::new();
+    let mut replayed = 0u64;
+    for letter in &letters {
+        let name = &letter.failed.projection_name;
+        let runner = match runners.entry(name.clone()) {
+            Entry::Occupied(found) => found.into_mut(),
+            Entry::Vacant(slot) => slot.insert(app.runner(target, name)?),
+        };
+        let at = letter.failed.global_position;
+        if let Err(error) = runner.replay_dead_letter(letter.id).await {
+            out.either(
+                &json!({ "id": letter.id, "projection": name, "global_position": at, "replayed": false, "error": error.to_string() }),
+                || format!("dead letter {} ({} at {at}, {name}) failed again: {error}", letter.id, letter.failed.event_type),
+            )?;
+            return Err(CliError::Usage(format!(
+                "dlq retry stopped at dead letter {} after {replayed} replayed: {error}",
+                letter.id
+            )));
+        }
+        replayed += 1;
+        out.either(
+            &json!({ "id": letter.id, "projection": name, "global_position": at, "replayed": true }),
+            || format!("dead letter {} ({} at {at}) replayed into {name}", letter.id, letter.failed.event_type),
+        )?;
+    }
+    if !out.json {
+        out.line(format!("{replayed} dead letters replayed and resolved"))?;
+    }
+    Ok(Outcome::Ok)
 }

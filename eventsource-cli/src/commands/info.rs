@@ -31,7 +31,7 @@ pub(super) async fn run(args: &StoreArgs, out: &mut dyn Write) -> Result<Outcome
     let last = edge(ReadOptions::new().backward()).await;
     // The registry of this binary: empty in the standalone one, yours when embedded.
     let registry = EventRegistry::global();
-    let registered = registry.registered_types().len();
+    let registered = super::application_types();
     let unregistered: Vec<&str> = if registered == 0 {
         Vec::new()
     } else {

@@ -6,6 +6,8 @@ mod events;
 mod info;
 mod migrate;
 mod outbox;
+mod projections;
+mod schema;
 mod stream;
 mod trace;
 mod transfer;
@@ -16,26 +18,44 @@ use std::io::{BufRead, IsTerminal, Write};
 use eventsource::StoredEvent;
 use serde_json::json;
 
+use crate::app::App;
 use crate::args::Command;
 use crate::error::CliError;
 use crate::output::Out;
 use crate::Outcome;
 
-/// Runs `command`.
-pub(crate) async fn run(command: Command, out: &mut dyn Write) -> Result<Outcome, CliError> {
+/// Runs `command`, with the read models `app` registers.
+pub(crate) async fn run(
+    app: &App,
+    command: Command,
+    out: &mut dyn Write,
+) -> Result<Outcome, CliError> {
     match command {
         Command::Info(args) => info::run(&args, out).await,
         Command::Events(args) => events::run(&args, out).await,
         Command::Stream(args) => stream::run(&args, out).await,
         Command::Trace(args) => trace::run(&args, out).await,
         Command::Checkpoints { action } => checkpoints::run(action, out).await,
-        Command::Dlq { action } => dlq::run(action, out).await,
+        Command::Dlq { action } => dlq::run(app, action, out).await,
+        Command::Projections { action } => projections::run(app, action, out).await,
+        Command::Schema { action } => schema::run(action, out).await,
         Command::Outbox { action } => outbox::run(action, out).await,
         Command::Verify(args) => verify::run(&args, out).await,
         Command::Migrate(args) => migrate::run(&args, out).await,
         Command::Export(args) => transfer::export(&args, out).await,
         Command::Import(args) => transfer::import(&args, out).await,
     }
+}
+
+/// How many event types this binary's application registers: the global registry
+/// without the test kit's own (`eventsource::testing::*`, linked wherever a build turns
+/// on eventsource's `testing` feature). Zero in the standalone binary.
+pub(crate) fn application_types() -> usize {
+    eventsource::EventRegistry::global()
+        .registered_types()
+        .iter()
+        .filter(|r| !r.type_name().starts_with("eventsource::testing::"))
+        .count()
 }
 
 /// Prints one event: a JSON object, or a header line, its links and its payload

@@ -34,7 +34,7 @@ pub(super) async fn run(args: &VerifyArgs, out: &mut dyn Write) -> Result<Outcom
     let store = target.events();
     let head = store.get_global_position().await?;
     let registry = EventRegistry::global();
-    let check_types = !registry.registered_types().is_empty();
+    let check_types = super::application_types() > 0;
     let bar = progress_bar(head, "verifying");
     let mut problems = Vec::new();
     // The last version seen per stream.
