@@ -112,7 +112,10 @@ impl App {
     }
 
     /// Runs the command line `args` (the program's name first).
-    pub fn main_from(self, args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
+    pub fn main_from(
+        self,
+        args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    ) -> ExitCode {
         let cli = match Cli::try_parse_from(args) {
             Ok(cli) => cli,
             Err(error) => {
@@ -139,9 +142,7 @@ impl App {
             Ok(Outcome::Ok) => ExitCode::SUCCESS,
             Ok(Outcome::CheckFailed) => ExitCode::from(1),
             // A reader that went away (`| head`) is not a failure.
-            Err(CliError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::BrokenPipe =>
-            {
+            Err(CliError::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
                 ExitCode::SUCCESS
             }
             Err(error) => {
@@ -176,15 +177,26 @@ impl App {
     /// # Errors
     /// [`CliError::Usage`] when this binary has no such read model for the backend, or
     /// the runner made under `name` is named otherwise.
-    pub(crate) fn runner(&self, target: &Target, name: &str) -> Result<Box<dyn DurableRunner>, CliError> {
+    pub(crate) fn runner(
+        &self,
+        target: &Target,
+        name: &str,
+    ) -> Result<Box<dyn DurableRunner>, CliError> {
         let registered = self.projections.get(name);
         let runner = match (target, registered) {
-            (Target::Sqlite(store), Some(Registered { sqlite: Some(make), .. })) => {
-                make((**store).clone())
-            }
-            (Target::Postgres(store), Some(Registered { postgres: Some(make), .. })) => {
-                make(store.clone())
-            }
+            (
+                Target::Sqlite(store),
+                Some(Registered {
+                    sqlite: Some(make), ..
+                }),
+            ) => make((**store).clone()),
+            (
+                Target::Postgres(store),
+                Some(Registered {
+                    postgres: Some(make),
+                    ..
+                }),
+            ) => make(store.clone()),
             _ => {
                 let known = self.projection_names(target);
                 return Err(CliError::Usage(if self.projections.is_empty() {

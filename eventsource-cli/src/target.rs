@@ -66,7 +66,7 @@ pub(crate) async fn open_postgres(
 ) -> Result<PostgresEventStore, CliError> {
     let mut options = PostgresEventStore::options(url)
         .max_connections(4)
-        .acquire_timeout(Duration::from_secs(10));
+        .acquire_timeout(Duration::from_secs(5));
     if let Some(schema) = schema {
         options = options.schema(schema);
     }
@@ -104,6 +104,16 @@ impl Target {
         Ok(Target::Sqlite(Box::new(
             open_sqlite(Path::new(spec), access).await?,
         )))
+    }
+
+    /// The same store read without any registry: every payload as the stored JSON,
+    /// nothing upcast or split (what a faithful copy of the rows needs).
+    pub(crate) fn without_registry(&self) -> Target {
+        let none = std::sync::Arc::new(eventsource::EventRegistry::new());
+        match self {
+            Target::Sqlite(store) => Target::Sqlite(Box::new(store.with_registry(none))),
+            Target::Postgres(store) => Target::Postgres(store.with_registry(none)),
+        }
     }
 
     /// The event store.
@@ -161,16 +171,52 @@ impl Target {
     }
 }
 
-/// A URL without its password.
+/// A URL without its password (in the user part, or as a `password=` parameter).
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
+    let (address, query) = match rest.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (rest, None),
+    };
+    let address = match address.rsplit_once('@') {
         Some((credentials, host)) => {
             let user = credentials.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}@{host}")
+            format!("{user}@{host}")
         }
-        None => url.to_owned(),
+        None => address.to_owned(),
+    };
+    let query = query.map(|query| {
+        query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(query) => format!("{scheme}://{address}?{query}"),
+        None => format!("{scheme}://{address}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redact("postgres://app:secret@db:5432/app"),
+            "postgres://app@db:5432/app"
+        );
+        assert_eq!(
+            redact("postgres://db/app?user=app&password=secret&sslmode=require"),
+            "postgres://db/app?user=app&password=***&sslmode=require"
+        );
+        assert_eq!(redact("postgres://db/app"), "postgres://db/app");
     }
 }

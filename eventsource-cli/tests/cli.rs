@@ -202,6 +202,31 @@ async fn info_events_stream_and_trace_show_a_known_database() {
         "2026-01-31T12:00:04Z",
     ]);
     assert_eq!(window.len(), 3);
+    let positions_of = |args: &[&str]| -> Vec<u64> {
+        json_lines(args)
+            .iter()
+            .map(|e| e["global_position"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        positions_of(&["events", db, "--json", "--until-position", "2"]),
+        [1, 2]
+    );
+    let back = [
+        "events",
+        db,
+        "--json",
+        "--until-position",
+        "4",
+        "--direction",
+        "backward",
+        "--limit",
+        "2",
+    ];
+    assert_eq!(positions_of(&back), [4, 3]);
+    // Following, it stops at the end position instead of waiting for more.
+    let follow = ["events", db, "--json", "--follow", "--until-position", "3"];
+    assert_eq!(positions_of(&follow), [1, 2, 3]);
     let text = ok(&["events", db, "--from", "3", "--limit", "1"]);
     assert!(
         text.starts_with(&format!(
@@ -355,6 +380,11 @@ async fn checkpoints_dead_letters_and_the_outbox_are_listed_and_repaired() {
     let failed = json_lines(&["outbox", "list", db, "--json", "--status", "failed"]);
     assert_eq!(failed.len(), 1);
     fails(&["outbox", "retry", db], 2, "pass --yes");
+    fails(
+        &["outbox", "retry", db, "1", "2", "--yes"],
+        2,
+        "outbox entries 1 are not failed entries (nothing was changed)",
+    );
     assert!(ok(&["outbox", "retry", db, "--yes"]).contains("1 failed entries back to pending"));
     assert_eq!(
         json_lines(&["outbox", "status", db, "--json"])[0]["pending"],
@@ -524,9 +554,9 @@ fn bad_stores_and_arguments_exit_2_with_one_line() {
         "no SQLite database at /nonexistent/events.db",
     );
     fails(
-        &["info", "postgres://nobody@127.0.0.1:1/none"],
+        &["info", "postgres://nobody:pw@127.0.0.1:1/none"],
         2,
-        "eventsource: ",
+        "eventsource: could not open database `postgres://nobody:***@127.0.0.1:1/none`",
     );
     fails(
         &["info", "/etc/hostname", "--schema", "x"],
@@ -536,7 +566,7 @@ fn bad_stores_and_arguments_exit_2_with_one_line() {
     let dir = TempDir::new().unwrap();
     let junk = dir.file("junk.db");
     std::fs::write(&junk, "this is not a database, it only has the name of one").unwrap();
-    fails(&["info", path_str(&junk)], 2, "eventsource: ");
+    fails(&["info", path_str(&junk)], 2, "file is not a database");
     let output = eventsource(&["frobnicate"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(ok(&["--help"]).contains("verify"));
@@ -548,18 +578,25 @@ async fn a_read_only_inspection_never_writes() {
     let path = dir.file("ro.db");
     known_store(&path).await.close().await;
     let before = std::fs::read(&path).unwrap();
+    let order = ORDER.to_string();
+    let correlation = CORRELATION.to_string();
     for args in [
         vec!["info"],
         vec!["events"],
         vec!["verify"],
+        vec!["export"],
         vec!["checkpoints", "list"],
         vec!["dlq", "list"],
+        vec!["dlq", "stats"],
         vec!["outbox", "status"],
+        vec!["outbox", "list"],
     ] {
         let mut args = args.clone();
         args.push(path_str(&path));
         ok(&args);
     }
+    ok(&["stream", path_str(&path), &order]);
+    ok(&["trace", path_str(&path), &correlation]);
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 

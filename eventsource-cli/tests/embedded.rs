@@ -11,7 +11,9 @@ use clap::Parser;
 use eventsource::prelude::*;
 use eventsource::sqlx::{self, SqliteConnection};
 use eventsource::testing::TempDir;
-use eventsource::{BoxError, DeadLetterStatus, DeadLetterStore, RetryPolicy, SqliteProjectionRunner};
+use eventsource::{
+    BoxError, DeadLetterStatus, DeadLetterStore, RetryPolicy, SqliteProjectionRunner,
+};
 use eventsource_cli::{App, CliError, Outcome};
 use serde_json::Value;
 use uuid::Uuid;
@@ -60,7 +62,10 @@ impl Balances {
 
     #[reset]
     async fn clear(&mut self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM balances").execute(conn).await.map(|_| ())
+        sqlx::query("DELETE FROM balances")
+            .execute(conn)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -80,12 +85,16 @@ async fn run(app: &App, args: &[&str]) -> (Result<Outcome, CliError>, String) {
     let mut argv = vec!["eventsource"];
     argv.extend_from_slice(args);
     let mut out = Vec::new();
-    let outcome = app.run(eventsource_cli::Cli::parse_from(argv), &mut out).await;
+    let outcome = app
+        .run(eventsource_cli::Cli::parse_from(argv), &mut out)
+        .await;
     (outcome, String::from_utf8(out).unwrap())
 }
 
 fn lines(text: &str) -> Vec<Value> {
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Ten deposits of 1..=10 on two accounts, applied by the runner; its store.
@@ -127,24 +136,39 @@ async fn an_applications_binary_lists_and_rebuilds_its_read_model() {
     let store = deposits(&path, &refused).await;
     let app = app(&refused);
     let db = path.to_str().unwrap();
-    assert_eq!(totals(&store).await, [2 + 4 + 6 + 8 + 10, 1 + 3 + 5 + 7 + 9]);
+    assert_eq!(
+        totals(&store).await,
+        [2 + 4 + 6 + 8 + 10, 1 + 3 + 5 + 7 + 9]
+    );
 
     let (outcome, listed) = run(&app, &["projections", "list", db, "--json"]).await;
     assert_eq!(outcome.unwrap(), Outcome::Ok);
     let listed = lines(&listed);
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0]["name"].as_str(), listed[0]["position"].as_u64()), (Some("balances"), Some(10)));
+    assert_eq!(
+        (listed[0]["name"].as_str(), listed[0]["position"].as_u64()),
+        (Some("balances"), Some(10))
+    );
     assert_eq!(listed[0]["events_behind"], 0);
 
     // The read model drifts (a bad hand edit); a rebuild puts it right.
-    sqlx::query("UPDATE balances SET total = 0").execute(store.pool()).await.unwrap();
+    sqlx::query("UPDATE balances SET total = 0")
+        .execute(store.pool())
+        .await
+        .unwrap();
     // (Without --yes it would ask: `the_standalone_binary_...` runs the binary for that.)
     let (outcome, said) = run(&app, &["projections", "rebuild", db, "balances", "--yes"]).await;
     assert_eq!(outcome.unwrap(), Outcome::Ok);
-    assert!(said.starts_with("rebuilt `balances`: 10 events applied, 0 dead-lettered, at position 10"), "{said}");
+    assert!(
+        said.starts_with("rebuilt `balances`: 10 events applied, 0 dead-lettered, at position 10"),
+        "{said}"
+    );
     assert_eq!(totals(&store).await, [30, 25]);
     let (outcome, _) = run(&app, &["projections", "rebuild", db, "nothing", "--yes"]).await;
-    assert!(matches!(outcome, Err(CliError::Usage(ref m)) if m.contains("no durable read model `nothing`")), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(CliError::Usage(ref m)) if m.contains("no durable read model `nothing`")),
+        "{outcome:?}"
+    );
     store.close().await;
 }
 
@@ -160,7 +184,10 @@ async fn dlq_retry_replays_through_the_fixed_handler_in_order() {
         .await
         .unwrap();
     assert_eq!(
-        failed.iter().map(|l| l.failed.global_position).collect::<Vec<_>>(),
+        failed
+            .iter()
+            .map(|l| l.failed.global_position)
+            .collect::<Vec<_>>(),
         [3, 8]
     );
     let app = app(&refused);
@@ -169,12 +196,24 @@ async fn dlq_retry_replays_through_the_fixed_handler_in_order() {
 
     // Still failing on 8: the first (3) goes in, the retry stops at 8, loudly.
     let (outcome, said) = run(&app, &["dlq", "retry", db, "--yes"]).await;
-    assert!(matches!(outcome, Err(CliError::Usage(ref m)) if m.contains("stopped at dead letter") && m.contains("after 1 replayed")), "{outcome:?}");
-    assert!(said.contains("replayed into balances") && said.contains("failed again"), "{said}");
-    let letters = store.get_failed_events(Some("balances"), None, 10).await.unwrap();
+    assert!(
+        matches!(outcome, Err(CliError::Usage(ref m)) if m.contains("stopped at dead letter") && m.contains("after 1 replayed")),
+        "{outcome:?}"
+    );
+    assert!(
+        said.contains("replayed into balances") && said.contains("failed again"),
+        "{said}"
+    );
+    let letters = store
+        .get_failed_events(Some("balances"), None, 10)
+        .await
+        .unwrap();
     assert_eq!(letters[0].status, DeadLetterStatus::Resolved);
     assert_eq!(letters[1].status, DeadLetterStatus::Failed);
-    assert_eq!(letters[1].failed.retry_count, failed[1].failed.retry_count + 1);
+    assert_eq!(
+        letters[1].failed.retry_count,
+        failed[1].failed.retry_count + 1
+    );
 
     // Fixed: --stop-at before it replays nothing more; then all.
     refuse(&refused, &[]);
@@ -184,8 +223,18 @@ async fn dlq_retry_replays_through_the_fixed_handler_in_order() {
     let (outcome, said) = run(&app, &["dlq", "retry", db, "--yes", "--json"]).await;
     assert_eq!(outcome.unwrap(), Outcome::Ok);
     let said = lines(&said);
-    assert_eq!((said[0]["global_position"].as_u64(), said[0]["replayed"].as_bool()), (Some(8), Some(true)));
-    assert_eq!(totals(&store).await, [30, 25], "every deposit applied exactly once");
+    assert_eq!(
+        (
+            said[0]["global_position"].as_u64(),
+            said[0]["replayed"].as_bool()
+        ),
+        (Some(8), Some(true))
+    );
+    assert_eq!(
+        totals(&store).await,
+        [30, 25],
+        "every deposit applied exactly once"
+    );
     store.close().await;
 }
 
@@ -195,29 +244,67 @@ async fn schema_check_compares_the_code_and_the_store_with_the_lock() {
     let path = dir.file("schema.db");
     let store = deposits(&path, &Refused::default()).await;
     store
-        .append_events(Uuid::new_v4(), "Legacy", vec![NewEvent::raw("LegacyThing", 3, serde_json::json!({}))], ExpectedVersion::NoStream)
+        .append_events(
+            Uuid::new_v4(),
+            "Legacy",
+            vec![NewEvent::raw("LegacyThing", 3, serde_json::json!({}))],
+            ExpectedVersion::NoStream,
+        )
         .await
         .unwrap();
     store.close().await;
     let lock = dir.file("events.lock");
-    let code = eventsource::schema::Lock::of_code(&eventsource::EventRegistry::global(), "embedded::").unwrap();
+    let code =
+        eventsource::schema::Lock::of_code(&eventsource::EventRegistry::global(), "embedded::")
+            .unwrap();
     std::fs::write(&lock, code.render()).unwrap();
     let app = App::new();
     let lock_path = lock.to_str().unwrap();
-    let (outcome, said) = run(&app, &["schema", "check", lock_path, "--prefix", "embedded::"]).await;
+    let (outcome, said) = run(
+        &app,
+        &["schema", "check", lock_path, "--prefix", "embedded::"],
+    )
+    .await;
     assert_eq!(outcome.unwrap(), Outcome::Ok, "{said}");
     assert!(said.starts_with("ok: the code matches"), "{said}");
     // The store holds a type version the lock does not guard.
-    let (outcome, said) = run(&app, &["schema", "check", lock_path, "--prefix", "embedded::", "--store", path.to_str().unwrap(), "--json"]).await;
+    let (outcome, said) = run(
+        &app,
+        &[
+            "schema",
+            "check",
+            lock_path,
+            "--prefix",
+            "embedded::",
+            "--store",
+            path.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await;
     assert_eq!(outcome.unwrap(), Outcome::CheckFailed);
     let said = lines(&said);
     assert_eq!(said[0]["kind"], "stored_not_locked");
-    assert!(said[0]["detail"].as_str().unwrap().starts_with("LegacyThing v3 is stored (1 events)"));
+    assert!(said[0]["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("LegacyThing v3 is stored (1 events)"));
     // A locked type the code no longer has.
-    std::fs::write(&lock, format!("{}event Gone v1 {{x: i64}}\n", code.render())).unwrap();
-    let (outcome, said) = run(&app, &["schema", "check", lock_path, "--prefix", "embedded::"]).await;
+    std::fs::write(
+        &lock,
+        format!("{}event Gone v1 {{x: i64}}\n", code.render()),
+    )
+    .unwrap();
+    let (outcome, said) = run(
+        &app,
+        &["schema", "check", lock_path, "--prefix", "embedded::"],
+    )
+    .await;
     assert_eq!(outcome.unwrap(), Outcome::CheckFailed);
-    assert!(said.contains("removed") && said.contains("Gone v1"), "{said}");
+    assert!(
+        said.contains("removed") && said.contains("Gone v1"),
+        "{said}"
+    );
 }
 
 #[test]
@@ -227,7 +314,17 @@ fn the_standalone_binary_refuses_what_needs_an_applications_code() {
     common::ok(&["import", db.to_str().unwrap(), "-i", "/dev/null"]);
     let db = db.to_str().unwrap();
     common::fails(&["dlq", "retry", db, "--yes"], 2, "this binary has none");
-    common::fails(&["projections", "rebuild", db, "x", "--yes"], 2, "no read models of its own");
-    common::fails(&["schema", "check", "events.lock"], 2, "the standalone binary has none");
-    assert!(common::ok(&["projections", "list", db]).contains("no durable read models in this binary"));
+    common::fails(
+        &["projections", "rebuild", db, "x", "--yes"],
+        2,
+        "no read models of its own",
+    );
+    common::fails(
+        &["schema", "check", "events.lock"],
+        2,
+        "the standalone binary has none",
+    );
+    assert!(
+        common::ok(&["projections", "list", db]).contains("no durable read models in this binary")
+    );
 }

@@ -71,6 +71,14 @@ pub(crate) async fn aggregate_types_of(
     }
 }
 
+/// How many events are stored after `position`.
+pub(crate) async fn events_after(target: &Target, position: u64) -> Result<u64, CliError> {
+    match target {
+        Target::Sqlite(store) => sqlite::events_after(store, position).await,
+        Target::Postgres(store) => postgres::events_after(store, position).await,
+    }
+}
+
 /// Snapshots whose version is beyond their stream's.
 pub(crate) async fn snapshots_ahead(target: &Target) -> Result<Vec<SnapshotAhead>, CliError> {
     match target {

@@ -92,6 +92,21 @@ pub(super) async fn counts(store: &PostgresEventStore) -> Result<Counts, CliErro
     })
 }
 
+pub(super) async fn events_after(
+    store: &PostgresEventStore,
+    position: u64,
+) -> Result<u64, CliError> {
+    let count: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM {} WHERE global_position > $1",
+        qualified(store, "events")
+    ))
+    .bind(i64::try_from(position).unwrap_or(i64::MAX))
+    .fetch_one(store.pool())
+    .await
+    .map_err(query_failed("checkpoints"))?;
+    Ok(to_u64(count))
+}
+
 pub(super) async fn aggregate_types_of(
     store: &PostgresEventStore,
     aggregate_id: Uuid,

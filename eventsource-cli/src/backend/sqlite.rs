@@ -29,7 +29,9 @@ async fn has_table(store: &SqliteEventStore, table: &str) -> Result<bool, CliErr
 pub(super) async fn counts(store: &SqliteEventStore) -> Result<Counts, CliError> {
     let failed = query_failed("info");
     let row = sqlx::query(
-        "SELECT COUNT(*), COUNT(DISTINCT aggregate_id || ':' || aggregate_type), COUNT(DISTINCT tenant_id) FROM events",
+        "SELECT (SELECT COUNT(*) FROM events), \
+                (SELECT COUNT(*) FROM (SELECT 1 FROM events GROUP BY aggregate_id, aggregate_type)), \
+                (SELECT COUNT(DISTINCT tenant_id) FROM events)",
     )
     .fetch_one(store.pool())
     .await
@@ -84,6 +86,15 @@ pub(super) async fn counts(store: &SqliteEventStore) -> Result<Counts, CliError>
         database_bytes: Some(to_u64(page_count.saturating_mul(page_size)) + wal_bytes),
         outbox_enabled,
     })
+}
+
+pub(super) async fn events_after(store: &SqliteEventStore, position: u64) -> Result<u64, CliError> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE global_position > ?")
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .fetch_one(store.pool())
+        .await
+        .map_err(query_failed("checkpoints"))?;
+    Ok(to_u64(count))
 }
 
 pub(super) async fn aggregate_types_of(

@@ -2,11 +2,12 @@
 
 use std::io::Write;
 
-use eventsource::lag_metrics;
+use eventsource::ReadOptions;
 use serde_json::json;
 
-use super::confirm;
+use super::{confirm, first_timestamp};
 use crate::args::{CheckpointAction, StoreArgs};
+use crate::backend;
 use crate::error::CliError;
 use crate::output::Out;
 use crate::target::{Access, Target};
@@ -37,9 +38,27 @@ async fn list(args: &StoreArgs, out: &mut dyn Write) -> Result<Outcome, CliError
     }
     for checkpoint in checkpoints {
         let name = &checkpoint.projection_name;
-        // Behind by every event after it: the CLI does not know which types it handles.
-        let lag = lag_metrics(target.checkpoints(), target.events(), name, None).await?;
-        let (behind, seconds) = lag.map_or((0, 0.0), |l| (l.events_behind, l.lag_seconds));
+        // Behind by every event after it (the CLI does not know which types it handles),
+        // counted by the database; seconds from the checkpoint's event to the newest.
+        let position = checkpoint.global_position;
+        let behind = backend::events_after(&target, position).await?;
+        let seconds = if behind == 0 {
+            0.0
+        } else {
+            let store = target.events();
+            let newest = first_timestamp(store, ReadOptions::new().backward()).await?;
+            let at = match position {
+                0 => first_timestamp(store, ReadOptions::new()).await?,
+                p => {
+                    first_timestamp(store, ReadOptions::new().backward().from_position(p + 1))
+                        .await?
+                }
+            };
+            match (newest, at) {
+                (Some(newest), Some(at)) => (newest - at).num_milliseconds().max(0) as f64 / 1000.0,
+                _ => 0.0,
+            }
+        };
         let at = checkpoint
             .last_processed_at
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
@@ -91,13 +110,19 @@ async fn rewind(
             "position {to} is beyond the store's head {head}"
         )));
     }
+    // A running projection saves its own position over this at its next batch.
+    const STOP_FIRST: &str = "stop the projection's running subscriptions first";
     let question = match to {
+        Some(to) if to < current => format!(
+            "Move checkpoint `{name}` back from {current} to {to}? Its projection then handles the events after {to} \
+             again (a read model that is not idempotent applies them twice: rebuild it instead); {STOP_FIRST}"
+        ),
         Some(to) => format!(
-            "Move checkpoint `{name}` from {current} to {to}? Its projection then handles the events after {to} again \
-             (a read model that is not idempotent applies them twice: rebuild it instead)"
+            "Move checkpoint `{name}` forward from {current} to {to}? Its projection then never handles the events \
+             up to {to}; {STOP_FIRST}"
         ),
         None => format!(
-            "Reset checkpoint `{name}` (at {current})? Its projection then starts from the first event"
+            "Reset checkpoint `{name}` (at {current})? Its projection then starts from the first event; {STOP_FIRST}"
         ),
     };
     if let Err(error) = confirm(&question, yes) {

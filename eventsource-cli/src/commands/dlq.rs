@@ -206,7 +206,10 @@ async fn retry_on(
     }
     let mut letters = Vec::new();
     if ids.is_empty() {
-        for name in names.iter().filter(|n| projection.is_none_or(|p| p == n.as_str())) {
+        for name in names
+            .iter()
+            .filter(|n| projection.is_none_or(|p| p == n.as_str()))
+        {
             letters.extend(
                 target
                     .dead_letters()
@@ -226,7 +229,9 @@ async fn retry_on(
     });
     letters.sort_by_key(|l| (l.failed.global_position, l.id));
     if letters.is_empty() {
-        out.either(&json!({ "replayed": 0 }), || "no dead letters to retry".to_owned())?;
+        out.either(&json!({ "replayed": 0 }), || {
+            "no dead letters to retry".to_owned()
+        })?;
         return Ok(Outcome::Ok);
     }
     confirm(

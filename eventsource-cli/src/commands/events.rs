@@ -44,11 +44,18 @@ fn wanted(args: &EventsArgs, event: &StoredEvent) -> bool {
             .is_none_or(|p| event.global_position <= p)
 }
 
+/// `true` once a forward read has passed `--until-position`.
+fn past_the_end(args: &EventsArgs, position: u64) -> bool {
+    args.direction == Direction::Forward && args.until_position.is_some_and(|p| position > p)
+}
+
 /// Where a listing is: the last position read (forward), the events printed.
 struct Progress {
     position: u64,
     printed: u64,
     limit: u64,
+    /// Past `--until-position`: nothing more to print, following or not.
+    done: bool,
 }
 
 /// Prints what one read after `progress.position` brings, up to the limit.
@@ -65,6 +72,10 @@ async fn print_read(
             break;
         };
         let at = match item {
+            Ok(event) if past_the_end(args, event.global_position) => {
+                progress.done = true;
+                break;
+            }
             Ok(event) => {
                 if wanted(args, &event) {
                     print_event(out, &event, "")?;
@@ -99,21 +110,26 @@ pub(super) async fn run(args: &EventsArgs, out: &mut dyn Write) -> Result<Outcom
     let target = Target::open(&args.store, Access::Read).await?;
     let mut out = Out::new(out, args.store.json);
     let store = target.events();
-    // Backward, 0 is the end.
+    // Backward, 0 is the end; `--until-position` is where a backward read starts.
+    let start = match (args.direction, args.from, args.until_position) {
+        (Direction::Backward, None, Some(until)) => until.saturating_add(1),
+        (_, from, _) => from.unwrap_or(0),
+    };
     let mut progress = Progress {
-        position: args.from.unwrap_or(0),
+        position: start,
         printed: 0,
         limit: args.limit.unwrap_or(u64::MAX),
+        done: false,
     };
     let listed = print_read(store, args, &mut out, &mut progress).await;
-    if listed.is_err() || !args.follow || progress.printed >= progress.limit {
+    if listed.is_err() || !args.follow || progress.done || progress.printed >= progress.limit {
         target.close().await;
         return listed.map(|()| Outcome::Ok);
     }
     // Tail: read what was appended after the last position, again and again, until the
     // process is stopped (Ctrl-C) or the limit is reached.
     let pause = Duration::from_millis(args.poll_ms.max(10));
-    while progress.printed < progress.limit {
+    while progress.printed < progress.limit && !progress.done {
         tokio::time::sleep(pause).await;
         print_read(store, args, &mut out, &mut progress).await?;
     }

@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use eventsource::{EventRegistry, ReadOptions};
-use futures::StreamExt;
 use serde_json::json;
 
 use crate::args::StoreArgs;
@@ -20,15 +19,8 @@ pub(super) async fn run(args: &StoreArgs, out: &mut dyn Write) -> Result<Outcome
     let head = store.get_global_position().await?;
     let counts = backend::counts(&target).await?;
     let types = store.event_type_counts().await?;
-    let edge = |options: ReadOptions| async move {
-        let mut events = store.read_all(options.limit(1));
-        match events.next().await {
-            Some(Ok(event)) => Some(event.envelope.timestamp),
-            _ => None,
-        }
-    };
-    let first = edge(ReadOptions::new()).await;
-    let last = edge(ReadOptions::new().backward()).await;
+    let first = super::first_timestamp(store, ReadOptions::new()).await?;
+    let last = super::first_timestamp(store, ReadOptions::new().backward()).await?;
     // The registry of this binary: empty in the standalone one, yours when embedded.
     let registry = EventRegistry::global();
     let registered = super::application_types();

@@ -58,6 +58,24 @@ pub(crate) fn application_types() -> usize {
         .count()
 }
 
+/// The timestamp of the first readable event `options` reads (unreadable rows passed
+/// over), or none.
+pub(crate) async fn first_timestamp(
+    store: &dyn eventsource::EventStore,
+    options: eventsource::ReadOptions,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, CliError> {
+    use futures::StreamExt;
+    let mut events = store.read_all(options.limit(64));
+    while let Some(item) = events.next().await {
+        match item {
+            Ok(event) => return Ok(Some(event.envelope.timestamp)),
+            Err(error) if is_unreadable_row(&error) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(None)
+}
+
 /// Prints one event: a JSON object, or a header line, its links and its payload
 /// pretty-printed, indented by `indent`.
 pub(crate) fn print_event(

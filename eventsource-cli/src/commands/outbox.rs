@@ -83,6 +83,32 @@ pub(super) async fn run(action: OutboxAction, out: &mut dyn Write) -> Result<Out
         OutboxAction::Retry { store, ids, yes } => {
             let target = Target::open(&store, Access::Write).await?;
             let mut out = Out::new(out, store.json);
+            // Named entries must be failed ones: say which are not, before changing any.
+            if !ids.is_empty() {
+                let failed: Vec<i64> = match target
+                    .outbox()
+                    .get_entries(Some(OutboxStatus::Failed), u64::MAX)
+                    .await
+                {
+                    Ok(entries) => entries.iter().map(|e| e.id).collect(),
+                    Err(error) => {
+                        target.close().await;
+                        return Err(error.into());
+                    }
+                };
+                let not_failed: Vec<String> = ids
+                    .iter()
+                    .filter(|id| !failed.contains(id))
+                    .map(i64::to_string)
+                    .collect();
+                if !not_failed.is_empty() {
+                    target.close().await;
+                    return Err(CliError::Usage(format!(
+                        "outbox entries {} are not failed entries (nothing was changed)",
+                        not_failed.join(", ")
+                    )));
+                }
+            }
             let which = if ids.is_empty() {
                 "every failed outbox entry".to_owned()
             } else {

@@ -21,7 +21,9 @@ pub(super) async fn run(
 ) -> Result<Outcome, CliError> {
     match action {
         ProjectionAction::List(store) => list(app, &store, out).await,
-        ProjectionAction::Rebuild { store, name, yes } => rebuild(app, &store, &name, yes, out).await,
+        ProjectionAction::Rebuild { store, name, yes } => {
+            rebuild(app, &store, &name, yes, out).await
+        }
     }
 }
 

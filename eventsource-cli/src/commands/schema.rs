@@ -30,7 +30,8 @@ pub(super) async fn run(action: SchemaAction, out: &mut dyn Write) -> Result<Out
                 .into(),
         ));
     }
-    let text = std::fs::read_to_string(&lock).map_err(CliError::io(format!("reading {}", lock.display())))?;
+    let text = std::fs::read_to_string(&lock)
+        .map_err(CliError::io(format!("reading {}", lock.display())))?;
     let locked = Lock::parse(&text)?;
     let code = Lock::of_code(&registry, &prefix)?;
     let mut problems: Vec<(String, String)> = eventsource::schema::compare(&locked, &code)
@@ -54,7 +55,10 @@ pub(super) async fn run(action: SchemaAction, out: &mut dyn Write) -> Result<Out
         let stored = target.events().event_type_counts().await;
         target.close().await;
         for count in stored? {
-            if !locked.events.contains_key(&(count.event_type.clone(), count.event_version)) {
+            if !locked
+                .events
+                .contains_key(&(count.event_type.clone(), count.event_version))
+            {
                 problems.push((
                     "stored_not_locked".into(),
                     format!(
@@ -69,7 +73,9 @@ pub(super) async fn run(action: SchemaAction, out: &mut dyn Write) -> Result<Out
         }
     }
     for (kind, detail) in &problems {
-        out.either(&json!({ "kind": kind, "detail": detail }), || format!("{kind:<18} {detail}"))?;
+        out.either(&json!({ "kind": kind, "detail": detail }), || {
+            format!("{kind:<18} {detail}")
+        })?;
     }
     out.either(
         &json!({ "lock": lock, "problems": problems.len(), "ok": problems.is_empty() }),
@@ -81,5 +87,9 @@ pub(super) async fn run(action: SchemaAction, out: &mut dyn Write) -> Result<Out
             }
         },
     )?;
-    Ok(if problems.is_empty() { Outcome::Ok } else { Outcome::CheckFailed })
+    Ok(if problems.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::CheckFailed
+    })
 }

@@ -71,18 +71,14 @@ pub(super) async fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<Outcome
             None => roots.push(i),
         }
     }
-    let mut drawn = HashSet::new();
-    for (n, root) in roots.iter().enumerate() {
-        draw(
-            &mut out,
-            &found,
-            &children,
-            *root,
-            "",
-            n + 1 == roots.len(),
-            true,
-            &mut drawn,
-        )?;
+    let mut drawn = vec![false; found.len()];
+    for root in &roots {
+        draw(&mut out, &found, &children, *root, &mut drawn)?;
+    }
+    // Events only in causation cycles (hand-written data) have no root: drawn from the
+    // first of each, so that every event of the correlation is shown.
+    while let Some(first) = drawn.iter().position(|d| !d) {
+        draw(&mut out, &found, &children, first, &mut drawn)?;
     }
     if unreadable > 0 {
         out.line(format!(
@@ -92,61 +88,56 @@ pub(super) async fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<Outcome
     Ok(Outcome::Ok)
 }
 
-/// Draws `at` and, under it, the events it caused.
-#[allow(clippy::too_many_arguments)]
+/// Draws `root` and, under it, the events it caused (an explicit stack, so a chain of
+/// any depth draws without deep recursion); each event once.
 fn draw(
     out: &mut Out<'_>,
     events: &[StoredEvent],
     children: &HashMap<Uuid, Vec<usize>>,
-    at: usize,
-    prefix: &str,
-    last: bool,
-    root: bool,
-    drawn: &mut HashSet<usize>,
+    root: usize,
+    drawn: &mut [bool],
 ) -> Result<(), CliError> {
-    // A causation cycle (hand-written data) is drawn once.
-    if !drawn.insert(at) {
-        return Ok(());
-    }
-    let event = &events[at];
-    let branch = match (root, last) {
-        (true, _) => "",
-        (false, true) => "└─ ",
-        (false, false) => "├─ ",
-    };
-    let cause = match (root, event.envelope.causation_id) {
-        (true, Some(cause)) => format!("  (caused by {cause}, outside this correlation)"),
-        _ => String::new(),
-    };
-    out.line(format!(
-        "{prefix}{branch}#{} {} {} {} v{}  [{}]{cause}",
-        event.global_position,
-        event.envelope.event_type,
-        event.envelope.aggregate_type,
-        event.envelope.aggregate_id,
-        event.envelope.aggregate_version,
-        event
-            .envelope
-            .timestamp
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    ))?;
-    let below = match (root, last) {
-        (true, _) => prefix.to_owned(),
-        (false, true) => format!("{prefix}   "),
-        (false, false) => format!("{prefix}│  "),
-    };
-    if let Some(kids) = children.get(&event.event_id()) {
-        for (n, kid) in kids.iter().enumerate() {
-            draw(
-                out,
-                events,
-                children,
-                *kid,
-                &below,
-                n + 1 == kids.len(),
-                false,
-                drawn,
-            )?;
+    // (event, the prefix of its line, whether it is its parent's last child, depth)
+    let mut stack = vec![(root, String::new(), true, 0usize)];
+    while let Some((at, prefix, last, depth)) = stack.pop() {
+        if std::mem::replace(&mut drawn[at], true) {
+            continue;
+        }
+        let event = &events[at];
+        let branch = match (depth, last) {
+            (0, _) => "",
+            (_, true) => "└─ ",
+            (_, false) => "├─ ",
+        };
+        let cause = match (depth, event.envelope.causation_id) {
+            (0, Some(cause)) if cause != event.event_id() => {
+                format!("  (caused by {cause}, outside this correlation)")
+            }
+            _ => String::new(),
+        };
+        out.line(format!(
+            "{prefix}{branch}#{} {} {} {} v{}  [{}]{cause}",
+            event.global_position,
+            event.envelope.event_type,
+            event.envelope.aggregate_type,
+            event.envelope.aggregate_id,
+            event.envelope.aggregate_version,
+            event
+                .envelope
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ))?;
+        let below = match (depth, last) {
+            (0, _) => prefix.clone(),
+            (_, true) => format!("{prefix}   "),
+            (_, false) => format!("{prefix}│  "),
+        };
+        if let Some(kids) = children.get(&event.event_id()) {
+            let kids: Vec<usize> = kids.iter().copied().filter(|k| !drawn[*k]).collect();
+            // Pushed last first, so that they are drawn in position order.
+            for (n, kid) in kids.iter().enumerate().rev() {
+                stack.push((*kid, below.clone(), n + 1 == kids.len(), depth + 1));
+            }
         }
     }
     Ok(())

@@ -21,7 +21,10 @@ use crate::Outcome;
 const IMPORT_BATCH: usize = 500;
 
 pub(super) async fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<Outcome, CliError> {
-    let target = Target::open(&args.store, Access::Read).await?;
+    let opened = Target::open(&args.store, Access::Read).await?;
+    // The rows as stored: nothing upcast or split by this binary's registry, so that an
+    // import writes them back as they were.
+    let target = opened.without_registry();
     let head = target.events().get_global_position().await?;
     // A file is written whole or not at all: to `<file>.partial`, renamed at the end.
     let partial = args.output.as_ref().map(|path| partial_path(path));
@@ -63,7 +66,7 @@ pub(super) async fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<Out
     }
     .await;
     bar.finish_and_clear();
-    target.close().await;
+    opened.close().await;
     if let Err(error) = written {
         if let Some(path) = &partial {
             let _ = std::fs::remove_file(path);
@@ -72,6 +75,11 @@ pub(super) async fn export(args: &ExportArgs, out: &mut dyn Write) -> Result<Out
     }
     if let (Some(mut file), Some(partial), Some(path)) = (file, partial, args.output.as_ref()) {
         file.flush()
+            .map_err(CliError::io(format!("writing {}", partial.display())))?;
+        // On disk before it takes the final name: a crash leaves the old file or the
+        // whole new one.
+        file.get_ref()
+            .sync_all()
             .map_err(CliError::io(format!("writing {}", partial.display())))?;
         drop(file);
         std::fs::rename(&partial, path).map_err(CliError::io(format!(
