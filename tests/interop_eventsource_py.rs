@@ -3,8 +3,9 @@
 //! reads every event back, field for field.
 //!
 //! The test installs `eventsource-py==0.5.0` (with `greenlet` and `aiosqlite`) into a
-//! virtualenv under the target directory with pip, once; `EVENTSOURCE_PY_PYTHON` names a
-//! Python that has it instead. Where neither works it is skipped, loudly, unless
+//! virtualenv under the target directory with pip, once (the test kit's
+//! `eventsource::testing::python`); `EVENTSOURCE_PY_PYTHON` names a Python that has it
+//! instead. Where neither works it is skipped, loudly, unless
 //! `EVENTSOURCE_REQUIRE_PYTHON=1` (set by `.ci/run`) makes that a failure.
 
 mod support;
@@ -18,84 +19,12 @@ use serde_json::{json, Value};
 use support::{TaskCompleted, TaskCreated, TempDir};
 use uuid::Uuid;
 
-const PACKAGES: [&str; 3] = ["eventsource-py==0.5.0", "greenlet", "aiosqlite"];
-
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/eventsource_py_interop.py")
 }
 
-/// A Python that imports eventsource-py, or why there is none.
-fn python() -> Result<PathBuf, String> {
-    let works = |python: &Path| {
-        Command::new(python)
-            .args(["-c", "import eventsource, aiosqlite, greenlet"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if let Some(python) = std::env::var_os("EVENTSOURCE_PY_PYTHON") {
-        let python = PathBuf::from(python);
-        return if works(&python) {
-            Ok(python)
-        } else {
-            Err(format!(
-                "EVENTSOURCE_PY_PYTHON={} cannot import eventsource",
-                python.display()
-            ))
-        };
-    }
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("eventsource-py-0.5.0");
-    let python = venv.join("bin/python");
-    if works(&python) {
-        return Ok(python);
-    }
-    let run = |program: &Path, args: &[&str]| -> Result<(), String> {
-        let output = Command::new(program)
-            .args(args)
-            .output()
-            .map_err(|e| format!("{}: {e}", program.display()))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} {}: {}",
-                program.display(),
-                args.join(" "),
-                String::from_utf8_lossy(&output.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("failed")
-            ))
-        }
-    };
-    let venv_text = venv.to_string_lossy().into_owned();
-    run(Path::new("python3"), &["-m", "venv", &venv_text])?;
-    let mut install = vec![
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-    ];
-    install.extend(PACKAGES);
-    run(&python, &install)?;
-    if works(&python) {
-        Ok(python)
-    } else {
-        Err("eventsource-py installed but does not import".into())
-    }
-}
-
 fn python_or_skip() -> Option<PathBuf> {
-    match python() {
-        Ok(python) => Some(python),
-        Err(why) if std::env::var_os("EVENTSOURCE_REQUIRE_PYTHON").is_some() => {
-            panic!("eventsource-py is required (EVENTSOURCE_REQUIRE_PYTHON) but: {why}")
-        }
-        Err(why) => {
-            eprintln!("SKIPPED: the eventsource-py interop test needs eventsource-py: {why}");
-            None
-        }
-    }
+    eventsource::testing::python::eventsource_py(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
 fn run_python(python: &Path, command: &str, db: &Path) -> String {

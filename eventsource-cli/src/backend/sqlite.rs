@@ -134,10 +134,22 @@ pub(super) async fn orphan_outbox_entries(
     if !has_table(store, "event_outbox").await? {
         return Ok(Vec::new());
     }
-    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-        "SELECT o.id, o.event_id, o.global_position FROM event_outbox o \
-         WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = o.event_id) ORDER BY o.id",
+    // eventsource-py's outbox has no global_position column (initialize() adds it).
+    let has_position: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM pragma_table_info('event_outbox') WHERE name = 'global_position'",
     )
+    .fetch_optional(store.pool())
+    .await
+    .map_err(query_failed("verify"))?;
+    let position = if has_position.is_some() {
+        "o.global_position"
+    } else {
+        "0"
+    };
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
+        "SELECT o.id, o.event_id, {position} FROM event_outbox o \
+         WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = o.event_id) ORDER BY o.id"
+    ))
     .fetch_all(store.pool())
     .await
     .map_err(query_failed("verify"))?;

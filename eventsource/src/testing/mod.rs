@@ -26,6 +26,7 @@ pub mod conformance;
 #[cfg_attr(docsrs, doc(cfg(all(feature = "postgres", unix))))]
 pub mod postgres;
 mod projection;
+pub mod python;
 #[cfg(feature = "sqlite")]
 mod stack;
 mod stores;
