@@ -131,10 +131,12 @@ pub struct EventsArgs {
     /// At most this many events (all when not given; `--follow` then goes on).
     #[arg(long)]
     pub limit: Option<u64>,
-    /// Keeps running and prints new events as they are appended, like `tail -f`.
+    /// Keeps running and prints new events as they are appended, like `tail -f`: woken by
+    /// LISTEN/NOTIFY on PostgreSQL (polling as the fallback), by polling on SQLite.
     #[arg(long, short = 'f')]
     pub follow: bool,
-    /// How often `--follow` looks for new events, in milliseconds.
+    /// How often `--follow` polls for new events, in milliseconds (on PostgreSQL, the
+    /// fallback when a notification is lost).
     #[arg(long, default_value_t = 250)]
     pub poll_ms: u64,
 }

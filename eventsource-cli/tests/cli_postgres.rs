@@ -186,3 +186,68 @@ fn a_missing_schema_and_an_unreachable_server_exit_2() {
         String::from_utf8_lossy(&output.stderr).contains("no SQLite database at /nonexistent.db")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_on_postgres_is_woken_by_listen_notify() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let Some(server) = postgres::server() else {
+        return;
+    };
+    let schema = fresh_schema();
+    let store = PostgresEventStore::options(server.url())
+        .schema(&schema)
+        .connect()
+        .await
+        .unwrap();
+    store.initialize().await.unwrap();
+    let append = |title: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .append_events(
+                    Uuid::new_v4(),
+                    "Task",
+                    vec![NewEvent::raw("TaskCreated", 1, json!({ "title": title }))],
+                    ExpectedVersion::NoStream,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    append("before").await;
+    // Polling only once a minute: an event seen within seconds came by NOTIFY.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventsource"))
+        .args([
+            "events",
+            server.url(),
+            "--schema",
+            &schema,
+            "--json",
+            "--follow",
+            "--poll-ms",
+            "60000",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["payload"]["title"], "before");
+    let started = Instant::now();
+    let saved = append("live").await;
+    let line = lines.next().unwrap().unwrap();
+    let live: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(live["global_position"], saved.global_position);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "delivered by NOTIFY, not by the minute's poll"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    store.close().await;
+}

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use eventsource::{EventStore, ReadOptions, StoredEvent};
+use eventsource::{BusFilter, EventBus, EventStore, PostgresEventBus, ReadOptions, StoredEvent};
 use futures::StreamExt;
 
 use super::{is_unreadable_row, print_event, print_unreadable};
@@ -121,16 +121,34 @@ pub(super) async fn run(args: &EventsArgs, out: &mut dyn Write) -> Result<Outcom
         limit: args.limit.unwrap_or(u64::MAX),
         done: false,
     };
+    // Listening before the first read: nothing appended after it goes unnoticed.
+    let mut wake = match (&target, args.follow) {
+        (Target::Postgres(store), true) => match PostgresEventBus::start(store).await {
+            // The bus is kept with its subscription: dropped, it stops listening.
+            Ok(bus) => Some((bus.subscribe(BusFilter::All), bus)),
+            Err(error) => {
+                eprintln!("eventsource: no LISTEN/NOTIFY ({error}); following by polling");
+                None
+            }
+        },
+        _ => None,
+    };
     let listed = print_read(store, args, &mut out, &mut progress).await;
     if listed.is_err() || !args.follow || progress.done || progress.printed >= progress.limit {
         target.close().await;
         return listed.map(|()| Outcome::Ok);
     }
     // Tail: read what was appended after the last position, again and again, until the
-    // process is stopped (Ctrl-C) or the limit is reached.
+    // process is stopped (Ctrl-C) or the limit is reached: on PostgreSQL woken by its
+    // LISTEN/NOTIFY bus (and polling as the fallback), elsewhere by polling.
     let pause = Duration::from_millis(args.poll_ms.max(10));
     while progress.printed < progress.limit && !progress.done {
-        tokio::time::sleep(pause).await;
+        match wake.as_mut().map(|(subscription, _bus)| subscription) {
+            Some(wake) => {
+                let _ = tokio::time::timeout(pause, wake.recv()).await;
+            }
+            None => tokio::time::sleep(pause).await,
+        }
         print_read(store, args, &mut out, &mut progress).await?;
     }
     target.close().await;
