@@ -12,13 +12,15 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::bus::{BusFilter, BusRecvError, EventBus};
-use crate::checkpoint::CheckpointStore;
+use async_trait::async_trait;
+
+use crate::checkpoint::{lag_metrics, CheckpointStore, LagMetrics};
 use crate::dlq::{dead_lettered_event, DeadLetter, DeadLetterStatus, DeadLetterStore};
 use crate::error::{BoxError, Error, Result};
 use crate::projection::{BatchDeadLetter, BatchReport, RebuildProgress};
 use crate::store::EventStore;
 use crate::stored::StoredEvent;
-use crate::subscription::RetryPolicy;
+use crate::subscription::{DurableRunner, RetryPolicy};
 
 /// A runner of batches, each committed whole or not at all.
 pub(crate) trait RunBatches: Send + 'static {
@@ -31,6 +33,58 @@ pub(crate) trait RunBatches: Send + 'static {
     /// Clears the read model (the projection's reset) and its checkpoint, in one
     /// transaction.
     fn reset_read_model(&mut self) -> impl Future<Output = Result<()>> + Send;
+
+    /// The event types its projection handles.
+    fn handled_types(&self) -> &'static [&'static str];
+
+    /// Takes a subscription's batch size and retry policy.
+    fn set_batches(&mut self, batch_size: u64, retry: RetryPolicy);
+
+    /// Its store, as the events and the checkpoints it reads.
+    fn stores(&self) -> (&dyn EventStore, &dyn CheckpointStore);
+
+    /// Replays the dead letter `id` in one transaction with its resolution; the event's
+    /// position.
+    fn replay(&mut self, id: i64) -> impl Future<Output = Result<u64>> + Send;
+}
+
+/// Every runner of batches is a [`DurableRunner`] a `SubscriptionManager` can run.
+#[async_trait]
+impl<R: RunBatches> DurableRunner for R {
+    fn name(&self) -> &str {
+        self.runner_name()
+    }
+
+    fn handled_event_types(&self) -> &'static [&'static str] {
+        self.handled_types()
+    }
+
+    fn configure(&mut self, batch_size: u64, retry: RetryPolicy) {
+        self.set_batches(batch_size, retry);
+    }
+
+    async fn checkpoint(&mut self) -> Result<u64> {
+        let (events, checkpoints) = self.stores();
+        trusted_checkpoint(events, checkpoints, self.runner_name()).await
+    }
+
+    async fn run_batch(&mut self) -> Result<BatchReport> {
+        self.next_batch().await
+    }
+
+    async fn lag(&mut self) -> Result<Option<LagMetrics>> {
+        let (events, checkpoints) = self.stores();
+        let handled = self.handled_types();
+        lag_metrics(checkpoints, events, self.runner_name(), Some(handled)).await
+    }
+
+    async fn replay_dead_letter(&mut self, id: i64) -> Result<u64> {
+        self.replay(id).await
+    }
+
+    async fn rebuild(&mut self, progress: &mut (dyn FnMut(RebuildProgress) + Send)) -> Result<u64> {
+        rebuild(self, progress).await
+    }
 }
 
 /// Clears the read model and its checkpoint in one transaction, then catches up from the

@@ -12,10 +12,8 @@ use uuid::Uuid;
 use super::checkpoint::{position_on, save_progress_on};
 use super::dlq::{add_failed_event_on, note_failed_replay, resolve_all_on, resolve_on};
 use super::{db_error, PostgresEventStore};
-use async_trait::async_trait;
-
 use crate::bus::EventBus;
-use crate::checkpoint::{lag_metrics, LagMetrics};
+use crate::checkpoint::CheckpointStore;
 use crate::dlq::FailedEvent;
 use crate::error::{BoxError, Error, Result};
 use crate::panics::catch_unwind;
@@ -24,7 +22,7 @@ use crate::store::runner::{self, Applied, Attempts, ProjectionRunnerHandle, RunB
 use crate::store::schema_state::Need;
 use crate::store::{EventStore, ReadOptions};
 use crate::stored::StoredEvent;
-use crate::subscription::{DurableRunner, RetryPolicy};
+use crate::subscription::RetryPolicy;
 
 /// A read model kept in the event store's own PostgreSQL database: a
 /// [`TransactionalProjection`] on a [`PgConnection`], implemented for every one.
@@ -451,41 +449,21 @@ impl<P: PostgresProjection> RunBatches for PostgresProjectionRunner<P> {
     async fn reset_read_model(&mut self) -> Result<()> {
         self.reset_in_transaction().await
     }
-}
 
-#[async_trait]
-impl<P: PostgresProjection> DurableRunner for PostgresProjectionRunner<P> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn handled_event_types(&self) -> &'static [&'static str] {
+    fn handled_types(&self) -> &'static [&'static str] {
         self.projection.handled_event_types()
     }
 
-    fn configure(&mut self, batch_size: u64, retry: RetryPolicy) {
+    fn set_batches(&mut self, batch_size: u64, retry: RetryPolicy) {
         self.batch_size = batch_size.max(1);
         self.retry = retry;
     }
 
-    async fn checkpoint(&mut self) -> Result<u64> {
-        runner::trusted_checkpoint(&self.store, &self.store, &self.name).await
+    fn stores(&self) -> (&dyn EventStore, &dyn CheckpointStore) {
+        (&self.store, &self.store)
     }
 
-    async fn run_batch(&mut self) -> Result<BatchReport> {
-        PostgresProjectionRunner::run_batch(self).await
-    }
-
-    async fn lag(&mut self) -> Result<Option<LagMetrics>> {
-        let handled = self.projection.handled_event_types();
-        lag_metrics(&self.store, &self.store, &self.name, Some(handled)).await
-    }
-
-    async fn replay_dead_letter(&mut self, id: i64) -> Result<u64> {
-        PostgresProjectionRunner::replay_dead_letter(self, id).await
-    }
-
-    async fn rebuild(&mut self, progress: &mut (dyn FnMut(RebuildProgress) + Send)) -> Result<u64> {
-        runner::rebuild(self, progress).await
+    async fn replay(&mut self, id: i64) -> Result<u64> {
+        self.replay_dead_letter(id).await
     }
 }
