@@ -8,7 +8,6 @@
 mod support;
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource::prelude::*;
@@ -16,6 +15,7 @@ use eventsource::{
     BoxError, CheckpointStore, DeadLetterStore, Error, PostgresProjectionRunner, RetryPolicy,
 };
 use sqlx::PgConnection;
+use support::exactly_once::{catch_up_under_manager, manager_on};
 use support::{created, postgres, TaskCreated};
 use uuid::Uuid;
 
@@ -245,21 +245,7 @@ async fn exactly_once_child() {
     let runner = PostgresProjectionRunner::new(store.clone(), projection, "applied").batch_size(7);
     if std::env::var(CHILD_UNDER_MANAGER).is_ok_and(|v| !v.is_empty()) {
         // The same runner under a SubscriptionManager: started, caught up, stopped.
-        let manager = SubscriptionManager::new(
-            Arc::new(store.clone()),
-            Arc::new(InMemoryEventBus::new()),
-            Arc::new(store.clone()),
-        )
-        .with_dead_letters(Arc::new(store.clone()));
-        let config = SubscriptionConfig::new().batch_size(7);
-        let applied = manager.subscribe_durable(runner, config).await.unwrap();
-        manager.start().await.unwrap();
-        let head = store.get_global_position().await.unwrap();
-        applied
-            .wait_for(head, Duration::from_secs(60))
-            .await
-            .unwrap();
-        manager.stop().await;
+        catch_up_under_manager(&store, runner, 7).await;
     } else {
         let mut runner = runner;
         runner.catch_up().await.unwrap();
@@ -394,12 +380,7 @@ async fn under_the_manager_a_durable_read_model_waits_reports_and_replays_its_de
         fail_title: Some("poison".into()),
         ..counter(&store)
     };
-    let manager = SubscriptionManager::new(
-        Arc::new(store.clone()),
-        Arc::new(InMemoryEventBus::new()),
-        Arc::new(store.clone()),
-    )
-    .with_dead_letters(Arc::new(store.clone()));
+    let manager = manager_on(&store);
     let config = SubscriptionConfig::new().batch_size(2).retry(RetryPolicy {
         max_attempts: 2,
         initial_backoff: Duration::from_millis(1),

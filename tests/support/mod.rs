@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bank;
+pub mod exactly_once;
 pub mod hostile;
 #[cfg(feature = "postgres")]
 pub mod postgres;
