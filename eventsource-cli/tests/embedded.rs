@@ -1,6 +1,7 @@
 //! The CLI built into an application's own binary (`eventsource_cli::App`), run in this
 //! process: its durable read model listed, rebuilt and replayed into (`projections`,
-//! `dlq retry`), and its event types checked against `events.lock` (`schema check`).
+//! `dlq retry`), its event types checked against `events.lock` (`schema check`) and
+//! against the store by `verify` and `info`.
 //! The standalone binary refuses what only an application's binary can do.
 
 mod common;
@@ -8,6 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
+use common::known::{known_store, path_str};
 use eventsource::prelude::*;
 use eventsource::sqlx::{self, SqliteConnection};
 use eventsource::testing::TempDir;
@@ -327,4 +329,45 @@ fn the_standalone_binary_refuses_what_needs_an_applications_code() {
     assert!(
         common::ok(&["projections", "list", db]).contains("no durable read models in this binary")
     );
+}
+
+/// An event type this test binary registers, as an application embedding the CLI does
+/// (its registry has `OrderPlaced` and `Deposited`).
+#[derive(Debug, serde::Serialize, serde::Deserialize, DomainEvent)]
+#[event(aggregate = "Order")]
+struct OrderPlaced {
+    total: f64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_in_an_application_it_checks_types_against_its_registry() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.file("app.db");
+    let store = known_store(&path).await;
+    store.close().await;
+    let db = path_str(&path);
+    // The known store's other types are not this application's: verify says which.
+    let (outcome, report) = run(&App::new(), &["verify", db, "--json"]).await;
+    assert_eq!(outcome.unwrap(), eventsource_cli::Outcome::CheckFailed);
+    let problems: Vec<Value> = report
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let unknown: Vec<u64> = problems
+        .iter()
+        .filter(|p| p["kind"] == "unknown_type")
+        .map(|p| p["global_position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        unknown,
+        [2, 3, 4, 5],
+        "every type but OrderPlaced: {report}"
+    );
+    let (_, info) = run(&App::new(), &["info", db]).await;
+    assert!(
+        info.contains("stored but not registered: CustomerRegistered"),
+        "{info}"
+    );
+    // The standalone binary has no registry: it does not check types at all.
+    assert!(common::ok(&["verify", db]).contains("types not checked"));
 }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod known;
+
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
