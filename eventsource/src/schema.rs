@@ -73,14 +73,11 @@ impl Lock {
     /// # Errors
     /// [`Error::DuplicateEventType`].
     pub fn of_code(registry: &EventRegistry, module_prefix: &str) -> Result<Self> {
-        const KIT_EVENTS: &str = "eventsource::testing::";
         registry.validate()?;
         let mut lock = Lock::default();
         for registration in registry.registered_types() {
             // The test kit's own events (feature `testing`) are no program's.
-            if !registration.type_name().starts_with(module_prefix)
-                || registration.type_name().starts_with(KIT_EVENTS)
-            {
+            if !registration.type_name().starts_with(module_prefix) || registration.is_test_kit() {
                 continue;
             }
             lock.events.insert(

@@ -54,7 +54,7 @@ pub(crate) fn application_types() -> usize {
     eventsource::EventRegistry::global()
         .registered_types()
         .iter()
-        .filter(|r| !r.type_name().starts_with("eventsource::testing::"))
+        .filter(|r| !r.is_test_kit())
         .count()
 }
 

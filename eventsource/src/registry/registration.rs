@@ -213,6 +213,12 @@ impl EventRegistration {
     pub fn type_name(&self) -> &'static str {
         self.type_name
     }
+
+    /// `true` for the test kit's own event types (`eventsource::testing::*`), linked
+    /// wherever a build turns on the `testing` feature: not the application's.
+    pub fn is_test_kit(&self) -> bool {
+        self.type_name().starts_with("eventsource::testing::")
+    }
 }
 
 impl fmt::Debug for EventRegistration {
