@@ -21,6 +21,9 @@ use uuid::Uuid;
 const CHILD_URL: &str = "EVENTSOURCE_RELAY_CHILD_URL";
 const CHILD_SCHEMA: &str = "EVENTSOURCE_RELAY_CHILD_SCHEMA";
 const CHILD_START: &str = "EVENTSOURCE_RELAY_CHILD_START_MS";
+/// Set for the child that runs its relay spawned (claiming each next batch while it
+/// marks the last one) instead of round by round.
+const CHILD_SPAWNED: &str = "EVENTSOURCE_RELAY_CHILD_SPAWNED";
 const AGGREGATES: usize = 40;
 const EVENTS: usize = 50;
 
@@ -73,6 +76,14 @@ async fn child_relay() {
     let start: u128 = start.parse().unwrap();
     let wait = start.saturating_sub(now_nanos());
     tokio::time::sleep(Duration::from_nanos(wait as u64)).await;
+    if std::env::var(CHILD_SPAWNED).is_ok() {
+        let relay = relay.poll_interval(Duration::from_millis(2)).spawn();
+        while store.stats().await.unwrap().pending > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        relay.stop().await;
+        return;
+    }
     loop {
         let round = relay.run_once().await.unwrap();
         if round.published == 0 {
@@ -110,9 +121,14 @@ async fn two_relays_in_two_processes_share_the_outbox() {
     );
 
     let start = now_nanos() + 1_500_000_000;
+    // One relay round by round, the other spawned.
     let children: Vec<_> = (0..2)
-        .map(|_| {
-            let child = Command::new(std::env::current_exe().unwrap())
+        .map(|i| {
+            let mut child = Command::new(std::env::current_exe().unwrap());
+            if i == 1 {
+                child.env(CHILD_SPAWNED, "1");
+            }
+            let child = child
                 .args([
                     "--exact",
                     "child_relay",
@@ -200,5 +216,169 @@ async fn two_relays_in_two_processes_share_the_outbox() {
     assert_eq!(
         (stats.pending, stats.published),
         (0, (AGGREGATES * EVENTS) as u64)
+    );
+}
+
+/// A relay of an older version claims with row locks, not the claim lock: an entry it
+/// leases while this claim is being written is left to it, and the later entries of its
+/// aggregate go back, so that aggregate's order holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_gives_back_an_aggregate_whose_entry_another_relay_took_meanwhile() {
+    let Some(server) = server() else { return };
+    let store = Arc::new(server.options().outbox(true).connect().await.unwrap());
+    store.initialize().await.unwrap();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    for version in 0..3u64 {
+        for id in [a, b] {
+            store
+                .append_events(
+                    id,
+                    "Task",
+                    vec![created("x")],
+                    ExpectedVersion::from(version),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let outbox = format!("\"{}\".event_outbox", store.schema());
+    let first_of_a: i64 = sqlx::query_scalar(&format!(
+        "SELECT MIN(id) FROM {outbox} WHERE aggregate_id = $1"
+    ))
+    .bind(a)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    // The older relay's lease of A's first entry, not committed yet.
+    let mut older = store.pool().begin().await.unwrap();
+    sqlx::query(&format!(
+        "UPDATE {outbox} SET claimed_until = now() + interval '60 seconds' WHERE id = $1"
+    ))
+    .bind(first_of_a)
+    .execute(&mut *older)
+    .await
+    .unwrap();
+    let claim = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .claim_pending(10, Duration::from_secs(60))
+                .await
+                .unwrap()
+        }
+    });
+    // The claim read A's entries as free and now waits for the row lock.
+    let waiting = format!("%{outbox} SET claimed_until%");
+    let mut waited = false;
+    for _ in 0..1000 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+        )
+        .bind(&waiting)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        if n > 0 {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        waited,
+        "the claim never waited for the older relay's row lock"
+    );
+    older.commit().await.unwrap();
+    let claimed = claim.await.unwrap();
+    assert_eq!(claimed.len(), 3, "B's three entries: {claimed:?}");
+    assert!(claimed.iter().all(|e| e.aggregate_id == b));
+    let leased: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM {outbox} WHERE claimed_until IS NOT NULL"
+    ))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(leased, 4, "A's first (the older relay's) and B's three");
+    // A's later entries wait for its first, held by the older relay.
+    assert!(store
+        .claim_pending(10, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Publishes; on its first batch, says so and waits to be let go.
+#[derive(Debug, Default)]
+struct HeldPublisher {
+    started: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+    batches: std::sync::atomic::AtomicUsize,
+}
+
+#[eventsource::async_trait]
+impl OutboxPublisher for HeldPublisher {
+    async fn publish(&self, _entry: &OutboxEntry) -> Result<(), eventsource::BoxError> {
+        Ok(())
+    }
+
+    async fn publish_batch(&self, _entries: &[OutboxEntry]) -> Result<(), PublishFailure> {
+        if self
+            .batches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            self.started.notify_one();
+            self.go.notified().await;
+        }
+        Ok(())
+    }
+}
+
+/// A spawned relay claims its next batch while it marks the last one; stopped in
+/// between, it gives that batch back at once rather than leaving it leased.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_relay_releases_the_batch_it_claimed_ahead() {
+    let Some(server) = server() else { return };
+    let store = Arc::new(server.options().outbox(true).connect().await.unwrap());
+    store.initialize().await.unwrap();
+    for _ in 0..3 {
+        store
+            .append_events(
+                Uuid::new_v4(),
+                "Task",
+                vec![created("x")],
+                ExpectedVersion::NoStream,
+            )
+            .await
+            .unwrap();
+    }
+    let publisher = Arc::new(HeldPublisher::default());
+    let relay = OutboxRelay::new(store.clone(), publisher.clone())
+        .batch_size(1)
+        .spawn();
+    publisher.started.notified().await;
+    let stopping = tokio::spawn(relay.stop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publisher.go.notify_one();
+    stopping.await.unwrap();
+    let outbox = format!("\"{}\".event_outbox", store.schema());
+    let rows: Vec<(String, bool)> = sqlx::query_as(&format!(
+        "SELECT status, claimed_until IS NOT NULL FROM {outbox} ORDER BY id"
+    ))
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("published".to_owned(), true),
+            ("pending".to_owned(), false),
+            ("pending".to_owned(), false)
+        ],
+        "the first published, the second (claimed ahead) released, the third untouched"
+    );
+    assert_eq!(
+        publisher.batches.load(std::sync::atomic::Ordering::SeqCst),
+        1
     );
 }

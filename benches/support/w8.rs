@@ -15,6 +15,9 @@ use uuid::Uuid;
 
 use super::{deposit, BoxResult};
 
+/// The longest a drain may take before the run fails.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Counts what it is given, as a broker client that never fails would.
 #[derive(Debug, Default)]
 struct CountingPublisher {
@@ -120,11 +123,25 @@ where
             .append_events(Uuid::new_v4(), "Account", events, ExpectedVersion::NoStream)
             .await?;
     }
+    // A spawned relay, as users run it (on PostgreSQL it claims each next batch while
+    // it marks the last one), until everything went out.
     let publisher = Arc::new(CountingPublisher::default());
-    let relay = OutboxRelay::new(drain.clone(), publisher.clone()).batch_size(batch_size);
     let start = Instant::now();
-    while relay.run_once().await?.published > 0 {}
+    let relay = OutboxRelay::new(drain.clone(), publisher.clone())
+        .batch_size(batch_size)
+        .poll_interval(Duration::from_millis(10))
+        .spawn();
+    while publisher.published.load(Ordering::Relaxed) < backlog as u64 {
+        if start.elapsed() > DRAIN_TIMEOUT {
+            relay.stop().await;
+            return Err(
+                format!("W8: the drain of {backlog} entries took over {DRAIN_TIMEOUT:?}").into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let drain_seconds = start.elapsed().as_secs_f64().max(1e-9);
+    relay.stop().await;
     let drained = publisher.published.load(Ordering::Relaxed);
     if drained != backlog as u64 || !drain.get_pending_events(1).await?.is_empty() {
         return Err(format!("W8: drained {drained} of {backlog} entries").into());

@@ -3,12 +3,11 @@
 //! pending entries in order, in batches, with retries, to a bus or broker, then marks or
 //! deletes them ([`OutboxRetention`]).
 
+mod publisher;
 mod relay;
 
-pub use relay::{
-    BusOutboxPublisher, OutboxPublisher, OutboxRelay, OutboxRelayHandle, OutboxRetention,
-    PublishFailure, RelayRound,
-};
+pub use publisher::{BusOutboxPublisher, OutboxPublisher, PublishFailure};
+pub use relay::{OutboxRelay, OutboxRelayHandle, OutboxRetention, RelayRound};
 
 use std::fmt;
 
@@ -175,6 +174,15 @@ pub trait OutboxStore: Send + Sync + fmt::Debug {
     ) -> Result<Vec<OutboxEntry>> {
         let _ = lease;
         self.get_pending_events(limit).await
+    }
+
+    /// `true` when [`claim_pending`](Self::claim_pending) claims (PostgreSQL): the
+    /// entries it hands out are not handed out again, to this relay or another, until
+    /// they are marked, deleted or released or their lease runs out. A spawned
+    /// [`OutboxRelay`](crate::OutboxRelay) then claims its next batch while it marks the
+    /// last one. The default (no claim: one relay per store) is `false`.
+    fn claims_pending(&self) -> bool {
+        false
     }
 
     /// Gives back claimed entries that were not published (a failed publish to retry),

@@ -1,174 +1,18 @@
-//! Publishing the outbox: [`OutboxPublisher`] (one entry, or a batch at once),
-//! [`BusOutboxPublisher`] to an [`EventBus`], and the [`OutboxRelay`] that publishes
-//! pending entries in batches, in order, with retries, and keeps the table bounded
-//! ([`OutboxRetention`]).
+//! The [`OutboxRelay`]: publishes pending entries in batches, in order, with retries,
+//! and keeps the table bounded ([`OutboxRetention`]).
 
-use std::fmt;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::publisher::OutboxPublisher;
 use super::{OutboxEntry, OutboxStore};
-use crate::bus::EventBus;
-use crate::error::{BoxError, Result};
+use crate::error::Result;
 use crate::panics::catch_unwind;
-use crate::store::{EventStore, ReadOptions};
-use crate::stored::StoredEvent;
 use crate::subscription::RetryPolicy;
-
-/// A batch publish that stopped: how many entries (from the start of the batch) went out
-/// before it, and the error of the one that did not.
-#[derive(Debug)]
-pub struct PublishFailure {
-    /// Entries published, from the start of the batch, before the failure.
-    pub published: usize,
-    /// The error of the entry after them.
-    pub error: BoxError,
-}
-
-/// Delivers outbox entries somewhere (a message broker, an [`EventBus`]).
-#[async_trait]
-pub trait OutboxPublisher: Send + Sync + fmt::Debug {
-    /// Publishes one entry.
-    ///
-    /// # Errors
-    /// The transport's error: the relay retries the entry.
-    async fn publish(&self, entry: &OutboxEntry) -> Result<(), BoxError>;
-
-    /// Publishes `entries` in order, stopping at the first that fails. The default
-    /// publishes them one by one (a panic counts as a failure of that entry); a publisher
-    /// that can send many at once (one broker call, one bus publish) overrides it.
-    ///
-    /// # Errors
-    /// [`PublishFailure`]: how many went out before the failure, and its error.
-    async fn publish_batch(&self, entries: &[OutboxEntry]) -> Result<(), PublishFailure> {
-        for (published, entry) in entries.iter().enumerate() {
-            let error = match catch_unwind(self.publish(entry)).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(error)) => error,
-                Err(panic) => format!("publisher {panic}").into(),
-            };
-            return Err(PublishFailure { published, error });
-        }
-        Ok(())
-    }
-}
-
-/// Publishes outbox entries to an [`EventBus`], with the stored events read back from
-/// the store by their global positions: a batch is one read of its positions and one
-/// publish to the bus.
-#[derive(Debug, Clone)]
-pub struct BusOutboxPublisher {
-    store: Arc<dyn EventStore>,
-    bus: Arc<dyn EventBus>,
-}
-
-impl BusOutboxPublisher {
-    /// A publisher reading events from `store` and publishing them to `bus`.
-    pub fn new(store: Arc<dyn EventStore>, bus: Arc<dyn EventBus>) -> Self {
-        BusOutboxPublisher { store, bus }
-    }
-
-    /// The stored events of `entries` (in order), read in one pass over their
-    /// positions; stops at the first entry whose event is not at its position.
-    async fn events_of(&self, entries: &[OutboxEntry]) -> (Vec<StoredEvent>, Option<BoxError>) {
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-            return (Vec::new(), None);
-        };
-        let span = last.global_position.saturating_sub(first.global_position) + 1;
-        let mut stored = self.store.read_all(
-            ReadOptions::new()
-                .from_position(first.global_position.saturating_sub(1))
-                .limit(span),
-        );
-        let mut events = Vec::with_capacity(entries.len());
-        let mut next = None;
-        for entry in entries {
-            let found = loop {
-                let event = match next.take() {
-                    Some(event) => event,
-                    None => match stored.next().await {
-                        Some(Ok(event)) => event,
-                        Some(Err(error)) => return (events, Some(Box::new(error))),
-                        None => break None,
-                    },
-                };
-                if event.global_position < entry.global_position
-                    || (event.global_position == entry.global_position
-                        && event.event_id() != entry.event_id)
-                {
-                    continue;
-                }
-                if event.global_position > entry.global_position {
-                    next = Some(event);
-                    break None;
-                }
-                break Some(event);
-            };
-            match found {
-                Some(event) => events.push(event),
-                None => {
-                    let error = format!(
-                        "event {} is not at position {}",
-                        entry.event_id, entry.global_position
-                    );
-                    return (events, Some(error.into()));
-                }
-            }
-        }
-        (events, None)
-    }
-}
-
-#[async_trait]
-impl OutboxPublisher for BusOutboxPublisher {
-    async fn publish(&self, entry: &OutboxEntry) -> Result<(), BoxError> {
-        match self.publish_batch(std::slice::from_ref(entry)).await {
-            Ok(()) => Ok(()),
-            Err(failure) => Err(failure.error),
-        }
-    }
-
-    async fn publish_batch(&self, entries: &[OutboxEntry]) -> Result<(), PublishFailure> {
-        // One read covers the batch when its positions ascend and lie close together
-        // (entries are written in commit order); otherwise one read per entry.
-        let dense = entries
-            .windows(2)
-            .all(|w| w[0].global_position < w[1].global_position)
-            && entries.last().map_or(0, |e| e.global_position)
-                - entries.first().map_or(0, |e| e.global_position)
-                < 4 * entries.len() as u64 + 64;
-        if !dense && entries.len() > 1 {
-            for (published, entry) in entries.iter().enumerate() {
-                if let Err(error) = self.publish(entry).await {
-                    return Err(PublishFailure { published, error });
-                }
-            }
-            return Ok(());
-        }
-        let (events, missing) = self.events_of(entries).await;
-        if !events.is_empty() {
-            self.bus
-                .publish(&events)
-                .await
-                .map_err(|error| PublishFailure {
-                    published: 0,
-                    error,
-                })?;
-        }
-        match missing {
-            None => Ok(()),
-            Some(error) => Err(PublishFailure {
-                published: events.len(),
-                error,
-            }),
-        }
-    }
-}
 
 /// What the relay does with entries once they are published, so that the outbox table
 /// stays bounded whatever the store's history.
@@ -201,10 +45,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// fails after a successful publish are published again.
 ///
 /// Several relays may share a PostgreSQL outbox (in one process or many): each claims
-/// its batch for [`claim_lease`](Self::claim_lease) with `FOR UPDATE SKIP LOCKED`, so
-/// they publish different entries, and an aggregate's entries are claimed only once its
-/// earlier ones are out, so each aggregate's order holds across relays. On SQLite and
-/// in memory, run one relay per store.
+/// its batch for [`claim_lease`](Self::claim_lease) (claims take turns under an
+/// advisory lock), so they publish different entries, and an aggregate's entries are
+/// claimed only once its earlier ones are out, so each aggregate's order holds across
+/// relays. Spawned there, a relay claims its next batch while it marks the last one. On
+/// SQLite and in memory, run one relay per store.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -306,12 +151,28 @@ impl OutboxRelay {
     /// # Errors
     /// Errors of the outbox store (publishing errors are recorded on the entry).
     pub async fn run_once(&self) -> Result<RelayRound> {
-        let mut round = RelayRound::default();
-        let pending = self
-            .outbox
+        let pending = self.claim().await?;
+        Ok(self.publish_claimed(&pending, false).await?.0)
+    }
+
+    async fn claim(&self) -> Result<Vec<OutboxEntry>> {
+        self.outbox
             .claim_pending(self.batch_size, self.claim_lease)
-            .await?;
-        let mut rest = pending.as_slice();
+            .await
+    }
+
+    /// Publishes `pending` (read or claimed already) as [`run_once`](Self::run_once)
+    /// says. With `claim_next`, on a store that claims ([`OutboxStore::claims_pending`])
+    /// and once the whole batch went out, the next batch is claimed while this one is
+    /// marked, and returned: the two statements run at once on two connections.
+    async fn publish_claimed(
+        &self,
+        pending: &[OutboxEntry],
+        claim_next: bool,
+    ) -> Result<(RelayRound, Option<Vec<OutboxEntry>>)> {
+        let mut round = RelayRound::default();
+        let mut next = None;
+        let mut rest = pending;
         while !rest.is_empty() {
             // A panicking publisher is a failed publish: retried, then given up on.
             let (published, failure) = match catch_unwind(self.publisher.publish_batch(rest)).await
@@ -320,7 +181,11 @@ impl OutboxRelay {
                 Ok(Err(failure)) => (failure.published.min(rest.len()), Some(failure.error)),
                 Err(panic) => (0, Some(format!("publisher {panic}").into())),
             };
-            self.settle(&rest[..published]).await?;
+            if claim_next && failure.is_none() && self.outbox.claims_pending() {
+                next = Some(self.settle_and_claim(&rest[..published], pending).await?);
+            } else {
+                self.settle(&rest[..published]).await?;
+            }
             round.published += published;
             let (Some(error), Some(entry)) = (failure, rest.get(published)) else {
                 break;
@@ -336,14 +201,50 @@ impl OutboxRelay {
                 round.failed_retries = Some(retries);
                 let unpublished: Vec<i64> = rest[published..].iter().map(|e| e.id).collect();
                 self.outbox.release_claims(&unpublished).await?;
-                return Ok(round);
+                return Ok((round, None));
             }
             self.outbox.mark_failed(entry.id).await?;
             round.given_up += 1;
             rest = &rest[published + 1..];
         }
         self.prune_if_due().await;
-        Ok(round)
+        Ok((round, next))
+    }
+
+    /// Settles `published` (the rest of `batch`) and claims the next batch, at once. The
+    /// next batch holds no entry of an aggregate whose entries are being marked (they
+    /// are pending and claimed until the marking commits, so the claim passes over that
+    /// aggregate's later entries), so each aggregate's order holds. When the marking
+    /// fails, the next batch is released.
+    async fn settle_and_claim(
+        &self,
+        published: &[OutboxEntry],
+        batch: &[OutboxEntry],
+    ) -> Result<Vec<OutboxEntry>> {
+        let (settled, claimed) = tokio::join!(self.settle(published), self.claim());
+        match (settled, claimed) {
+            (Ok(()), Ok(mut next)) => {
+                // A claim does not hand out entries claimed already; were one to, it
+                // would not go out twice from this relay.
+                let ids: HashSet<i64> = batch.iter().map(|e| e.id).collect();
+                next.retain(|e| !ids.contains(&e.id));
+                Ok(next)
+            }
+            (Err(error), Ok(next)) => {
+                self.release(&next).await;
+                Err(error)
+            }
+            (Ok(()), Err(error)) | (Err(error), Err(_)) => Err(error),
+        }
+    }
+
+    /// Gives back the claims of entries this relay will not publish; a failure is
+    /// logged (their leases run out).
+    async fn release(&self, entries: &[OutboxEntry]) {
+        let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
+        if let Err(error) = self.outbox.release_claims(&ids).await {
+            tracing::warn!(%error, entries = ids.len(), "outbox claims could not be released; their leases will run out");
+        }
     }
 
     /// Marks (or deletes) entries that went out, in one statement.
@@ -385,17 +286,35 @@ impl OutboxRelay {
         }
     }
 
-    /// Runs the relay in a task until [`OutboxRelayHandle::stop`].
+    /// Runs the relay in a task until [`OutboxRelayHandle::stop`]. On a store that
+    /// claims ([`OutboxStore::claims_pending`]: PostgreSQL) it claims each next batch
+    /// while it marks the last one; a batch claimed when it stops is released.
     pub fn spawn(self) -> OutboxRelayHandle {
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
+            let mut claimed: Option<Vec<OutboxEntry>> = None;
             loop {
-                let wait = match self.run_once().await {
-                    Ok(RelayRound {
-                        failed_retries: Some(retries),
-                        ..
-                    }) => self.retry.backoff(retries),
-                    Ok(round) if round.published > 0 || round.given_up > 0 => Duration::ZERO,
+                let pending = match claimed.take() {
+                    Some(pending) => Ok(pending),
+                    None => self.claim().await,
+                };
+                let result = match pending {
+                    Ok(pending) => self.publish_claimed(&pending, true).await,
+                    Err(error) => Err(error),
+                };
+                let wait = match result {
+                    Ok((_, Some(next))) if !next.is_empty() => {
+                        claimed = Some(next);
+                        Duration::ZERO
+                    }
+                    Ok((
+                        RelayRound {
+                            failed_retries: Some(retries),
+                            ..
+                        },
+                        _,
+                    )) => self.retry.backoff(retries),
+                    Ok((round, _)) if round.published > 0 || round.given_up > 0 => Duration::ZERO,
                     Ok(_) => self.poll_interval,
                     Err(error) => {
                         tracing::warn!(%error, "outbox relay could not read the outbox");
@@ -409,6 +328,9 @@ impl OutboxRelay {
                 if *stopped.borrow() {
                     break;
                 }
+            }
+            if let Some(next) = claimed {
+                self.release(&next).await;
             }
         });
         OutboxRelayHandle { stop, task }

@@ -223,6 +223,7 @@ impl PostgresStoreOptions {
             append_function_missing: Arc::new(AtomicBool::new(false)),
             append_in_transaction: Arc::new(AtomicBool::new(false)),
             outbox_floor: Arc::default(),
+            outbox_claims_missing: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -287,6 +288,9 @@ pub struct PostgresEventStore {
     /// An outbox id below every pending entry, as far as this handle has seen (where the
     /// relay's claims start scanning).
     outbox_floor: Arc<std::sync::atomic::AtomicI64>,
+    /// The outbox has no `claimed_until` column (created by an older version): entries
+    /// are read without a claim until `initialize()` adds it.
+    outbox_claims_missing: Arc<AtomicBool>,
 }
 
 impl PostgresEventStore {

@@ -13,6 +13,8 @@ pub(crate) struct Tables {
     pub(super) channel: String,
     /// The advisory lock (two 32-bit keys) that orders appends by commit.
     pub(super) append_lock: (i32, i32),
+    /// The advisory lock (two 32-bit keys) that orders relays' outbox claims.
+    pub(super) claim_lock: (i32, i32),
 }
 
 impl Tables {
@@ -30,6 +32,8 @@ impl Tables {
             // 0x4553 ('E', 'S') as the first key keeps clear of an application's own
             // single-key locks.
             append_lock: (0x4553, hash as i32),
+            // 0x4543 ('E', 'C'): claims.
+            claim_lock: (0x4543, hash as i32),
         }
     }
 }
