@@ -98,8 +98,11 @@ fn write_begun(
     group: &[AppendRequest],
     format: PayloadFormat,
 ) -> Vec<Result<AppendResult>> {
-    let outcomes = match in_transaction(conn, group, format) {
+    let outcomes = match in_transaction(conn, group, format, Lookup::WhereNeeded) {
         Ok(outcomes) => outcomes,
+        // An event id stored already, which only the event ids' key saw: each append
+        // again, alone, with its event ids looked up.
+        Err(error) if is_native_unique_violation(&error) => group.iter().map(|_| None).collect(),
         Err(error) if group.len() == 1 => return vec![refused(conn, &group[0], error)],
         Err(error) if must_not_retry(&error) => return copies(group.len(), &error),
         Err(error) => {
@@ -125,7 +128,7 @@ fn alone(
 ) -> Result<AppendResult> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(native_error(OP))?;
-    match in_transaction(conn, std::slice::from_ref(request), format) {
+    match in_transaction(conn, std::slice::from_ref(request), format, Lookup::Every) {
         Ok(mut outcomes) => outcomes.pop().flatten().unwrap_or_else(|| Err(no_result())),
         Err(error) => refused(conn, request, error),
     }
@@ -147,16 +150,41 @@ fn refused(conn: &Connection, request: &AppendRequest, error: Error) -> Result<A
     })
 }
 
+/// Which event ids a group's transaction looks up before writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// Those of the appends whose expected version the stream is not at (a conflict, or
+    /// a retry of an append stored already: the ids tell which). The others' are new
+    /// unless the event ids' unique key refuses one, and then the group is written
+    /// again append by append with [`Lookup::Every`]: in the common case an append is
+    /// one statement fewer.
+    WhereNeeded,
+    /// Every event id of the group.
+    Every,
+}
+
 /// The statements of a group inside its begun transaction, then the commit; on an
 /// error, the rollback.
 fn in_transaction(
     conn: &Connection,
     group: &[AppendRequest],
     format: PayloadFormat,
+    lookup: Lookup,
 ) -> Result<Vec<Option<Result<AppendResult>>>> {
     let written = (|| {
-        let stored = stored_anywhere(conn, &group_ids(group))?;
         let versions = stream_versions(conn, group)?;
+        let ids: Vec<Uuid> = match lookup {
+            Lookup::Every => group_ids(group),
+            Lookup::WhereNeeded => group
+                .iter()
+                .filter(|r| {
+                    let key = (r.aggregate_id, r.aggregate_type.as_str());
+                    !r.expected.matches(versions.get(&key).copied().unwrap_or(0))
+                })
+                .flat_map(|r| r.events.iter().map(|e| e.event_id))
+                .collect(),
+        };
+        let stored = stored_anywhere(conn, &ids)?;
         let plan = plan_group(group, &stored, versions, format);
         let positions = insert_rows(conn, &plan.rows, &plan.created_at)?;
         conn.execute_batch("COMMIT").map_err(native_error(OP))?;
