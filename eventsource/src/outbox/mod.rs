@@ -179,7 +179,7 @@ pub trait OutboxStore: Send + Sync + fmt::Debug {
     /// `true` when [`claim_pending`](Self::claim_pending) claims (PostgreSQL): the
     /// entries it hands out are not handed out again, to this relay or another, until
     /// they are marked, deleted or released or their lease runs out. A spawned
-    /// [`OutboxRelay`](crate::OutboxRelay) then claims its next batch while it marks the
+    /// [`OutboxRelay`] then claims its next batch while it marks the
     /// last one. The default (no claim: one relay per store) is `false`.
     fn claims_pending(&self) -> bool {
         false

@@ -1,7 +1,9 @@
 //! Appends on the native writer connection (see [`super::native`]): a group of appends
 //! (a group of one, when nobody else is appending) in one `BEGIN IMMEDIATE`
-//! transaction, in the statements and with the plan of [`super::append_group`], each
-//! append keeping its own outcome.
+//! transaction, with the plan of [`super::append_group`], each append keeping its own
+//! outcome. The statements differ from the pool's: event ids are looked up only where
+//! the answer matters ([`Lookup`]), and each event is one single-row `INSERT` (see
+//! `insert_rows`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
