@@ -511,6 +511,9 @@ async fn profile_reads(config: &Config, sizes: &Sizes, out: &mut dyn Write) -> B
     w2_framework(store.as_ref(), sizes.w2_aggregates).await?;
     let w3 = sqlite_store(&scratch.file("w3.db")).await?;
     let events = sizes.w2_aggregates * 100;
+    // The limit reads the same file on its own connection, and W3 its own database.
+    let limit_reads = limit::limit_connection(&scratch.file("reads.db")).await?;
+    let mut limit_w3 = limit::limit_connection(&scratch.file("w3-limit.db")).await?;
     for _ in 0..config.runs {
         let w4 = w4_framework(store.as_ref(), events).await?;
         let w5 = w5_framework(
@@ -520,10 +523,22 @@ async fn profile_reads(config: &Config, sizes: &Sizes, out: &mut dyn Write) -> B
         )
         .await?;
         let (w3, _) = w3_framework(w3.clone(), sizes.w3_events, sizes.w3_loads).await?;
+        let l3 = limit::w3_limit(&mut limit_w3, sizes.w3_events, sizes.w3_loads).await?;
+        let l4 = limit::w4_limit(&limit_reads, events).await?;
+        let l5 = limit::w5_limit(&limit_reads, &scratch.file("reads.db"), events).await?;
+        let floor = limit::w4_envelope_floor(&limit_reads, events).await?;
         writeln!(
             out,
-            "W3 {:.0}/s  W4 {:.0}/s  W5 {:.0}/s",
-            w3.per_second, w4.per_second, w5.per_second
+            "W3 {:.0}/s ({:.2} of the limit)  W4 {:.0}/s ({:.2}; {:.2} of the envelope floor, \
+             {:.0}/s)  W5 {:.0}/s ({:.2})",
+            w3.per_second,
+            w3.per_second / l3.per_second,
+            w4.per_second,
+            w4.per_second / l4.per_second,
+            w4.per_second / floor.per_second,
+            floor.per_second,
+            w5.per_second,
+            w5.per_second / l5.per_second
         )?;
     }
     Err("--reads-only prints figures only".into())

@@ -11,7 +11,7 @@ pub const USAGE: &str = "usage: cargo bench --bench workloads -- [--runs N] [--s
   --memory     also run W1..W5 on the in-memory store
   --w4-rss     also check W4's peak RSS at 100,000 and 1,000,000 events
   --w3-rss     first check W3's memory loading aggregates of 10,000 and 100,000 events
-  --reads-only set up W2's data once, then run only W3..W5 (for profiling)
+  --reads-only set up W2's data once, then run only W3..W5, beside the limit (for profiling)
   --postgres   also run W1..W8 on PostgreSQL (EVENTSOURCE_BENCH_POSTGRES_URL, or a throwaway cluster)
   --postgres-only  only the PostgreSQL workloads";
 

@@ -147,6 +147,62 @@ pub(super) async fn w4_limit(conn: &Connection, expected: usize) -> BoxResult<Sa
     .await
 }
 
+/// W4 reading what `read_all` returns: every column of every event, with its envelope
+/// parsed as a hand-written reader would (the ids as UUIDs, the names as strings, both
+/// timestamps, the metadata), beside the typed payload. Not a baseline of the table:
+/// the floor of a read that returns envelopes, against which `--reads-only` also puts
+/// the framework's W4 (the limit reads the payload column only).
+pub(super) async fn w4_envelope_floor(conn: &Connection, expected: usize) -> BoxResult<Sample> {
+    measure(expected, || async {
+        let mut statement = conn.prepare_cached(
+            "SELECT global_position, version, event_id, aggregate_id, aggregate_type, event_type, \
+             tenant_id, actor_id, timestamp, created_at, event_version, correlation_id, \
+             causation_id, metadata, payload FROM events ORDER BY global_position",
+        )?;
+        let mut rows = statement.query([])?;
+        let mut count = 0;
+        let mut total = 0.0;
+        while let Some(row) = rows.next()? {
+            let uuid = |i: usize| -> BoxResult<Option<Uuid>> {
+                Ok(match row.get_ref(i)?.as_str_or_null()? {
+                    Some(text) => Some(Uuid::parse_str(text)?),
+                    None => None,
+                })
+            };
+            let time = |i: usize| -> BoxResult<chrono::DateTime<chrono::FixedOffset>> {
+                Ok(chrono::DateTime::parse_from_rfc3339(
+                    row.get_ref(i)?.as_str()?,
+                )?)
+            };
+            let envelope = (
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                uuid(2)?,
+                uuid(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, String>(5)?,
+                uuid(6)?,
+                row.get::<_, Option<String>>(7)?,
+                time(8)?,
+                time(9)?,
+                row.get::<_, Option<i64>>(10)?,
+                uuid(11)?,
+                uuid(12)?,
+                row.get_ref(13)?.as_str_or_null()? == Some("{}"),
+            );
+            let event: MoneyDeposited = serde_json::from_str(row.get_ref(14)?.as_str()?)?;
+            std::hint::black_box(&envelope);
+            total += event.amount;
+            count += 1;
+        }
+        if count != expected || total < 0.0 {
+            return Err(format!("read {count} events, expected {expected}").into());
+        }
+        Ok(())
+    })
+    .await
+}
+
 /// W5: one connection reads, another writes the checkpoint every 1,000 events (and at
 /// the end), each upsert its own transaction, as a durable checkpoint is.
 pub(super) async fn w5_limit(conn: &Connection, path: &Path, expected: usize) -> BoxResult<Sample> {

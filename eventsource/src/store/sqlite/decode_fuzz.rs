@@ -7,9 +7,9 @@
 
 use super::fields::SEPARATOR;
 use super::page::{Framing, PageText, Record};
-use super::row;
 use super::timestamp::{format_timestamp, parse_timestamp};
 use super::unreadable::{unreadable, PAGE_COLUMNS, REPLAY_COLUMNS};
+use super::{replay_row, row};
 use crate::error::Error;
 use crate::registry::EventRegistry;
 
@@ -126,7 +126,7 @@ fn decode_all(record: &[u8], registry: &EventRegistry) {
         return;
     };
     let _ = row::stream_version(text);
-    let _ = row::decode_replayed(text, registry);
+    let _ = replay_row::decode_packed(text, registry);
     let _ = parse_timestamp(text);
     match row::decode(text, registry) {
         // No readable position: only when the text does not start with an integer.

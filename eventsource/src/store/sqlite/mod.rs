@@ -44,6 +44,8 @@ mod projection;
 mod python;
 mod reads;
 mod replay;
+mod replay_page;
+mod replay_row;
 mod row;
 mod schema;
 mod snapshot;

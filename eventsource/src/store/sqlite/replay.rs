@@ -5,10 +5,10 @@ use futures::stream::{self, BoxStream};
 use futures::TryStreamExt;
 use uuid::Uuid;
 
-use super::page::{self as page_text, Bind, PageText, Record};
+use super::page::{self as page_text, Bind};
 use super::reads::placed;
+use super::replay_page::ReplayRead;
 use super::source::{Source, SourceQuery};
-use super::unreadable::{self, unreadable};
 use super::{pack, row, SqliteEventStore};
 use crate::error::Result;
 use crate::store::page::AbortOnDrop;
@@ -84,14 +84,8 @@ impl SqliteEventStore {
     }
 
     /// The events of a replay page, in version order, expanded by split upcasters.
-    pub(super) fn decode_replayed(&self, page: &PageText) -> Result<Vec<ReplayedEvent>> {
-        let events = page
-            .records()
-            .map(|record| match record? {
-                Record::Text(r) => row::decode_replayed(r, &self.registry),
-                Record::NotUtf8(r) => Err(unreadable(r, &unreadable::REPLAY_COLUMNS)?.error),
-            })
-            .collect::<Result<Vec<_>>>()?;
+    pub(super) fn decode_replayed(&self, page: &ReplayRead) -> Result<Vec<ReplayedEvent>> {
+        let events = page.decode(&self.registry)?;
         self.registry
             .expand_replayed(page_text::in_order(events, |e| e.version, false))
     }
@@ -107,7 +101,7 @@ impl SqliteEventStore {
     ) -> BoxStream<'a, Result<Vec<ReplayedEvent>>> {
         /// Where the replay stands: the page being read, or done.
         struct State {
-            reading: Option<AbortOnDrop<PageText>>,
+            reading: Option<AbortOnDrop<ReplayRead>>,
         }
         let first = std::sync::Arc::new(self.replay_query(Part::FirstPage));
         let after = std::sync::Arc::new(self.replay_query(Part::PageAfter));
@@ -119,7 +113,7 @@ impl SqliteEventStore {
             let from = cursor.unwrap_or(from_version);
             let mut binds = self.replay_binds(aggregate_id, aggregate_type, from);
             binds.push(Bind::Int(to_i64(REPLAY_PAGE as u64)));
-            AbortOnDrop::try_spawn(async move { source.read(&query, binds, OP).await })
+            AbortOnDrop::try_spawn(async move { source.read_replay(&query, binds, OP).await })
         };
         let start = async move {
             self.ready(OP, Need::ReadEvents, false).await?;
@@ -142,8 +136,8 @@ impl SqliteEventStore {
                         let page = reading.await?;
                         // A full page whose last row is at an integer version: there may
                         // be more after it.
-                        if page.len == REPLAY_PAGE {
-                            if let Some(last) = page.last.and_then(|l| u64::try_from(l).ok()) {
+                        if page.len() == REPLAY_PAGE {
+                            if let Some(last) = page.last().and_then(|l| u64::try_from(l).ok()) {
                                 state.reading = Some(fetch(Some(last))?);
                             }
                         }

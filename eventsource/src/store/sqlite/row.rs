@@ -7,7 +7,6 @@ use crate::envelope::EventEnvelope;
 use crate::error::{Error, Result};
 use crate::registry::EventRegistry;
 use crate::store::quoted;
-use crate::store::ReplayedEvent;
 use crate::stored::StoredEvent;
 
 use super::fields::{split_fields, split_row, SEPARATOR};
@@ -52,7 +51,7 @@ pub(super) const EVENT_TYPE_TEXT: &str =
 
 /// What a name holding NUL is packed as: U+001E and `NUL`, which no name we store holds
 /// (appends refuse control characters in names).
-const HOLDS_NUL: &str = "\u{1e}NUL";
+pub(super) const HOLDS_NUL: &str = "\u{1e}NUL";
 
 /// Columns that eventsource-py's `events` table does not have; `initialize()` adds them.
 const ADDED: [&str; 4] = [
@@ -127,66 +126,6 @@ impl<'a> Packed<'a> {
     fn optional(&self, i: usize) -> Option<&'a str> {
         Some(self.fields[i]).filter(|f| !f.is_empty())
     }
-}
-
-/// Decodes a record of `replay_stream`: `position, version, event_version, event_type,
-/// payload`.
-///
-/// # Errors
-/// [`Error::CorruptEvent`] for a record that does not read; [`Error::Database`] when not
-/// even its position does.
-pub(super) fn decode_replayed(record: &str, registry: &EventRegistry) -> Result<ReplayedEvent> {
-    let mut fields = record.splitn(5, SEPARATOR);
-    let mut next = || fields.next().unwrap_or_default();
-    let stored: i64 = next().parse().map_err(|_| Error::Database {
-        operation: "replay_stream",
-        kind: crate::error::DatabaseErrorKind::Corrupt,
-        source: "a row without a readable global_position".into(),
-    })?;
-    let (version, event_version, event_type, payload) = (next(), next(), next(), next());
-    let position = u64::try_from(stored).ok().filter(|p| *p >= 1);
-    let corrupt = |reason: String| Error::CorruptEvent {
-        global_position: position.unwrap_or(0),
-        event_id: None,
-        event_type: event_type.to_owned(),
-        reason,
-    };
-    let position = position.ok_or_else(|| {
-        corrupt(format!(
-            "global_position {stored} is not a position (they start at 1)"
-        ))
-    })?;
-    let version: u64 = version.parse().ok().filter(|v| *v >= 1).ok_or_else(|| {
-        corrupt(format!(
-            "version {} is not a stream version",
-            quoted(version)
-        ))
-    })?;
-    if event_type == HOLDS_NUL {
-        return Err(corrupt(
-            "event_type holds a NUL character (written by another tool)".into(),
-        ));
-    }
-    let event_version: u32 = if event_version.is_empty() {
-        // A row written by eventsource-py: the schema version is in the payload.
-        serde_json::from_str::<Value>(payload)
-            .ok()
-            .and_then(|json| json.get("event_version").and_then(Value::as_u64))
-            .map_or(Ok(1), u32::try_from)
-            .map_err(|_| corrupt("event_version in the payload is not a schema version".into()))?
-    } else {
-        event_version.parse().map_err(|_| {
-            corrupt(format!(
-                "event_version `{event_version}` is not a schema version"
-            ))
-        })?
-    };
-    let payload = registry.decode_str(position, event_type, event_version, payload)?;
-    Ok(ReplayedEvent {
-        global_position: position,
-        version,
-        payload,
-    })
 }
 
 /// Decodes one row; the position is returned even when the rest is corrupt, so a reader

@@ -12,6 +12,7 @@ use sqlx::sqlite::SqlitePool;
 use super::native::{native_error, Native};
 use super::pack::{pack, separate, Pack};
 use super::page::{self as page_text, Bind, PageQuery, PageText};
+use super::replay_page::{self, ReplayRead};
 use super::SqliteEventStore;
 use crate::error::Result;
 
@@ -68,6 +69,33 @@ impl Source {
         }
     }
 
+    /// Reads the rows of the replay query `query` with `binds` (see
+    /// [`super::replay_page`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::StoreClosed`]; [`crate::Error::Database`] when the query fails.
+    pub(super) async fn read_replay(
+        &self,
+        query: &SourceQuery,
+        binds: Vec<Bind>,
+        operation: &'static str,
+    ) -> Result<ReplayRead> {
+        match self {
+            Source::Pool(pool) => page_text::read(pool, &query.page, &binds, operation)
+                .await
+                .map(ReplayRead::Text),
+            Source::Native(native) => {
+                let sql = query.native.clone();
+                native
+                    .read(operation, move |conn| {
+                        replay_page::read(conn, &sql, &binds, operation)
+                    })
+                    .await
+                    .map(ReplayRead::Native)
+            }
+        }
+    }
+
     /// Reads the rows of `query` with `binds` as one page (decoded by the caller, on
     /// its own thread, while the next page is read).
     ///
@@ -103,14 +131,7 @@ fn read_rows(
     operation: &'static str,
 ) -> Result<PageText> {
     let error = native_error(operation);
-    let mut statement = conn.prepare_cached(sql).map_err(&error)?;
-    for (i, bind) in binds.iter().enumerate() {
-        match bind {
-            Bind::Text(text) => statement.raw_bind_parameter(i + 1, text.as_str()),
-            Bind::Int(int) => statement.raw_bind_parameter(i + 1, int),
-        }
-        .map_err(&error)?;
-    }
+    let mut statement = bound(conn, sql, binds, operation)?;
     let mut rows = statement.raw_query();
     // Room for a default page of 1,000 rows of a few hundred bytes: growing the buffer
     // as the rows come would copy it several times over.
@@ -135,4 +156,26 @@ fn read_rows(
         };
     }
     Ok(PageText::length_prefixed(page, len, last))
+}
+
+/// The cached statement of `sql` on a native connection, with `binds` bound in order.
+///
+/// # Errors
+/// [`crate::Error::Database`] when it does not prepare or a parameter does not bind.
+pub(super) fn bound<'c>(
+    conn: &'c rusqlite::Connection,
+    sql: &str,
+    binds: &[Bind],
+    operation: &'static str,
+) -> Result<rusqlite::CachedStatement<'c>> {
+    let error = native_error(operation);
+    let mut statement = conn.prepare_cached(sql).map_err(&error)?;
+    for (i, bind) in binds.iter().enumerate() {
+        match bind {
+            Bind::Text(text) => statement.raw_bind_parameter(i + 1, text.as_str()),
+            Bind::Int(int) => statement.raw_bind_parameter(i + 1, int),
+        }
+        .map_err(&error)?;
+    }
+    Ok(statement)
 }
