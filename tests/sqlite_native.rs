@@ -202,3 +202,64 @@ async fn pragmas_reach_every_connection_or_are_refused() {
         );
     }
 }
+
+/// A replay reads on from page to page while its caller keeps up, and holds no reader
+/// connection while its stream is held and not polled: with one reader, another read
+/// goes on meanwhile; then the replay reads on, whole and in order. A replay dropped half
+/// way leaves the store reading and closing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_held_and_not_polled_holds_no_reader() {
+    let dir = TempDir::new();
+    let store = SqliteStoreOptions::new(dir.file("events.db"))
+        .max_connections(1)
+        .open()
+        .await
+        .unwrap();
+    store.initialize().await.unwrap();
+    let (id, other) = (Uuid::new_v4(), Uuid::new_v4());
+    for batch in 0..5u64 {
+        let events = (0..1000)
+            .map(|i| created(&format!("{batch}-{i}")))
+            .collect();
+        store
+            .append_events(id, "Task", events, ExpectedVersion::from(batch * 1000))
+            .await
+            .unwrap();
+    }
+    store
+        .append_events(
+            other,
+            "Task",
+            vec![created("other")],
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .unwrap();
+    let read_other = || async {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            store.get_events(other, "Task", GetEventsOptions::default()),
+        )
+        .await
+        .expect("a read waited for a replay held and not polled")
+        .unwrap()
+    };
+
+    let mut pages = store.replay_stream_pages(id, "Task", 0);
+    let first = pages.try_next().await.unwrap().unwrap();
+    assert_eq!(first.len(), 1000);
+    // Give the replay's read time to get ahead and find its caller behind.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(read_other().await.events.len(), 1);
+    let mut versions: Vec<u64> = first.iter().map(|e| e.version).collect();
+    while let Some(page) = pages.try_next().await.unwrap() {
+        versions.extend(page.iter().map(|e| e.version));
+    }
+    assert_eq!(versions, (1..=5000).collect::<Vec<u64>>());
+
+    let mut pages = store.replay_stream_pages(id, "Task", 0);
+    pages.try_next().await.unwrap().unwrap();
+    drop(pages);
+    assert_eq!(read_other().await.events.len(), 1);
+    store.close().await;
+}

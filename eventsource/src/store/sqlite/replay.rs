@@ -3,11 +3,13 @@
 
 use futures::stream::{self, BoxStream};
 use futures::TryStreamExt;
+use std::sync::Arc;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::page::{self as page_text, Bind};
 use super::reads::placed;
-use super::replay_page::ReplayRead;
+use super::replay_page::{self, Pages, ReplayRead};
 use super::source::{Source, SourceQuery};
 use super::{pack, row, SqliteEventStore};
 use crate::error::Result;
@@ -76,11 +78,7 @@ impl SqliteEventStore {
         aggregate_type: &str,
         from_version: u64,
     ) -> Vec<Bind> {
-        vec![
-            Bind::Text(aggregate_id.to_string()),
-            Bind::Text(aggregate_type.to_owned()),
-            Bind::Int(to_i64(from_version)),
-        ]
+        replay_binds(aggregate_id, aggregate_type, from_version)
     }
 
     /// The events of a replay page, in version order, expanded by split upcasters.
@@ -90,57 +88,107 @@ impl SqliteEventStore {
             .expand_replayed(page_text::in_order(events, |e| e.version, false))
     }
 
-    /// `replay_stream` in pages of [`REPLAY_PAGE`] rows by version: each page's read is
-    /// spawned before the one before it is decoded, so the database reads while the
-    /// caller decodes and applies.
+    /// `replay_stream` in pages of [`REPLAY_PAGE`] rows by version, each read while the
+    /// caller decodes and applies the pages before it.
+    ///
+    /// On a native connection one read goes on from page to page, handing each over as
+    /// soon as it is read, for as long as the caller has taken the page before (no thread
+    /// hand-over between pages on the reading side). A read that waited for its caller
+    /// would hold its connection as long as the caller likes (a stream held and not
+    /// polled): when the caller is behind, the read ends and hands back the page it
+    /// holds, and the next read starts after that page when the caller takes it. On the
+    /// pool each read is one page.
     pub(super) fn replay_pages<'a>(
         &'a self,
         aggregate_id: Uuid,
         aggregate_type: &'a str,
         from_version: u64,
     ) -> BoxStream<'a, Result<Vec<ReplayedEvent>>> {
-        /// Where the replay stands: the page being read, or done.
-        struct State {
-            reading: Option<AbortOnDrop<ReplayRead>>,
+        /// A read under way: the pages it has sent, then the one it hands back, if any.
+        struct Reading {
+            sent: mpsc::Receiver<ReplayRead>,
+            task: AbortOnDrop<Option<ReplayRead>>,
         }
-        let first = std::sync::Arc::new(self.replay_query(Part::FirstPage));
-        let after = std::sync::Arc::new(self.replay_query(Part::PageAfter));
-        let source = Source::of(self);
+        let first = Arc::new(self.replay_query(Part::FirstPage));
+        let after = Arc::new(self.replay_query(Part::PageAfter));
+        let query = move |cursor: Option<u64>| {
+            if cursor.is_some() {
+                after.clone()
+            } else {
+                first.clone()
+            }
+        };
+        let owned_type: Arc<str> = Arc::from(aggregate_type);
         // The first page from `from_version` on, the others after the last version read.
-        let fetch = move |cursor: Option<u64>| {
-            let query = if cursor.is_some() { &after } else { &first };
-            let (query, source) = (query.clone(), source.clone());
+        let binds = move |cursor: Option<u64>| {
             let from = cursor.unwrap_or(from_version);
-            let mut binds = self.replay_binds(aggregate_id, aggregate_type, from);
+            let mut binds = replay_binds(aggregate_id, &owned_type, from);
             binds.push(Bind::Int(to_i64(REPLAY_PAGE as u64)));
-            AbortOnDrop::try_spawn(async move { source.read_replay(&query, binds, OP).await })
+            binds
+        };
+        let source = Source::of(self);
+        let fetch = move |cursor: Option<u64>| -> Result<Reading> {
+            let (tx, sent) = mpsc::channel(1);
+            let (query, binds) = (query.clone(), binds.clone());
+            let task = match &source {
+                Source::Native(native) => {
+                    let native = native.clone();
+                    AbortOnDrop::try_spawn(async move {
+                        native
+                            .read(OP, move |conn| {
+                                let sql = |cursor| query(cursor).native_sql().clone();
+                                let pages = Pages {
+                                    sql,
+                                    binds,
+                                    next: next_cursor,
+                                };
+                                replay_page::read_ahead(conn, cursor, &pages, &tx, OP)
+                            })
+                            .await
+                    })?
+                }
+                Source::Pool(_) => {
+                    drop(tx);
+                    let source = source.clone();
+                    AbortOnDrop::try_spawn(async move {
+                        let query = query(cursor);
+                        source
+                            .read_replay(&query, binds(cursor), OP)
+                            .await
+                            .map(Some)
+                    })?
+                }
+            };
+            Ok(Reading { sent, task })
         };
         let start = async move {
             self.ready(OP, Need::ReadEvents, false).await?;
-            fetch(None).map(|reading| {
-                (
-                    State {
-                        reading: Some(reading),
-                    },
-                    fetch,
-                )
-            })
+            fetch(None).map(|reading| (Some(reading), fetch))
         };
         Box::pin(
             stream::once(start)
                 .map_ok(move |(state, fetch)| {
                     stream::try_unfold((state, fetch), move |(mut state, fetch)| async move {
-                        let Some(reading) = state.reading.take() else {
+                        let Some(reading) = state.as_mut() else {
                             return Ok(None);
                         };
-                        let page = reading.await?;
-                        // A full page whose last row is at an integer version: there may
-                        // be more after it.
-                        if page.len() == REPLAY_PAGE {
-                            if let Some(last) = page.last().and_then(|l| u64::try_from(l).ok()) {
-                                state.reading = Some(fetch(Some(last))?);
+                        let page = match reading.sent.recv().await {
+                            Some(page) => page,
+                            // The read has ended: the page it hands back, and the next
+                            // read from there.
+                            None => {
+                                let Some(reading) = state.take() else {
+                                    return Ok(None);
+                                };
+                                let Some(page) = reading.task.await? else {
+                                    return Ok(None);
+                                };
+                                if let Some(cursor) = next_cursor(&page) {
+                                    state = Some(fetch(Some(cursor))?);
+                                }
+                                page
                             }
-                        }
+                        };
                         let events = self.decode_replayed(&page)?;
                         Ok(Some((events, (state, fetch))))
                     })
@@ -148,4 +196,23 @@ impl SqliteEventStore {
                 .try_flatten(),
         )
     }
+}
+
+/// Where the page after `page` starts: after its last version, when it is full and that
+/// version is an integer (there may be more after it).
+fn next_cursor(page: &ReplayRead) -> Option<u64> {
+    if page.len() == REPLAY_PAGE {
+        page.last().and_then(|l| u64::try_from(l).ok())
+    } else {
+        None
+    }
+}
+
+/// The binds of a replay query of one stream from `from_version` on.
+fn replay_binds(aggregate_id: Uuid, aggregate_type: &str, from_version: u64) -> Vec<Bind> {
+    vec![
+        Bind::Text(aggregate_id.to_string()),
+        Bind::Text(aggregate_type.to_owned()),
+        Bind::Int(to_i64(from_version)),
+    ]
 }

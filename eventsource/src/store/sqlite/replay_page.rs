@@ -10,6 +10,9 @@
 //! reads, or fails, exactly as it did.
 
 use std::ops::Range;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 use rusqlite::types::ValueRef;
 
@@ -215,4 +218,51 @@ pub(super) fn read(
         };
     }
     Ok(page)
+}
+
+/// The queries of a replay's pages: the SQL and binds of the page after a cursor (`None`
+/// for the first page), and where the page after a page starts.
+pub(super) struct Pages<S, B, N> {
+    pub(super) sql: S,
+    pub(super) binds: B,
+    pub(super) next: N,
+}
+
+/// Reads the replay's pages from `cursor` on, one after the other on `conn`, sending each
+/// to `sent` for as long as the page before has been taken. Returns the page it holds
+/// when it has not (the caller is behind), `None` when the replay is read or nobody takes
+/// pages any more.
+///
+/// # Errors
+/// [`Error::Database`] when a page's query fails (the pages sent before it stand).
+pub(super) fn read_ahead<S, B, N>(
+    conn: &rusqlite::Connection,
+    mut cursor: Option<u64>,
+    pages: &Pages<S, B, N>,
+    sent: &mpsc::Sender<ReplayRead>,
+    operation: &'static str,
+) -> Result<Option<ReplayRead>>
+where
+    S: Fn(Option<u64>) -> Arc<str>,
+    B: Fn(Option<u64>) -> Vec<Bind>,
+    N: Fn(&ReplayRead) -> Option<u64>,
+{
+    loop {
+        let page = read(
+            conn,
+            &(pages.sql)(cursor),
+            &(pages.binds)(cursor),
+            operation,
+        )?;
+        let page = ReplayRead::Native(page);
+        let after = (pages.next)(&page);
+        match sent.try_send(page) {
+            Ok(()) => match after {
+                Some(next) => cursor = Some(next),
+                None => return Ok(None),
+            },
+            Err(TrySendError::Full(page)) => return Ok(Some(page)),
+            Err(TrySendError::Closed(_)) => return Ok(None),
+        }
+    }
 }

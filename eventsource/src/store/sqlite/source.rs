@@ -37,6 +37,11 @@ pub(super) struct SourceQuery {
 }
 
 impl SourceQuery {
+    /// The query for the native reader.
+    pub(super) fn native_sql(&self) -> &Arc<str> {
+        &self.native
+    }
+
     /// `packed` is the row packed in SQL, `columns` the select list of `packing`, and
     /// `tail` what follows the select list: `, <position> AS n FROM ... ORDER BY ...`.
     pub(super) fn new(
