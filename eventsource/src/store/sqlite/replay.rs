@@ -69,7 +69,13 @@ impl SqliteEventStore {
              FROM events WHERE aggregate_id = ? AND aggregate_type = ? AND {range} \
              ORDER BY version{limit}"
         );
-        SourceQuery::new(&packed, &lists.replay, &pack::REPLAY, &tail, "ASC")
+        // The native reader takes the cursor from the version column it reads anyway.
+        let native = format!(
+            "SELECT {} FROM events WHERE aggregate_id = ? AND aggregate_type = ? AND {range} \
+             ORDER BY version{limit}",
+            lists.replay
+        );
+        SourceQuery::new(&packed, &lists.replay, &pack::REPLAY, &tail, "ASC").with_native(&native)
     }
 
     pub(super) fn replay_binds(

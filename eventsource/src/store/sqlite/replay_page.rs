@@ -160,7 +160,7 @@ fn ordinary<'r>(values: &[ValueRef<'r>; 5]) -> Option<(i64, i64, Option<i64>, &'
     Some((position, version, event_version, event_type, payload))
 }
 
-/// The rows of the replay query `sql` (the columns of [`REPLAY`], then the version as the
+/// The rows of the replay query `sql` (the columns of [`REPLAY`]; the version is the
 /// cursor) on a native connection.
 pub(super) fn read(
     conn: &rusqlite::Connection,
@@ -212,7 +212,7 @@ pub(super) fn read(
             }
         };
         page.rows.push(read);
-        page.last = match row.get_ref(REPLAY.len()).map_err(&error)? {
+        page.last = match values[1] {
             ValueRef::Integer(n) => Some(n),
             _ => None,
         };

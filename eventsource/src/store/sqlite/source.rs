@@ -37,6 +37,12 @@ pub(super) struct SourceQuery {
 }
 
 impl SourceQuery {
+    /// The same query with `sql` for the native reader.
+    pub(super) fn with_native(mut self, sql: &str) -> Self {
+        self.native = Arc::from(sql);
+        self
+    }
+
     /// The query for the native reader.
     pub(super) fn native_sql(&self) -> &Arc<str> {
         &self.native
