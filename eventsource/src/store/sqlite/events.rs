@@ -231,7 +231,7 @@ impl EventStore for SqliteEventStore {
             const OP: &str = "replay_stream";
             self.ready(OP, Need::ReadEvents, false).await?;
             let page = Source::of(self)
-                .read_replay(&self.replay_query(super::replay::Part::Whole), self.replay_binds(aggregate_id, aggregate_type, from_version), OP)
+                .read_replay(&self.replay_query(super::replay::Part::Whole), super::replay::replay_binds(aggregate_id, aggregate_type, from_version), OP)
                 .await?;
             self.decode_replayed(&page)
         })

@@ -35,7 +35,7 @@ pub(super) enum Part {
 }
 
 impl SqliteEventStore {
-    /// The replay query of one stream (bound by [`replay_binds`](Self::replay_binds)),
+    /// The replay query of one stream (bound by [`replay_binds`]),
     /// whole or a page of it. Rows at no version (another tool's: below 1, a fraction,
     /// text, a BLOB) are read where they sort, and fail the replay there: the whole
     /// read and the first page take them wherever they are; a later page, after the
@@ -64,27 +64,20 @@ impl SqliteEventStore {
             Part::PageAfter => "version > ?".to_owned(),
         };
         let limit = if part == Part::Whole { "" } else { " LIMIT ?" };
-        let tail = format!(
-            ", version AS n \
-             FROM events WHERE aggregate_id = ? AND aggregate_type = ? AND {range} \
+        let rest = format!(
+            "FROM events WHERE aggregate_id = ? AND aggregate_type = ? AND {range} \
              ORDER BY version{limit}"
         );
         // The native reader takes the cursor from the version column it reads anyway.
-        let native = format!(
-            "SELECT {} FROM events WHERE aggregate_id = ? AND aggregate_type = ? AND {range} \
-             ORDER BY version{limit}",
-            lists.replay
-        );
-        SourceQuery::new(&packed, &lists.replay, &pack::REPLAY, &tail, "ASC").with_native(&native)
-    }
-
-    pub(super) fn replay_binds(
-        &self,
-        aggregate_id: Uuid,
-        aggregate_type: &str,
-        from_version: u64,
-    ) -> Vec<Bind> {
-        replay_binds(aggregate_id, aggregate_type, from_version)
+        let native = format!("SELECT {} {rest}", lists.replay);
+        SourceQuery::new(
+            &packed,
+            &lists.replay,
+            &pack::REPLAY,
+            &format!(", version AS n {rest}"),
+            "ASC",
+        )
+        .with_native(&native)
     }
 
     /// The events of a replay page, in version order, expanded by split upcasters.
@@ -215,7 +208,11 @@ fn next_cursor(page: &ReplayRead) -> Option<u64> {
 }
 
 /// The binds of a replay query of one stream from `from_version` on.
-fn replay_binds(aggregate_id: Uuid, aggregate_type: &str, from_version: u64) -> Vec<Bind> {
+pub(super) fn replay_binds(
+    aggregate_id: Uuid,
+    aggregate_type: &str,
+    from_version: u64,
+) -> Vec<Bind> {
     vec![
         Bind::Text(aggregate_id.to_string()),
         Bind::Text(aggregate_type.to_owned()),
